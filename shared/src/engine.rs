@@ -1,0 +1,464 @@
+//! What an event does to its alert and incident (SPEC section 5), decided
+//! purely from the current state. The store reads the state, asks here, and
+//! writes the answer with conditions, retrying with fresh state on conflict.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::event::{EventStatus, StandardEvent};
+use crate::hashing::digest_parts;
+use crate::model::{AlertHead, Grouping, GroupingMethod, WindowType};
+
+/// What happened to one event, as the push response tells the sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new alert opened a new incident.
+    NewIncident,
+    /// A new alert joined an open incident.
+    Merged,
+    /// The event was stored and the alert took its status, title, description and labels.
+    Updated,
+    /// Same status, title and description as the last event: only labels were refreshed.
+    Refreshed,
+    /// Identical to the last event (or a retry of an applied one): only counters moved.
+    Deduplicated,
+    /// The alert recovered.
+    Recovered,
+    /// Accepted, nothing changed (stale event, `Ok` without an open alert, vendor notice without state).
+    Ignored,
+}
+
+/// Layer-1 and layer-2 fingerprints of an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Status, title, description and labels.
+    pub content: String,
+    /// Status, title and description.
+    pub brief: String,
+}
+
+pub fn fingerprint(ev: &StandardEvent) -> Fingerprint {
+    let brief_parts = [ev.event_status.as_str(), ev.title.as_str(), ev.description.as_str()];
+    let brief = digest_parts(&brief_parts);
+    let mut parts: Vec<&str> = brief_parts.to_vec();
+    for (k, v) in &ev.labels {
+        parts.push(k);
+        parts.push(v);
+    }
+    let mut content = digest_parts(&parts);
+    content.truncate(32);
+    let mut brief = brief;
+    brief.truncate(32);
+    Fingerprint { content, brief }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing to write; answer with this outcome.
+    Nothing(Outcome),
+    /// Layer 1: move the duplicate counter and the last-seen time.
+    Duplicate,
+    /// Layer 2: refresh the labels, store no event.
+    Refresh,
+    /// Store the event; the alert takes its fields.
+    Update,
+    /// Store the `Ok` event and close the alert.
+    Recover,
+    /// Open a new alert (and find or open its incident).
+    Open,
+    /// `Ok` for a closed alert, newer than anything applied: nothing visible
+    /// changes, but the ordering watermark moves so that an older firing that
+    /// arrives later cannot reopen the alert.
+    Watermark,
+}
+
+pub fn decide(head: Option<&AlertHead>, ev: &StandardEvent, fp: &Fingerprint) -> Decision {
+    if let Some(h) = head {
+        if ev.event_time_ms < h.last_time_ms {
+            return Decision::Nothing(Outcome::Ignored);
+        }
+        if ev.event_time_ms == h.last_time_ms && h.last_time_contents.contains(&fp.content) {
+            return Decision::Nothing(Outcome::Deduplicated);
+        }
+        if h.active {
+            if ev.event_status.is_ok() {
+                return Decision::Recover;
+            }
+            if fp.content == h.last_content {
+                return Decision::Duplicate;
+            }
+            if fp.brief == h.last_brief {
+                return Decision::Refresh;
+            }
+            return Decision::Update;
+        }
+        if ev.event_status.is_ok() {
+            return Decision::Watermark;
+        }
+        return Decision::Open;
+    }
+    if ev.event_status.is_ok() {
+        Decision::Nothing(Outcome::Ignored)
+    } else {
+        Decision::Open
+    }
+}
+
+/// Ids for what `Open` creates.
+pub struct NewAlert<'a> {
+    pub alert_id: &'a str,
+    pub incident_id: &'a str,
+}
+
+fn contents_at(head: Option<&AlertHead>, ev: &StandardEvent, fp: &Fingerprint) -> BTreeSet<String> {
+    let mut set = match head {
+        Some(h) if h.last_time_ms == ev.event_time_ms => h.last_time_contents.clone(),
+        _ => BTreeSet::new(),
+    };
+    set.insert(fp.content.clone());
+    set
+}
+
+/// The head after applying `decision`. `None` for decisions that write no head.
+pub fn next_head(
+    head: Option<&AlertHead>,
+    channel_id: &str,
+    ev: &StandardEvent,
+    fp: &Fingerprint,
+    decision: Decision,
+    new_alert: Option<NewAlert<'_>>,
+    now_s: i64,
+) -> Option<AlertHead> {
+    let last_time_contents = contents_at(head, ev, fp);
+    let version = head.map_or(0, |h| h.version) + 1;
+    match (decision, head, new_alert) {
+        (Decision::Open, _, Some(ids)) => Some(AlertHead {
+            channel_id: channel_id.to_string(),
+            alert_key: ev.alert_key.clone(),
+            alert_id: ids.alert_id.to_string(),
+            incident_id: ids.incident_id.to_string(),
+            active: true,
+            event_status: ev.event_status,
+            severity: ev.event_status,
+            title: ev.title.clone(),
+            description: ev.description.clone(),
+            labels: ev.labels.clone(),
+            last_content: fp.content.clone(),
+            last_brief: fp.brief.clone(),
+            last_time_ms: ev.event_time_ms,
+            last_time_contents,
+            event_count: 1,
+            duplicate_count: 0,
+            created_at: now_s,
+            last_event_at: now_s,
+            closed_at: None,
+            version,
+        }),
+        (Decision::Duplicate, Some(h), _) => Some(AlertHead {
+            last_time_ms: ev.event_time_ms,
+            last_time_contents,
+            event_count: h.event_count + 1,
+            duplicate_count: h.duplicate_count + 1,
+            last_event_at: now_s,
+            version,
+            ..h.clone()
+        }),
+        (Decision::Refresh, Some(h), _) => Some(AlertHead {
+            labels: ev.labels.clone(),
+            last_content: fp.content.clone(),
+            last_time_ms: ev.event_time_ms,
+            last_time_contents,
+            event_count: h.event_count + 1,
+            last_event_at: now_s,
+            version,
+            ..h.clone()
+        }),
+        (Decision::Update, Some(h), _) => Some(AlertHead {
+            event_status: ev.event_status,
+            severity: ev.event_status,
+            title: ev.title.clone(),
+            description: ev.description.clone(),
+            labels: ev.labels.clone(),
+            last_content: fp.content.clone(),
+            last_brief: fp.brief.clone(),
+            last_time_ms: ev.event_time_ms,
+            last_time_contents,
+            event_count: h.event_count + 1,
+            last_event_at: now_s,
+            version,
+            ..h.clone()
+        }),
+        (Decision::Recover, Some(h), _) => {
+            let mut labels = h.labels.clone();
+            for (k, v) in &ev.labels {
+                labels.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            Some(AlertHead {
+                active: false,
+                event_status: EventStatus::Ok,
+                labels,
+                last_content: fp.content.clone(),
+                last_brief: fp.brief.clone(),
+                last_time_ms: ev.event_time_ms,
+                last_time_contents,
+                event_count: h.event_count + 1,
+                last_event_at: now_s,
+                closed_at: Some(now_s),
+                version,
+                ..h.clone()
+            })
+        }
+        (Decision::Watermark, Some(h), _) => Some(AlertHead {
+            last_time_ms: ev.event_time_ms,
+            last_time_contents,
+            version,
+            ..h.clone()
+        }),
+        _ => None,
+    }
+}
+
+/// Whether the event changes what the incident shows as its severity set.
+pub fn raises_incident_severity(head: &AlertHead, ev: &StandardEvent) -> bool {
+    !ev.event_status.is_ok() && ev.event_status != head.severity
+}
+
+/// The incident severity: the highest one in the set its alerts contributed.
+pub fn highest_severity<'a>(severities: impl IntoIterator<Item = &'a EventStatus>) -> EventStatus {
+    severities
+        .into_iter()
+        .copied()
+        .filter(|s| !s.is_ok())
+        .max_by_key(|s| s.rank())
+        .unwrap_or(EventStatus::Info)
+}
+
+/// The merge group of an alert under `rules` grouping: the first key group
+/// whose values the alert has (with `strict`, a missing value never matches;
+/// without, it counts as empty). `None`: the alert gets an incident of its own.
+pub fn group_key(grouping: &Grouping, ev: &StandardEvent) -> Option<String> {
+    if grouping.method != GroupingMethod::Rules {
+        return None;
+    }
+    for (index, keys) in grouping.equals.iter().enumerate() {
+        if keys.is_empty() {
+            continue;
+        }
+        let mut parts = vec![index.to_string()];
+        let mut complete = true;
+        for key in keys {
+            let value = match key.as_str() {
+                "title" => Some(ev.title.as_str()),
+                "severity" => Some(ev.event_status.as_str()),
+                other => other.strip_prefix("labels.").and_then(|name| ev.labels.get(name)).map(String::as_str),
+            };
+            match value {
+                Some(v) => {
+                    parts.push(key.clone());
+                    parts.push(v.to_string());
+                }
+                None if grouping.strict => {
+                    complete = false;
+                    break;
+                }
+                None => {
+                    parts.push(key.clone());
+                    parts.push(String::new());
+                }
+            }
+        }
+        if complete {
+            let mut key = digest_parts(&parts);
+            key.truncate(32);
+            return Some(key);
+        }
+    }
+    None
+}
+
+/// Until when (unix ms) an incident opened or merged into at `now_ms` takes
+/// new alerts; 0 means until it closes.
+pub fn merge_deadline(grouping: &Grouping, incident_created_ms: i64, now_ms: i64) -> i64 {
+    if grouping.window_minutes == 0 {
+        return 0;
+    }
+    let window = i64::from(grouping.window_minutes) * 60_000;
+    match grouping.window_type {
+        WindowType::Tumbling => incident_created_ms + window,
+        WindowType::Sliding => now_ms + window,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn event(status: EventStatus, title: &str, labels: &[(&str, &str)], t: i64) -> StandardEvent {
+        StandardEvent {
+            title: title.into(),
+            event_status: status,
+            alert_key: "k".into(),
+            description: "d".into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            event_time_ms: t,
+        }
+    }
+
+    fn open(ev: &StandardEvent) -> AlertHead {
+        let fp = fingerprint(ev);
+        next_head(None, "ch", ev, &fp, Decision::Open, Some(NewAlert { alert_id: "a1", incident_id: "i1" }), 100)
+            .unwrap()
+    }
+
+    fn step(head: &AlertHead, ev: &StandardEvent) -> (Decision, Option<AlertHead>) {
+        let fp = fingerprint(ev);
+        let d = decide(Some(head), ev, &fp);
+        (d, next_head(Some(head), "ch", ev, &fp, d, None, 200))
+    }
+
+    #[test]
+    fn first_firing_opens_and_first_ok_is_ignored() {
+        let fire = event(EventStatus::Warning, "t", &[], 1000);
+        assert_eq!(decide(None, &fire, &fingerprint(&fire)), Decision::Open);
+        let ok = event(EventStatus::Ok, "t", &[], 1000);
+        assert_eq!(decide(None, &ok, &fingerprint(&ok)), Decision::Nothing(Outcome::Ignored));
+    }
+
+    #[test]
+    fn identical_newer_event_is_a_duplicate_and_moves_counters_only() {
+        let h = open(&event(EventStatus::Warning, "t", &[("a", "1")], 1000));
+        let (d, next) = step(&h, &event(EventStatus::Warning, "t", &[("a", "1")], 2000));
+        assert_eq!(d, Decision::Duplicate);
+        let next = next.unwrap();
+        assert_eq!((next.event_count, next.duplicate_count, next.last_time_ms), (2, 1, 2000));
+        assert_eq!(next.labels, h.labels);
+    }
+
+    #[test]
+    fn retry_of_the_same_event_changes_nothing() {
+        let ev = event(EventStatus::Warning, "t", &[], 1000);
+        let h = open(&ev);
+        assert_eq!(step(&h, &ev).0, Decision::Nothing(Outcome::Deduplicated));
+    }
+
+    #[test]
+    fn same_second_different_event_applies_and_its_retry_does_not() {
+        let h = open(&event(EventStatus::Warning, "t", &[], 1000));
+        let crit = event(EventStatus::Critical, "t", &[], 1000);
+        let (d, next) = step(&h, &crit);
+        assert_eq!(d, Decision::Update);
+        let next = next.unwrap();
+        assert_eq!(next.last_time_contents.len(), 2);
+        // A retry of the first event, arriving after the second, must not flip the alert back.
+        assert_eq!(step(&next, &event(EventStatus::Warning, "t", &[], 1000)).0, Decision::Nothing(Outcome::Deduplicated));
+    }
+
+    #[test]
+    fn label_change_only_is_a_refresh() {
+        let h = open(&event(EventStatus::Warning, "t", &[("a", "1")], 1000));
+        let (d, next) = step(&h, &event(EventStatus::Warning, "t", &[("a", "2")], 2000));
+        assert_eq!(d, Decision::Refresh);
+        assert_eq!(next.unwrap().labels["a"], "2");
+    }
+
+    #[test]
+    fn status_change_is_an_update() {
+        let h = open(&event(EventStatus::Warning, "t", &[], 1000));
+        let (d, next) = step(&h, &event(EventStatus::Critical, "t2", &[], 2000));
+        assert_eq!(d, Decision::Update);
+        let next = next.unwrap();
+        assert_eq!((next.severity, next.title.as_str()), (EventStatus::Critical, "t2"));
+    }
+
+    #[test]
+    fn ok_recovers_and_only_adds_missing_labels() {
+        let h = open(&event(EventStatus::Warning, "t", &[("a", "1")], 1000));
+        let (d, next) = step(&h, &event(EventStatus::Ok, "t", &[("a", "9"), ("b", "2")], 2000));
+        assert_eq!(d, Decision::Recover);
+        let next = next.unwrap();
+        assert!(!next.active);
+        assert_eq!(next.labels, BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]));
+        assert_eq!(next.severity, EventStatus::Warning);
+    }
+
+    #[test]
+    fn late_firing_never_reopens_and_late_ok_never_closes() {
+        let h = open(&event(EventStatus::Warning, "t", &[], 1000));
+        let (_, recovered) = step(&h, &event(EventStatus::Ok, "t", &[], 3000));
+        let recovered = recovered.unwrap();
+        assert_eq!(step(&recovered, &event(EventStatus::Critical, "t", &[], 2000)).0, Decision::Nothing(Outcome::Ignored));
+        let (_, newer) = step(&h, &event(EventStatus::Critical, "t", &[], 5000));
+        assert_eq!(step(&newer.unwrap(), &event(EventStatus::Ok, "t", &[], 4000)).0, Decision::Nothing(Outcome::Ignored));
+    }
+
+    #[test]
+    fn closed_alert_reopens_on_next_newer_firing() {
+        let h = open(&event(EventStatus::Warning, "t", &[], 1000));
+        let (_, closed) = step(&h, &event(EventStatus::Ok, "t", &[], 2000));
+        assert_eq!(step(&closed.unwrap(), &event(EventStatus::Warning, "t", &[], 3000)).0, Decision::Open);
+    }
+
+    #[test]
+    fn newer_ok_on_closed_alert_moves_the_watermark() {
+        let h = open(&event(EventStatus::Warning, "t", &[], 1000));
+        let (_, closed) = step(&h, &event(EventStatus::Ok, "t", &[], 2000));
+        let (d, wm) = step(&closed.unwrap(), &event(EventStatus::Ok, "t", &[], 5000));
+        assert_eq!(d, Decision::Watermark);
+        let wm = wm.unwrap();
+        assert!(!wm.active);
+        assert_eq!(step(&wm, &event(EventStatus::Warning, "t", &[], 4000)).0, Decision::Nothing(Outcome::Ignored));
+    }
+
+    #[test]
+    fn fingerprints_separate_layers() {
+        let a = fingerprint(&event(EventStatus::Warning, "t", &[("a", "1")], 1));
+        let b = fingerprint(&event(EventStatus::Warning, "t", &[("a", "2")], 2));
+        assert_eq!(a.brief, b.brief);
+        assert_ne!(a.content, b.content);
+    }
+
+    #[test]
+    fn highest_severity_ignores_ok() {
+        assert_eq!(highest_severity(&[EventStatus::Info, EventStatus::Critical, EventStatus::Warning]), EventStatus::Critical);
+        assert_eq!(highest_severity(&[EventStatus::Ok]), EventStatus::Info);
+    }
+
+    #[test]
+    fn grouping_keys() {
+        let mut g = Grouping {
+            method: GroupingMethod::Rules,
+            equals: vec![vec!["labels.service".into(), "severity".into()], vec!["title".into()]],
+            strict: true,
+            ..Default::default()
+        };
+        let a = event(EventStatus::Warning, "t", &[("service", "api")], 1);
+        let b = event(EventStatus::Warning, "other", &[("service", "api")], 1);
+        assert_eq!(group_key(&g, &a), group_key(&g, &b));
+        let c = event(EventStatus::Critical, "t", &[("service", "api")], 1);
+        assert_ne!(group_key(&g, &a), group_key(&g, &c));
+        // strict: no service label → falls through to the title group
+        let d = event(EventStatus::Warning, "t", &[], 1);
+        let e = event(EventStatus::Critical, "t", &[], 1);
+        assert_eq!(group_key(&g, &d), group_key(&g, &e));
+        assert_ne!(group_key(&g, &d), group_key(&g, &a));
+        g.equals = vec![vec!["labels.service".into()]];
+        assert_eq!(group_key(&g, &d), None);
+        g.strict = false;
+        assert!(group_key(&g, &d).is_some());
+        g.method = GroupingMethod::None;
+        assert_eq!(group_key(&g, &a), None);
+    }
+
+    #[test]
+    fn windows() {
+        let mut g = Grouping { method: GroupingMethod::Rules, window_minutes: 10, ..Default::default() };
+        assert_eq!(merge_deadline(&g, 1_000, 5_000), 1_000 + 600_000);
+        g.window_type = WindowType::Sliding;
+        assert_eq!(merge_deadline(&g, 1_000, 5_000), 5_000 + 600_000);
+        g.window_minutes = 0;
+        assert_eq!(merge_deadline(&g, 1_000, 5_000), 0);
+    }
+}

@@ -1,0 +1,193 @@
+//! Domain records and their JSON shapes in the management API (SPEC section 8).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::EventStatus;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupingMethod {
+    #[default]
+    None,
+    Rules,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowType {
+    #[default]
+    Tumbling,
+    Sliding,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Grouping {
+    #[serde(default)]
+    pub method: GroupingMethod,
+    /// Ordered key groups; each key is `title`, `severity` or `labels.NAME`.
+    #[serde(default)]
+    pub equals: Vec<Vec<String>>,
+    #[serde(default)]
+    pub strict: bool,
+    /// 0 = the incident takes alerts until it closes.
+    #[serde(default)]
+    pub window_minutes: u32,
+    #[serde(default)]
+    pub window_type: WindowType,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    pub channel_id: String,
+    pub name: String,
+    pub grouping: Grouping,
+    pub auto_close: bool,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IncidentStatus {
+    Triggered,
+    Processing,
+    Closed,
+}
+
+impl IncidentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Triggered => "Triggered",
+            Self::Processing => "Processing",
+            Self::Closed => "Closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Triggered" => Some(Self::Triggered),
+            "Processing" => Some(Self::Processing),
+            "Closed" => Some(Self::Closed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub incident_id: String,
+    pub channel_id: String,
+    pub title: String,
+    /// The highest severity any of its alerts has reached while it was open.
+    pub severity: EventStatus,
+    pub status: IncidentStatus,
+    pub labels: BTreeMap<String, String>,
+    pub alert_count: i64,
+    pub active_alert_count: i64,
+    pub created_at: i64,
+    pub acknowledged_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<Vec<Alert>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub alert_id: String,
+    pub alert_key: String,
+    pub channel_id: String,
+    pub incident_id: String,
+    pub title: String,
+    pub description: String,
+    pub severity: EventStatus,
+    pub event_status: EventStatus,
+    pub labels: BTreeMap<String, String>,
+    pub active: bool,
+    /// Every event that reached this alert, duplicates included (retries and stale events are not counted).
+    pub event_count: i64,
+    pub duplicate_count: i64,
+    pub created_at: i64,
+    pub last_event_at: i64,
+    pub closed_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<StoredEvent>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub event_status: EventStatus,
+    pub title: String,
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    pub event_time: i64,
+}
+
+/// The live state of the alert of one `(channel, alert_key)` pair, as the
+/// engine sees it. One record per pair; a new alert reuses it with a new id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertHead {
+    pub channel_id: String,
+    pub alert_key: String,
+    pub alert_id: String,
+    pub incident_id: String,
+    pub active: bool,
+    pub event_status: EventStatus,
+    /// The alert's severity: its last non-Ok status.
+    pub severity: EventStatus,
+    pub title: String,
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    /// Layer-1 fingerprint (status, title, description, labels) of the last applied event.
+    pub last_content: String,
+    /// Layer-2 fingerprint (status, title, description) of the last applied event.
+    pub last_brief: String,
+    /// Newest event time applied, in ms. Survives alert generations, so stale
+    /// events can never reopen or close anything.
+    pub last_time_ms: i64,
+    /// Content fingerprints applied at exactly `last_time_ms`: how a retried
+    /// request is told apart from a new event of the same second.
+    pub last_time_contents: BTreeSet<String>,
+    pub event_count: i64,
+    pub duplicate_count: i64,
+    pub created_at: i64,
+    pub last_event_at: i64,
+    pub closed_at: Option<i64>,
+    /// Optimistic-concurrency version; every write of the head checks and bumps it.
+    pub version: i64,
+}
+
+impl AlertHead {
+    pub fn to_alert(&self) -> Alert {
+        Alert {
+            alert_id: self.alert_id.clone(),
+            alert_key: self.alert_key.clone(),
+            channel_id: self.channel_id.clone(),
+            incident_id: self.incident_id.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            severity: self.severity,
+            event_status: self.event_status,
+            labels: self.labels.clone(),
+            active: self.active,
+            event_count: self.event_count,
+            duplicate_count: self.duplicate_count,
+            created_at: self.created_at,
+            last_event_at: self.last_event_at,
+            closed_at: self.closed_at,
+            events: None,
+        }
+    }
+}
+
+/// What an integration is, as the push path needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integration {
+    pub integration_id: String,
+    pub name: String,
+    pub kind: String,
+    pub channel_id: String,
+    pub created_at: i64,
+    #[serde(skip_serializing)]
+    pub callback_token: Option<String>,
+}

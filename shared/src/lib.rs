@@ -12,4 +12,5 @@ pub mod event;
 pub mod hashing;
 pub mod integrations;
 pub mod model;
+pub mod store;
 pub mod template;

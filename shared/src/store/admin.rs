@@ -1,0 +1,1 @@
+//! Management reads and writes: channels, integrations, keys, incidents.

@@ -1,0 +1,592 @@
+//! The push path: apply one standard event to its alert and incident.
+//!
+//! Every write is conditional on what was read (the head's `version`, the
+//! incident's status and counters, the group pointer), and every change that
+//! touches several items is one transaction. When a condition fails, the
+//! state is read again and the engine asked again, a bounded number of times.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use serde::Serialize;
+
+use super::items::*;
+use super::{build_error, storage_error, Store};
+use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
+use crate::error::{ApiError, ApiResult};
+use crate::event::StandardEvent;
+use crate::hashing::random_hex;
+use crate::model::{AlertHead, Channel, IncidentStatus, WindowType};
+
+/// Conflicts (another instance wrote first) are retried this many times.
+pub const MAX_ATTEMPTS: u32 = 16;
+
+/// What one event did, as the push response reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub alert_key: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+}
+
+impl Applied {
+    fn new(ev: &StandardEvent, outcome: Outcome, head: Option<&AlertHead>) -> Self {
+        Applied {
+            alert_key: ev.alert_key.clone(),
+            outcome,
+            alert_id: head.map(|h| h.alert_id.clone()),
+            incident_id: head.map(|h| h.incident_id.clone()),
+        }
+    }
+}
+
+/// Why a write did not happen.
+enum WriteFailure {
+    /// Someone changed what we read: read again.
+    Conflict,
+    /// Only the incident was not as guessed; the head read is still good.
+    IncidentMismatch { incident: Option<Item> },
+    Fatal(ApiError),
+}
+
+/// What we learned about the incident side between attempts.
+#[derive(Default)]
+struct Hints {
+    head: Option<Option<AlertHead>>,
+    /// Active-alert count of the alert's incident, from a failed condition.
+    incident_active: Option<i64>,
+    incident_closed: bool,
+    /// `Some(None)`: the group has no incident. `Some(Some(id))`: it points at `id`.
+    group: Option<Option<String>>,
+    /// The group's incident refused the merge (closed or out of window).
+    group_incident_unusable: bool,
+}
+
+impl Store {
+    /// Apply `ev` to its alert in `channel`. Answers what happened; an
+    /// `InternalError` means nothing of this event was written.
+    pub async fn apply_event(&self, channel: &Channel, ev: &StandardEvent, now_ms: i64) -> ApiResult<Applied> {
+        let fp = engine::fingerprint(ev);
+        let mut hints = Hints::default();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let head = match hints.head.take() {
+                Some(head) => head,
+                None if ev.event_status.is_ok() => self.get_head(&channel.channel_id, &ev.alert_key).await?,
+                None => match self.try_duplicate(&channel.channel_id, ev, &fp, now_ms).await? {
+                    Ok(updated) => return Ok(Applied::new(ev, Outcome::Deduplicated, Some(&updated))),
+                    Err(current) => current,
+                },
+            };
+            let decision = engine::decide(head.as_ref(), ev, &fp);
+            let result = match decision {
+                Decision::Nothing(outcome) => return Ok(Applied::new(ev, outcome, head.as_ref())),
+                Decision::Duplicate | Decision::Refresh | Decision::Watermark => {
+                    self.write_head_only(channel, head.as_ref(), ev, &fp, decision, now_ms).await
+                }
+                Decision::Update => self.write_update(channel, head.as_ref(), ev, &fp, now_ms).await,
+                Decision::Recover => self.write_recover(channel, head.as_ref(), ev, &fp, now_ms, &hints).await,
+                Decision::Open => self.write_open(channel, head.as_ref(), ev, &fp, now_ms, &mut hints).await,
+            };
+            match result {
+                Ok(applied) => return Ok(applied),
+                Err(WriteFailure::Fatal(e)) => return Err(e),
+                Err(WriteFailure::Conflict) => {}
+                Err(WriteFailure::IncidentMismatch { incident }) => {
+                    let closed = incident
+                        .as_ref()
+                        .and_then(|i| get_opt_s(i, "status"))
+                        .is_none_or(|s| s == IncidentStatus::Closed.as_str());
+                    if closed && matches!(decision, Decision::Open) {
+                        hints.group_incident_unusable = true;
+                        hints.head = Some(head);
+                    } else if closed {
+                        // The incident was closed by hand while this alert was
+                        // still marked open: close the alert, then re-decide.
+                        if let Some(h) = &head {
+                            self.close_orphaned_head(h, now_ms).await?;
+                        }
+                    } else {
+                        hints.incident_active = incident.as_ref().and_then(|i| get_opt_n(i, "active_alert_count"));
+                        hints.head = Some(head);
+                    }
+                    hints.incident_closed = closed;
+                    continue;
+                }
+            }
+        }
+        tracing::warn!(alert_key_len = ev.alert_key.len(), "conflict retries exhausted");
+        Err(ApiError::internal(format!(
+            "too many concurrent changes to this alert; gave up after {MAX_ATTEMPTS} attempts, nothing was written; retry the request"
+        )))
+    }
+
+    pub async fn get_head(&self, channel_id: &str, alert_key: &str) -> ApiResult<Option<AlertHead>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(head_pk(channel_id, alert_key), HEAD_SK)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| storage_error("GetItem", e))?;
+        self.count(out.consumed_capacity());
+        out.item().map(item_to_head).transpose()
+    }
+
+    /// Layer 1 in one request: if the open alert's last event has this exact
+    /// content and is older, bump the counters. Otherwise answers the current
+    /// head (from the failed condition), so the slow path needs no extra read.
+    async fn try_duplicate(
+        &self,
+        channel_id: &str,
+        ev: &StandardEvent,
+        fp: &Fingerprint,
+        now_ms: i64,
+    ) -> ApiResult<Result<AlertHead, Option<AlertHead>>> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(head_pk(channel_id, &ev.alert_key), HEAD_SK)))
+            .condition_expression("active = :true AND last_content = :content AND last_time < :t")
+            .update_expression(
+                "SET last_time = :t, last_time_contents = :contents, last_event_at = :now \
+                 ADD event_count :one, duplicate_count :one, version :one",
+            )
+            .expression_attribute_values(":true", b(true))
+            .expression_attribute_values(":content", s(&fp.content))
+            .expression_attribute_values(":t", n(ev.event_time_ms))
+            .expression_attribute_values(":contents", AttributeValue::L(vec![s(&fp.content)]))
+            .expression_attribute_values(":now", n(now_ms / 1000))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.count(out.consumed_capacity());
+                let item = out.attributes().ok_or_else(|| ApiError::internal("update returned no item"))?;
+                Ok(Ok(item_to_head(item)?))
+            }
+            Err(err) => {
+                self.meter.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                        Ok(Err(e.item().map(item_to_head).transpose()?))
+                    }
+                    _ => Err(storage_error("UpdateItem", err)),
+                }
+            }
+        }
+    }
+
+    fn head_put(&self, next: &AlertHead, previous: Option<&AlertHead>) -> Result<Put, WriteFailure> {
+        let builder = Put::builder().table_name(&self.table).set_item(Some(head_to_item(next)));
+        let builder = match previous {
+            Some(p) => builder
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(p.version)),
+            None => builder.condition_expression("attribute_not_exists(pk)"),
+        };
+        builder.build().map_err(|e| WriteFailure::Fatal(build_error(e)))
+    }
+
+    fn event_put(&self, alert_id: &str, ev: &StandardEvent, fp: &Fingerprint, now_ms: i64) -> Result<Put, WriteFailure> {
+        let expires_at = now_ms / 1000 + self.event_retention_secs;
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(event_item(alert_id, ev, &fp.content, expires_at)))
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))
+    }
+
+    fn plain_put(&self, item: Item) -> Result<Put, WriteFailure> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))
+    }
+
+    async fn write_head_only(
+        &self,
+        channel: &Channel,
+        head: Option<&AlertHead>,
+        ev: &StandardEvent,
+        fp: &Fingerprint,
+        decision: Decision,
+        now_ms: i64,
+    ) -> Result<Applied, WriteFailure> {
+        let Some(next) = engine::next_head(head, &channel.channel_id, ev, fp, decision, None, now_ms / 1000) else {
+            return Err(WriteFailure::Conflict);
+        };
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(head_to_item(&next)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match head {
+            Some(p) => request
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(p.version)),
+            None => request.condition_expression("attribute_not_exists(pk)"),
+        };
+        let result = request.send().await;
+        match result {
+            Ok(out) => self.count(out.consumed_capacity()),
+            Err(err) => {
+                self.meter.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => Err(WriteFailure::Conflict),
+                    _ => Err(WriteFailure::Fatal(storage_error("PutItem", err))),
+                };
+            }
+        }
+        let outcome = match decision {
+            Decision::Duplicate => Outcome::Deduplicated,
+            Decision::Refresh => Outcome::Refreshed,
+            _ => Outcome::Ignored,
+        };
+        Ok(Applied::new(ev, outcome, Some(&next)))
+    }
+
+    async fn write_update(
+        &self,
+        channel: &Channel,
+        head: Option<&AlertHead>,
+        ev: &StandardEvent,
+        fp: &Fingerprint,
+        now_ms: i64,
+    ) -> Result<Applied, WriteFailure> {
+        let Some(current) = head else { return Err(WriteFailure::Conflict) };
+        let Some(next) = engine::next_head(head, &channel.channel_id, ev, fp, Decision::Update, None, now_ms / 1000)
+        else {
+            return Err(WriteFailure::Conflict);
+        };
+        let mut items = vec![
+            TransactWriteItem::builder().put(self.head_put(&next, head)?).build(),
+            TransactWriteItem::builder().put(self.event_put(&next.alert_id, ev, fp, now_ms)?).build(),
+        ];
+        if engine::raises_incident_severity(current, ev) {
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(incident_pk(&current.incident_id), INCIDENT_SK)))
+                .update_expression("ADD severities :sev SET updated_at = :now")
+                .condition_expression("attribute_exists(pk) AND #st <> :closed")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":sev", AttributeValue::Ss(vec![ev.event_status.as_str().to_string()]))
+                .expression_attribute_values(":now", n(now_ms / 1000))
+                .expression_attribute_values(":closed", s(IncidentStatus::Closed.as_str()))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        self.transact(items, 2).await?;
+        Ok(Applied::new(ev, Outcome::Updated, Some(&next)))
+    }
+
+    async fn write_recover(
+        &self,
+        channel: &Channel,
+        head: Option<&AlertHead>,
+        ev: &StandardEvent,
+        fp: &Fingerprint,
+        now_ms: i64,
+        hints: &Hints,
+    ) -> Result<Applied, WriteFailure> {
+        let Some(current) = head else { return Err(WriteFailure::Conflict) };
+        let Some(next) = engine::next_head(head, &channel.channel_id, ev, fp, Decision::Recover, None, now_ms / 1000)
+        else {
+            return Err(WriteFailure::Conflict);
+        };
+        // Guess whether this is the incident's last open alert: with no
+        // grouping it always is; otherwise a failed guess tells us the count.
+        let last_open = match hints.incident_active {
+            Some(count) => count <= 1,
+            None => channel.grouping.method == crate::model::GroupingMethod::None,
+        };
+        let now_s = now_ms / 1000;
+        let closed = IncidentStatus::Closed;
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(incident_pk(&current.incident_id), INCIDENT_SK)))
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":closed", s(closed.as_str()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now_s))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = if last_open && channel.auto_close {
+            update
+                .condition_expression("attribute_exists(pk) AND #st <> :closed AND active_alert_count = :one")
+                .update_expression(
+                    "SET #st = :closed, closed_at = :now, updated_at = :now, active_alert_count = :zero, \
+                     gsi1pk = :scope, gsi2pk = :scope_all",
+                )
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":scope", s(incident_scope(&channel.channel_id, closed)))
+                .expression_attribute_values(":scope_all", s(incident_scope_all(closed)))
+        } else if channel.auto_close {
+            update
+                .condition_expression("attribute_exists(pk) AND #st <> :closed AND active_alert_count > :one")
+                .update_expression("SET updated_at = :now ADD active_alert_count :minus_one")
+                .expression_attribute_values(":minus_one", n(-1))
+        } else {
+            update
+                .condition_expression("attribute_exists(pk) AND #st <> :closed AND active_alert_count >= :one")
+                .update_expression("SET updated_at = :now ADD active_alert_count :minus_one")
+                .expression_attribute_values(":minus_one", n(-1))
+        };
+        let update = update.build().map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+        let items = vec![
+            TransactWriteItem::builder().put(self.head_put(&next, head)?).build(),
+            TransactWriteItem::builder().put(self.event_put(&next.alert_id, ev, fp, now_ms)?).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        self.transact(items, 2).await?;
+        Ok(Applied::new(ev, Outcome::Recovered, Some(&next)))
+    }
+
+    async fn write_open(
+        &self,
+        channel: &Channel,
+        head: Option<&AlertHead>,
+        ev: &StandardEvent,
+        fp: &Fingerprint,
+        now_ms: i64,
+        hints: &mut Hints,
+    ) -> Result<Applied, WriteFailure> {
+        let group = engine::group_key(&channel.grouping, ev);
+        if let Some(g) = &group {
+            if hints.group.is_none() {
+                hints.group = Some(self.get_group_incident(&channel.channel_id, g).await.map_err(WriteFailure::Fatal)?);
+            }
+        }
+        let existing = match (&group, &hints.group) {
+            (Some(_), Some(Some(incident_id))) if !hints.group_incident_unusable => Some(incident_id.clone()),
+            _ => None,
+        };
+        let alert_id = random_hex(16).map_err(WriteFailure::Fatal)?;
+        let incident_id = match &existing {
+            Some(id) => id.clone(),
+            None => random_hex(16).map_err(WriteFailure::Fatal)?,
+        };
+        let next = engine::next_head(
+            head,
+            &channel.channel_id,
+            ev,
+            fp,
+            Decision::Open,
+            Some(NewAlert { alert_id: &alert_id, incident_id: &incident_id }),
+            now_ms / 1000,
+        )
+        .ok_or(WriteFailure::Conflict)?;
+
+        let mut items = vec![
+            TransactWriteItem::builder().put(self.head_put(&next, head)?).build(),
+            TransactWriteItem::builder().put(self.plain_put(alert_record(&next, false))?).build(),
+            TransactWriteItem::builder().put(self.event_put(&alert_id, ev, fp, now_ms)?).build(),
+        ];
+        if let Some(previous) = head {
+            // The superseded alert keeps its final state in its record.
+            items.push(TransactWriteItem::builder().put(self.plain_put(alert_record(previous, true))?).build());
+        }
+        let incident_index = items.len();
+        let severity_set = AttributeValue::Ss(vec![ev.event_status.as_str().to_string()]);
+        match &existing {
+            Some(id) => {
+                let mut update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(incident_pk(id), INCIDENT_SK)))
+                    .condition_expression(
+                        "attribute_exists(pk) AND #st <> :closed AND (merge_deadline = :zero OR merge_deadline > :now_ms)",
+                    )
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":closed", s(IncidentStatus::Closed.as_str()))
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":now_ms", n(now_ms))
+                    .expression_attribute_values(":now", n(now_ms / 1000))
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":sev", severity_set)
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                update = if channel.grouping.window_type == WindowType::Sliding && channel.grouping.window_minutes > 0 {
+                    update
+                        .update_expression(
+                            "SET updated_at = :now, merge_deadline = :deadline \
+                             ADD alert_count :one, active_alert_count :one, severities :sev",
+                        )
+                        .expression_attribute_values(
+                            ":deadline",
+                            n(engine::merge_deadline(&channel.grouping, now_ms, now_ms)),
+                        )
+                } else {
+                    update.update_expression(
+                        "SET updated_at = :now ADD alert_count :one, active_alert_count :one, severities :sev",
+                    )
+                };
+                let update = update.build().map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+            None => {
+                let incident = new_incident_item(&NewIncident {
+                    incident_id: &incident_id,
+                    channel_id: &channel.channel_id,
+                    title: &ev.title,
+                    labels: &ev.labels,
+                    severity: ev.event_status,
+                    now_ms,
+                    merge_deadline_ms: if group.is_some() {
+                        engine::merge_deadline(&channel.grouping, now_ms, now_ms)
+                    } else {
+                        0
+                    },
+                    group_key: group.as_deref(),
+                });
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(incident))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+                items.push(TransactWriteItem::builder().put(put).build());
+                if let Some(g) = &group {
+                    let mut pointer = key(group_pk(&channel.channel_id, g), "GROUP");
+                    pointer.insert("incident_id".into(), s(&incident_id));
+                    let builder = Put::builder().table_name(&self.table).set_item(Some(pointer));
+                    let builder = match &hints.group {
+                        Some(Some(old)) => builder
+                            .condition_expression("incident_id = :old")
+                            .expression_attribute_values(":old", s(old)),
+                        _ => builder.condition_expression("attribute_not_exists(pk)"),
+                    };
+                    let put = builder.build().map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+                    items.push(TransactWriteItem::builder().put(put).build());
+                }
+            }
+        }
+        match self.transact(items, incident_index).await {
+            Ok(()) => {}
+            Err(WriteFailure::Conflict) => {
+                // The group pointer may have moved: read it again next time.
+                hints.group = None;
+                hints.group_incident_unusable = false;
+                return Err(WriteFailure::Conflict);
+            }
+            Err(other) => return Err(other),
+        }
+        let outcome = if existing.is_some() { Outcome::Merged } else { Outcome::NewIncident };
+        Ok(Applied::new(ev, outcome, Some(&next)))
+    }
+
+    async fn get_group_incident(&self, channel_id: &str, group: &str) -> ApiResult<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(group_pk(channel_id, group), "GROUP")))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| storage_error("GetItem", e))?;
+        self.count(out.consumed_capacity());
+        Ok(out.item().and_then(|i| get_opt_s(i, "incident_id")))
+    }
+
+    /// Close an alert whose incident was closed by hand before the sweep reached it.
+    pub(crate) async fn close_orphaned_head(&self, head: &AlertHead, now_ms: i64) -> ApiResult<()> {
+        let mut next = head.clone();
+        next.active = false;
+        next.closed_at = Some(now_ms / 1000);
+        next.version += 1;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(head_to_item(&next)))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(head.version))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.count(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                _ => Err(storage_error("PutItem", err)),
+            },
+        }
+    }
+
+    /// Run a transaction. A failed condition on the item at `incident_index`
+    /// alone is reported as an incident mismatch (with the incident as it is);
+    /// anything else that was cancelled is a conflict.
+    async fn transact(&self, items: Vec<TransactWriteItem>, incident_index: usize) -> Result<(), WriteFailure> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.count_many(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) => {
+                self.meter.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                        let reasons = e.cancellation_reasons();
+                        let failed: Vec<usize> = reasons
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, r)| r.code().is_some_and(|c| c != "None"))
+                            .map(|(i, _)| i)
+                            .collect();
+                        let only_incident = failed == [incident_index]
+                            && reasons[incident_index].code() == Some("ConditionalCheckFailed");
+                        if only_incident {
+                            let incident: Option<HashMap<String, AttributeValue>> =
+                                reasons[incident_index].item().cloned();
+                            Err(WriteFailure::IncidentMismatch { incident })
+                        } else {
+                            Err(WriteFailure::Conflict)
+                        }
+                    }
+                    _ => Err(WriteFailure::Fatal(storage_error("TransactWriteItems", err))),
+                }
+            }
+        }
+    }
+}
+
+/// Jittered exponential backoff: 5 ms doubling to at most ~160 ms.
+async fn backoff(attempt: u32) {
+    let base = 5u64 << attempt.min(5);
+    let mut byte = [0u8; 1];
+    let jitter = if getrandom::getrandom(&mut byte).is_ok() { u64::from(byte[0]) % base } else { 0 };
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}

@@ -1,0 +1,326 @@
+//! Item codecs: domain records to DynamoDB attribute maps and back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::error::{ApiError, ApiResult};
+use crate::event::EventStatus;
+use crate::model::{Alert, AlertHead, Channel, Grouping, Incident, IncidentStatus, StoredEvent};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn b(v: bool) -> AttributeValue {
+    AttributeValue::Bool(v)
+}
+
+pub fn string_map(map: &BTreeMap<String, String>) -> AttributeValue {
+    AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), s(v.clone()))).collect())
+}
+
+pub fn string_list<'a>(items: impl IntoIterator<Item = &'a String>) -> AttributeValue {
+    AttributeValue::L(items.into_iter().map(|v| s(v.clone())).collect())
+}
+
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn corrupt(name: &str) -> ApiError {
+    ApiError::internal(format!("stored item is missing or has a malformed `{name}`"))
+}
+
+pub fn get_s(item: &Item, name: &str) -> ApiResult<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(corrupt(name)),
+    }
+}
+
+pub fn get_opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+pub fn get_n(item: &Item, name: &str) -> ApiResult<i64> {
+    get_opt_n(item, name).ok_or_else(|| corrupt(name))
+}
+
+pub fn get_opt_n(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn get_bool(item: &Item, name: &str) -> ApiResult<bool> {
+    match item.get(name) {
+        Some(AttributeValue::Bool(v)) => Ok(*v),
+        _ => Err(corrupt(name)),
+    }
+}
+
+pub fn get_map(item: &Item, name: &str) -> BTreeMap<String, String> {
+    match item.get(name) {
+        Some(AttributeValue::M(m)) => m
+            .iter()
+            .filter_map(|(k, v)| match v {
+                AttributeValue::S(v) => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+pub fn get_list(item: &Item, name: &str) -> Vec<String> {
+    match item.get(name) {
+        Some(AttributeValue::L(l)) => l
+            .iter()
+            .filter_map(|v| match v {
+                AttributeValue::S(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect(),
+        Some(AttributeValue::Ss(l)) => l.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn status_of(item: &Item, name: &str) -> ApiResult<EventStatus> {
+    EventStatus::parse(&get_s(item, name)?).ok_or_else(|| corrupt(name))
+}
+
+pub fn head_pk(channel_id: &str, alert_key: &str) -> String {
+    format!("AK#{channel_id}#{alert_key}")
+}
+
+pub const HEAD_SK: &str = "HEAD";
+
+pub fn incident_pk(incident_id: &str) -> String {
+    format!("INC#{incident_id}")
+}
+
+pub const INCIDENT_SK: &str = "INCIDENT";
+
+pub fn alert_record_sk(alert_id: &str) -> String {
+    format!("ALERT#{alert_id}")
+}
+
+pub fn events_pk(alert_id: &str) -> String {
+    format!("EV#{alert_id}")
+}
+
+pub fn group_pk(channel_id: &str, group: &str) -> String {
+    format!("GRP#{channel_id}#{group}")
+}
+
+pub fn channel_pk(channel_id: &str) -> String {
+    format!("CH#{channel_id}")
+}
+
+/// Incidents of one channel in one status, newest first.
+pub fn incident_scope(channel_id: &str, status: IncidentStatus) -> String {
+    format!("INC#{channel_id}#{}", status.as_str())
+}
+
+/// Incidents of every channel in one status.
+pub fn incident_scope_all(status: IncidentStatus) -> String {
+    format!("INC#*#{}", status.as_str())
+}
+
+pub fn incident_order(created_ms: i64, incident_id: &str) -> String {
+    format!("{created_ms:015}#{incident_id}")
+}
+
+pub fn head_to_item(h: &AlertHead) -> Item {
+    let mut item = key(head_pk(&h.channel_id, &h.alert_key), HEAD_SK);
+    item.extend([
+        ("channel_id".to_string(), s(&h.channel_id)),
+        ("alert_key".to_string(), s(&h.alert_key)),
+        ("alert_id".to_string(), s(&h.alert_id)),
+        ("incident_id".to_string(), s(&h.incident_id)),
+        ("active".to_string(), b(h.active)),
+        ("event_status".to_string(), s(h.event_status.as_str())),
+        ("severity".to_string(), s(h.severity.as_str())),
+        ("title".to_string(), s(&h.title)),
+        ("description".to_string(), s(&h.description)),
+        ("labels".to_string(), string_map(&h.labels)),
+        ("last_content".to_string(), s(&h.last_content)),
+        ("last_brief".to_string(), s(&h.last_brief)),
+        ("last_time".to_string(), n(h.last_time_ms)),
+        ("last_time_contents".to_string(), string_list(&h.last_time_contents)),
+        ("event_count".to_string(), n(h.event_count)),
+        ("duplicate_count".to_string(), n(h.duplicate_count)),
+        ("created_at".to_string(), n(h.created_at)),
+        ("last_event_at".to_string(), n(h.last_event_at)),
+        ("version".to_string(), n(h.version)),
+    ]);
+    if let Some(c) = h.closed_at {
+        item.insert("closed_at".into(), n(c));
+    }
+    item
+}
+
+pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
+    Ok(AlertHead {
+        channel_id: get_s(item, "channel_id")?,
+        alert_key: get_s(item, "alert_key")?,
+        alert_id: get_s(item, "alert_id")?,
+        incident_id: get_s(item, "incident_id")?,
+        active: get_bool(item, "active")?,
+        event_status: status_of(item, "event_status")?,
+        severity: status_of(item, "severity")?,
+        title: get_s(item, "title")?,
+        description: get_s(item, "description")?,
+        labels: get_map(item, "labels"),
+        last_content: get_s(item, "last_content")?,
+        last_brief: get_s(item, "last_brief")?,
+        last_time_ms: get_n(item, "last_time")?,
+        last_time_contents: get_list(item, "last_time_contents").into_iter().collect::<BTreeSet<_>>(),
+        event_count: get_n(item, "event_count")?,
+        duplicate_count: get_n(item, "duplicate_count")?,
+        created_at: get_n(item, "created_at")?,
+        last_event_at: get_n(item, "last_event_at")?,
+        closed_at: get_opt_n(item, "closed_at"),
+        version: get_n(item, "version")?,
+    })
+}
+
+/// The alert record in its incident's partition. While its alert is live it
+/// only points at the head; once the head moves to a newer alert it holds the
+/// final snapshot (`archived`).
+pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
+    let mut item = head_to_item(h);
+    item.insert("pk".into(), s(incident_pk(&h.incident_id)));
+    item.insert("sk".into(), s(alert_record_sk(&h.alert_id)));
+    item.insert("gsi1pk".into(), s(format!("ALERT#{}", h.alert_id)));
+    item.insert("gsi1sk".into(), s("ALERT"));
+    item.insert("archived".into(), b(archived));
+    item
+}
+
+pub fn event_item(alert_id: &str, ev: &crate::event::StandardEvent, content: &str, expires_at: i64) -> Item {
+    let mut item = key(events_pk(alert_id), format!("{:015}#{}", ev.event_time_ms, content));
+    item.extend([
+        ("event_status".to_string(), s(ev.event_status.as_str())),
+        ("title".to_string(), s(&ev.title)),
+        ("description".to_string(), s(&ev.description)),
+        ("labels".to_string(), string_map(&ev.labels)),
+        ("event_time".to_string(), n(ev.event_time_ms / 1000)),
+        ("event_time_ms".to_string(), n(ev.event_time_ms)),
+        ("expires_at".to_string(), n(expires_at)),
+    ]);
+    item
+}
+
+pub fn item_to_event(item: &Item) -> ApiResult<StoredEvent> {
+    Ok(StoredEvent {
+        event_status: status_of(item, "event_status")?,
+        title: get_s(item, "title")?,
+        description: get_s(item, "description")?,
+        labels: get_map(item, "labels"),
+        event_time: get_n(item, "event_time")?,
+    })
+}
+
+pub struct NewIncident<'a> {
+    pub incident_id: &'a str,
+    pub channel_id: &'a str,
+    pub title: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub severity: EventStatus,
+    pub now_ms: i64,
+    pub merge_deadline_ms: i64,
+    pub group_key: Option<&'a str>,
+}
+
+pub fn new_incident_item(i: &NewIncident<'_>) -> Item {
+    let status = IncidentStatus::Triggered;
+    let order = incident_order(i.now_ms, i.incident_id);
+    let mut item = key(incident_pk(i.incident_id), INCIDENT_SK);
+    item.extend([
+        ("incident_id".to_string(), s(i.incident_id)),
+        ("channel_id".to_string(), s(i.channel_id)),
+        ("title".to_string(), s(i.title)),
+        ("labels".to_string(), string_map(i.labels)),
+        ("severities".to_string(), AttributeValue::Ss(vec![i.severity.as_str().to_string()])),
+        ("status".to_string(), s(status.as_str())),
+        ("alert_count".to_string(), n(1)),
+        ("active_alert_count".to_string(), n(1)),
+        ("created_at".to_string(), n(i.now_ms / 1000)),
+        ("created_ms".to_string(), n(i.now_ms)),
+        ("merge_deadline".to_string(), n(i.merge_deadline_ms)),
+        ("gsi1pk".to_string(), s(incident_scope(i.channel_id, status))),
+        ("gsi1sk".to_string(), s(order.clone())),
+        ("gsi2pk".to_string(), s(incident_scope_all(status))),
+        ("gsi2sk".to_string(), s(order)),
+    ]);
+    if let Some(g) = i.group_key {
+        item.insert("group_key".into(), s(g));
+    }
+    item
+}
+
+pub fn item_to_incident(item: &Item) -> ApiResult<Incident> {
+    let severities: Vec<EventStatus> = get_list(item, "severities")
+        .iter()
+        .filter_map(|v| EventStatus::parse(v))
+        .collect();
+    Ok(Incident {
+        incident_id: get_s(item, "incident_id")?,
+        channel_id: get_s(item, "channel_id")?,
+        title: get_s(item, "title")?,
+        severity: crate::engine::highest_severity(&severities),
+        status: IncidentStatus::parse(&get_s(item, "status")?).ok_or_else(|| corrupt("status"))?,
+        labels: get_map(item, "labels"),
+        alert_count: get_n(item, "alert_count")?,
+        active_alert_count: get_n(item, "active_alert_count")?,
+        created_at: get_n(item, "created_at")?,
+        acknowledged_at: get_opt_n(item, "acknowledged_at"),
+        closed_at: get_opt_n(item, "closed_at"),
+        alerts: None,
+    })
+}
+
+pub fn alert_from_record(item: &Item) -> ApiResult<Alert> {
+    Ok(item_to_head(item)?.to_alert())
+}
+
+pub fn channel_to_item(c: &Channel) -> ApiResult<Item> {
+    let grouping = serde_json::to_string(&c.grouping)
+        .map_err(|e| ApiError::internal(format!("could not encode grouping: {e}")))?;
+    let mut item = key(channel_pk(&c.channel_id), "CHANNEL");
+    item.extend([
+        ("channel_id".to_string(), s(&c.channel_id)),
+        ("name".to_string(), s(&c.name)),
+        ("grouping".to_string(), s(grouping)),
+        ("auto_close".to_string(), b(c.auto_close)),
+        ("created_at".to_string(), n(c.created_at)),
+        ("gsi1pk".to_string(), s("CHANNELS")),
+        ("gsi1sk".to_string(), s(format!("{:015}#{}", c.created_at, c.channel_id))),
+    ]);
+    Ok(item)
+}
+
+pub fn item_to_channel(item: &Item) -> ApiResult<Channel> {
+    let grouping: Grouping =
+        serde_json::from_str(&get_s(item, "grouping")?).map_err(|_| corrupt("grouping"))?;
+    Ok(Channel {
+        channel_id: get_s(item, "channel_id")?,
+        name: get_s(item, "name")?,
+        grouping,
+        auto_close: get_bool(item, "auto_close")?,
+        created_at: get_n(item, "created_at")?,
+    })
+}

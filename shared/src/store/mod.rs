@@ -1,0 +1,140 @@
+//! The DynamoDB store: one table, conditional writes and transactions. The
+//! engine decides; this module only reads state, hands it to the engine and
+//! writes the answer, retrying with fresh state when a condition fails.
+//!
+//! Table layout (pk / sk, all strings):
+//!
+//! | item | pk | sk |
+//! | --- | --- | --- |
+//! | alert head (live state of `(channel, alert_key)`) | `AK#{channel}#{alert_key}` | `HEAD` |
+//! | incident | `INC#{incident}` | `INCIDENT` |
+//! | alert record (membership; snapshot once superseded) | `INC#{incident}` | `ALERT#{alert}` |
+//! | stored event (TTL) | `EV#{alert}` | `{event_time_ms:015}#{fingerprint}` |
+//! | merge group → open incident | `GRP#{channel}#{group}` | `GROUP` |
+//! | channel | `CH#{channel}` | `CHANNEL` |
+//! | integration | `INT#{integration}` | `INTEGRATION` |
+//! | integration key (hash) → integration | `IKEY#{sha256(key)}` | `IKEY` |
+//! | app key (hash) | `APPKEY#{sha256(key)}` | `APPKEY` |
+//!
+//! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
+//! records by `ALERT#{alert}`, channels by `CHANNELS`. `gsi2` (gsi2pk, gsi2sk):
+//! incidents by `INC#*#{status}` across channels.
+
+pub mod admin;
+pub mod alerts;
+pub mod items;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::ConsumedCapacity;
+use aws_sdk_dynamodb::Client;
+
+use crate::error::ApiError;
+
+pub const GSI1: &str = "gsi1";
+pub const GSI2: &str = "gsi2";
+
+/// Counts what the store asks of DynamoDB, for the cost benchmarks.
+#[derive(Debug, Default)]
+pub struct Meter {
+    pub requests: AtomicU64,
+    /// Capacity units × 1000, summed over reads and writes as DynamoDB reports them.
+    pub capacity_milli: AtomicU64,
+}
+
+impl Meter {
+    pub fn snapshot(&self) -> (u64, f64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.capacity_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+        )
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) client: Client,
+    pub(crate) table: String,
+    pub meter: Arc<Meter>,
+    /// How long stored events are kept (DynamoDB TTL).
+    pub event_retention_secs: i64,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Store {
+            client,
+            table: table.into(),
+            meter: Arc::new(Meter::default()),
+            event_retention_secs: 90 * 86_400,
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn count(&self, capacity: Option<&ConsumedCapacity>) {
+        self.meter.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(units) = capacity.and_then(|c| c.capacity_units()) {
+            self.meter.capacity_milli.fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn count_many(&self, capacity: &[ConsumedCapacity]) {
+        self.meter.requests.fetch_add(1, Ordering::Relaxed);
+        let units: f64 = capacity.iter().filter_map(|c| c.capacity_units()).sum();
+        self.meter.capacity_milli.fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+    }
+}
+
+/// Build the DynamoDB client once per cold start. One rustls+ring TLS stack;
+/// `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local. Timeouts are tight
+/// so that an unreachable database turns into a prompt 500, never a hang.
+pub async fn client_from_env() -> Client {
+    use aws_config::timeout::TimeoutConfig;
+    use aws_smithy_http_client::tls;
+
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let secs = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(Duration::from_secs(default), Duration::from_secs)
+    };
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(secs("DYNAMODB_ATTEMPT_TIMEOUT_SECS", 3))
+        .operation_timeout(secs("DYNAMODB_OPERATION_TIMEOUT_SECS", 8))
+        .build();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// Turn an SDK failure into the caller-visible error, logging the detail.
+pub(crate) fn storage_error<E: std::fmt::Debug>(operation: &str, err: E) -> ApiError {
+    tracing::error!(operation, error = ?err, "dynamodb request failed");
+    ApiError::internal(format!("storage request {operation} failed; retry later"))
+}
+
+pub(crate) fn build_error(err: aws_sdk_dynamodb::error::BuildError) -> ApiError {
+    ApiError::internal(format!("could not build a storage request: {err}"))
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

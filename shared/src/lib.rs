@@ -6,11 +6,16 @@
 //! the event does to its alert and incident, and [`store`] makes it so in
 //! DynamoDB. [`push`] and [`api`] are the two handlers the functions run.
 
+pub mod api;
+pub mod app;
 pub mod engine;
 pub mod error;
 pub mod event;
 pub mod hashing;
+pub mod http;
 pub mod integrations;
 pub mod model;
+pub mod push;
+pub mod runtime;
 pub mod store;
 pub mod template;

@@ -1,1 +1,6 @@
-fn main() {}
+//! `POST /event/push/alert/aliyun-prometheus`: the aliyun-prometheus integration endpoint.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::integrations::IntegrationKind::AliyunPrometheus).await
+}

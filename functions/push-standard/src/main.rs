@@ -1,1 +1,6 @@
-fn main() {}
+//! `POST /event/push/alert/standard`: the standard integration endpoint.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::integrations::IntegrationKind::Standard).await
+}

@@ -1,1 +1,570 @@
-//! Management reads and writes: channels, integrations, keys, incidents.
+//! Management reads and writes: channels, integrations, keys, incidents, alerts.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
+};
+
+use super::items::*;
+use super::{build_error, storage_error, Store, GSI1, GSI2};
+use crate::error::{ApiError, ApiResult};
+use crate::hashing::sha256_hex;
+use crate::model::{Alert, Channel, Incident, IncidentStatus, Integration};
+
+fn ikey_pk(key_hash: &str) -> String {
+    format!("IKEY#{key_hash}")
+}
+
+fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> Item {
+    let mut item = key(pk, sk);
+    item.extend([
+        ("integration_id".to_string(), s(&i.integration_id)),
+        ("name".to_string(), s(&i.name)),
+        ("kind".to_string(), s(&i.kind)),
+        ("channel_id".to_string(), s(&i.channel_id)),
+        ("key_hash".to_string(), s(key_hash)),
+        ("created_at".to_string(), n(i.created_at)),
+    ]);
+    if let Some(t) = &i.callback_token {
+        item.insert("callback_token".into(), s(t));
+    }
+    item
+}
+
+fn item_to_integration(item: &Item) -> ApiResult<Integration> {
+    Ok(Integration {
+        integration_id: get_s(item, "integration_id")?,
+        name: get_s(item, "name")?,
+        kind: get_s(item, "kind")?,
+        channel_id: get_s(item, "channel_id")?,
+        created_at: get_n(item, "created_at")?,
+        callback_token: get_opt_s(item, "callback_token"),
+    })
+}
+
+/// One page of incidents and where the next one starts.
+pub struct IncidentPage {
+    pub items: Vec<Incident>,
+    /// Per status, the sort key to continue below; `None` when there is no more.
+    pub next: Option<HashMap<String, String>>,
+}
+
+impl Store {
+    async fn get(&self, pk: String, sk: &str) -> ApiResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| storage_error("GetItem", e))?;
+        self.count(out.consumed_capacity());
+        Ok(out.item().cloned())
+    }
+
+    async fn put_new(&self, item: Item) -> ApiResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(storage_error("PutItem", err)),
+            },
+        }
+    }
+
+    async fn transact_plain(&self, items: Vec<TransactWriteItem>) -> ApiResult<bool> {
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(_)) => Ok(false),
+                _ => Err(storage_error("TransactWriteItems", err)),
+            },
+        }
+    }
+
+    // ---- app keys ----
+
+    /// Stores only the hash of `app_key`. Idempotent.
+    pub async fn put_app_key(&self, app_key: &str, name: &str, now_s: i64) -> ApiResult<()> {
+        let mut item = key(format!("APPKEY#{}", sha256_hex(app_key)), "APPKEY");
+        item.insert("name".into(), s(name));
+        item.insert("created_at".into(), n(now_s));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| storage_error("PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn app_key_is_valid(&self, app_key: &str) -> ApiResult<bool> {
+        Ok(self.get(format!("APPKEY#{}", sha256_hex(app_key)), "APPKEY").await?.is_some())
+    }
+
+    // ---- channels ----
+
+    pub async fn create_channel(&self, channel: &Channel) -> ApiResult<()> {
+        if self.put_new(channel_to_item(channel)?).await? {
+            Ok(())
+        } else {
+            Err(ApiError::internal("channel id collision; retry"))
+        }
+    }
+
+    pub async fn get_channel(&self, channel_id: &str) -> ApiResult<Option<Channel>> {
+        self.get(channel_pk(channel_id), "CHANNEL").await?.as_ref().map(item_to_channel).transpose()
+    }
+
+    pub async fn list_channels(&self) -> ApiResult<Vec<Channel>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s("CHANNELS"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| storage_error("Query", e))?;
+            for item in page.items() {
+                out.push(item_to_channel(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Replace a channel's settings; `Ok(false)` when it does not exist.
+    pub async fn update_channel(&self, channel: &Channel) -> ApiResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(channel_to_item(channel)?))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(storage_error("PutItem", err)),
+            },
+        }
+    }
+
+    pub async fn delete_channel(&self, channel_id: &str) -> ApiResult<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(channel_pk(channel_id), "CHANNEL")))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| storage_error("DeleteItem", e))?;
+        Ok(out.attributes().is_some())
+    }
+
+    // ---- integrations ----
+
+    /// Stores the integration and the hash of its key in one transaction.
+    pub async fn create_integration(&self, integration: &Integration, integration_key: &str) -> ApiResult<()> {
+        let hash = sha256_hex(integration_key);
+        let record = integration_item(integration, &hash, format!("INT#{}", integration.integration_id), "INTEGRATION");
+        let lookup = integration_item(integration, &hash, ikey_pk(&hash), "IKEY");
+        let put = |item: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(build_error)
+        };
+        if self.transact_plain(vec![put(record)?, put(lookup)?]).await? {
+            Ok(())
+        } else {
+            Err(ApiError::internal("integration id or key collision; retry"))
+        }
+    }
+
+    pub async fn get_integration(&self, integration_id: &str) -> ApiResult<Option<Integration>> {
+        self.get(format!("INT#{integration_id}"), "INTEGRATION")
+            .await?
+            .as_ref()
+            .map(item_to_integration)
+            .transpose()
+    }
+
+    /// The push path's one authentication read. Strongly consistent, so a
+    /// rotated-out key is refused by every instance from the moment rotation returns.
+    pub async fn find_integration_by_key(&self, integration_key: &str) -> ApiResult<Option<Integration>> {
+        self.get(ikey_pk(&sha256_hex(integration_key)), "IKEY")
+            .await?
+            .as_ref()
+            .map(item_to_integration)
+            .transpose()
+    }
+
+    /// Swap the key: the old hash item is deleted and the new one written in
+    /// the same transaction as the record, conditional on the old hash.
+    pub async fn rotate_integration_key(&self, integration_id: &str, new_key: &str) -> ApiResult<Option<Integration>> {
+        for _ in 0..5 {
+            let Some(item) = self.get(format!("INT#{integration_id}"), "INTEGRATION").await? else {
+                return Ok(None);
+            };
+            let integration = item_to_integration(&item)?;
+            let old_hash = get_s(&item, "key_hash")?;
+            let new_hash = sha256_hex(new_key);
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("INT#{integration_id}"), "INTEGRATION")))
+                .update_expression("SET key_hash = :new")
+                .condition_expression("key_hash = :old")
+                .expression_attribute_values(":new", s(&new_hash))
+                .expression_attribute_values(":old", s(&old_hash))
+                .build()
+                .map_err(build_error)?;
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(ikey_pk(&old_hash), "IKEY")))
+                .build()
+                .map_err(build_error)?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(integration_item(&integration, &new_hash, ikey_pk(&new_hash), "IKEY")))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(build_error)?;
+            let items = vec![
+                TransactWriteItem::builder().update(update).build(),
+                TransactWriteItem::builder().delete(delete).build(),
+                TransactWriteItem::builder().put(put).build(),
+            ];
+            if self.transact_plain(items).await? {
+                return Ok(Some(integration));
+            }
+        }
+        Err(ApiError::internal("the key changed concurrently; retry"))
+    }
+
+    // ---- incidents and alerts ----
+
+    pub async fn get_incident_item(&self, incident_id: &str) -> ApiResult<Option<Item>> {
+        self.get(incident_pk(incident_id), INCIDENT_SK).await
+    }
+
+    pub async fn get_incident(&self, incident_id: &str) -> ApiResult<Option<Incident>> {
+        self.get_incident_item(incident_id).await?.as_ref().map(item_to_incident).transpose()
+    }
+
+    /// The incident with all its alerts, from its partition (strongly consistent).
+    pub async fn get_incident_with_alerts(&self, incident_id: &str) -> ApiResult<Option<Incident>> {
+        let records = self.incident_partition(incident_id).await?;
+        let Some(incident_item) = records.iter().find(|i| get_opt_s(i, "sk").as_deref() == Some(INCIDENT_SK)) else {
+            return Ok(None);
+        };
+        let mut incident = item_to_incident(incident_item)?;
+        let mut alerts = Vec::new();
+        for record in records.iter().filter(|i| get_opt_s(i, "sk").is_some_and(|sk| sk.starts_with("ALERT#"))) {
+            alerts.push(self.alert_from_record(record).await?);
+        }
+        alerts.sort_by(|a, b| (a.created_at, &a.alert_id).cmp(&(b.created_at, &b.alert_id)));
+        incident.alerts = Some(alerts);
+        Ok(Some(incident))
+    }
+
+    async fn incident_partition(&self, incident_id: &str) -> ApiResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(incident_pk(incident_id)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| storage_error("Query", e))?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The alert a record stands for: its snapshot once archived, else the live head.
+    async fn alert_from_record(&self, record: &Item) -> ApiResult<Alert> {
+        if get_bool(record, "archived").unwrap_or(false) {
+            return alert_from_record(record);
+        }
+        let alert_id = get_s(record, "alert_id")?;
+        let head = self.get_head(&get_s(record, "channel_id")?, &get_s(record, "alert_key")?).await?;
+        match head {
+            Some(h) if h.alert_id == alert_id => Ok(h.to_alert()),
+            // The head moved on after we read the record: the record is archived now.
+            _ => {
+                let fresh = self
+                    .get(get_s(record, "pk")?, &get_s(record, "sk")?)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("alert record vanished"))?;
+                alert_from_record(&fresh)
+            }
+        }
+    }
+
+    pub async fn get_alert_with_events(&self, alert_id: &str) -> ApiResult<Option<Alert>> {
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(format!("ALERT#{alert_id}")))
+            .send()
+            .await
+            .map_err(|e| storage_error("Query", e))?;
+        let Some(record) = found.items().first() else { return Ok(None) };
+        let mut alert = self.alert_from_record(record).await?;
+        let mut events = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(events_pk(alert_id)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| storage_error("Query", e))?;
+            for item in page.items() {
+                events.push(item_to_event(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => break,
+            }
+        }
+        alert.events = Some(events);
+        Ok(Some(alert))
+    }
+
+    /// Newest first, across the given statuses, `limit` at most. `bounds`
+    /// (from the previous page) says where each status continues.
+    pub async fn list_incidents(
+        &self,
+        channel_id: Option<&str>,
+        statuses: &[IncidentStatus],
+        limit: usize,
+        bounds: &HashMap<String, String>,
+    ) -> ApiResult<IncidentPage> {
+        let mut fetched: Vec<(IncidentStatus, String, Item)> = Vec::new();
+        let mut more_in: Vec<IncidentStatus> = Vec::new();
+        for &status in statuses {
+            let (index, pk_name, sk_name, scope) = match channel_id {
+                Some(c) => (GSI1, "gsi1pk", "gsi1sk", incident_scope(c, status)),
+                None => (GSI2, "gsi2pk", "gsi2sk", incident_scope_all(status)),
+            };
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .scan_index_forward(false)
+                .limit(limit as i32 + 1)
+                .expression_attribute_values(":pk", s(scope));
+            query = match bounds.get(status.as_str()) {
+                Some(bound) => query
+                    .key_condition_expression(format!("{pk_name} = :pk AND {sk_name} < :bound"))
+                    .expression_attribute_values(":bound", s(bound)),
+                None => query.key_condition_expression(format!("{pk_name} = :pk")),
+            };
+            let page = query.send().await.map_err(|e| storage_error("Query", e))?;
+            let items = page.items();
+            if items.len() > limit || page.last_evaluated_key().is_some() {
+                more_in.push(status);
+            }
+            for item in items.iter().take(limit) {
+                let sk = get_s(item, sk_name)?;
+                fetched.push((status, sk, item.clone()));
+            }
+        }
+        fetched.sort_by(|a, b| b.1.cmp(&a.1));
+        let leftover = fetched.len() > limit;
+        fetched.truncate(limit);
+        let mut next = bounds.clone();
+        for (status, sk, _) in &fetched {
+            next.insert(status.as_str().to_string(), sk.clone());
+        }
+        let items = fetched.iter().map(|(_, _, item)| item_to_incident(item)).collect::<ApiResult<Vec<_>>>()?;
+        let has_more = leftover || !more_in.is_empty();
+        Ok(IncidentPage { items, next: has_more.then_some(next) })
+    }
+
+    /// Acknowledge: `Triggered` → `Processing`. Acknowledging again is a no-op.
+    pub async fn acknowledge_incident(&self, incident_id: &str, now_s: i64) -> ApiResult<Incident> {
+        let incident = self
+            .get_incident(incident_id)
+            .await?
+            .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {incident_id} does not exist")))?;
+        match incident.status {
+            IncidentStatus::Processing => return Ok(incident),
+            IncidentStatus::Closed => {
+                return Err(ApiError::invalid(format!("incident {incident_id} is closed and cannot be acknowledged")))
+            }
+            IncidentStatus::Triggered => {}
+        }
+        let processing = IncidentStatus::Processing;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(incident_pk(incident_id), INCIDENT_SK)))
+            .update_expression(
+                "SET #st = :processing, acknowledged_at = :now, updated_at = :now, gsi1pk = :scope, gsi2pk = :scope_all",
+            )
+            .condition_expression("#st = :triggered")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":processing", s(processing.as_str()))
+            .expression_attribute_values(":triggered", s(IncidentStatus::Triggered.as_str()))
+            .expression_attribute_values(":now", n(now_s))
+            .expression_attribute_values(":scope", s(incident_scope(&incident.channel_id, processing)))
+            .expression_attribute_values(":scope_all", s(incident_scope_all(processing)))
+            .send()
+            .await;
+        if let Err(err) = result {
+            if !matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) {
+                return Err(storage_error("UpdateItem", err));
+            }
+        }
+        let after = self
+            .get_incident(incident_id)
+            .await?
+            .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {incident_id} does not exist")))?;
+        if after.status == IncidentStatus::Closed {
+            return Err(ApiError::invalid(format!("incident {incident_id} is closed and cannot be acknowledged")));
+        }
+        Ok(after)
+    }
+
+    /// Close the incident by hand, then close each of its open alerts. The
+    /// incident is closed first, so no alert can join it while we sweep;
+    /// resolving again finishes a sweep that was interrupted.
+    pub async fn resolve_incident(&self, incident_id: &str, now_ms: i64) -> ApiResult<Incident> {
+        let incident = self
+            .get_incident(incident_id)
+            .await?
+            .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {incident_id} does not exist")))?;
+        let now_s = now_ms / 1000;
+        if incident.status != IncidentStatus::Closed {
+            let closed = IncidentStatus::Closed;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(incident_pk(incident_id), INCIDENT_SK)))
+                .update_expression(
+                    "SET #st = :closed, closed_at = :now, updated_at = :now, active_alert_count = :zero, \
+                     gsi1pk = :scope, gsi2pk = :scope_all",
+                )
+                .condition_expression("#st <> :closed")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":closed", s(closed.as_str()))
+                .expression_attribute_values(":now", n(now_s))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":scope", s(incident_scope(&incident.channel_id, closed)))
+                .expression_attribute_values(":scope_all", s(incident_scope_all(closed)))
+                .send()
+                .await;
+            if let Err(err) = result {
+                if !matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) {
+                    return Err(storage_error("UpdateItem", err));
+                }
+            }
+        }
+        for record in self.incident_partition(incident_id).await? {
+            if !get_opt_s(&record, "sk").is_some_and(|sk| sk.starts_with("ALERT#")) {
+                continue;
+            }
+            if get_bool(&record, "archived").unwrap_or(false) {
+                continue;
+            }
+            let alert_id = get_s(&record, "alert_id")?;
+            let (channel_id, alert_key) = (get_s(&record, "channel_id")?, get_s(&record, "alert_key")?);
+            for _ in 0..super::alerts::MAX_ATTEMPTS {
+                match self.get_head(&channel_id, &alert_key).await? {
+                    Some(h) if h.alert_id == alert_id && h.active => {
+                        if self.close_orphaned_head(&h, now_ms).await? {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        self.get_incident(incident_id)
+            .await?
+            .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {incident_id} does not exist")))
+    }
+
+    /// Heads in bulk (for tests and recounts).
+    pub async fn batch_get(&self, keys: Vec<Item>) -> ApiResult<Vec<Item>> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut pending: HashMap<String, KeysAndAttributes> = HashMap::from([(
+                self.table.clone(),
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_error)?,
+            )]);
+            while !pending.is_empty() {
+                let page = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(|e| storage_error("BatchGetItem", e))?;
+                if let Some(items) = page.responses().and_then(|r| r.get(&self.table)) {
+                    out.extend(items.iter().cloned());
+                }
+                pending = page.unprocessed_keys().cloned().unwrap_or_default();
+            }
+        }
+        Ok(out)
+    }
+}

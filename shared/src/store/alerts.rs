@@ -512,7 +512,8 @@ impl Store {
     }
 
     /// Close an alert whose incident was closed by hand before the sweep reached it.
-    pub(crate) async fn close_orphaned_head(&self, head: &AlertHead, now_ms: i64) -> ApiResult<()> {
+    /// `Ok(false)`: the head changed meanwhile and was left alone.
+    pub(crate) async fn close_orphaned_head(&self, head: &AlertHead, now_ms: i64) -> ApiResult<bool> {
         let mut next = head.clone();
         next.active = false;
         next.closed_at = Some(now_ms / 1000);
@@ -530,10 +531,10 @@ impl Store {
         match result {
             Ok(out) => {
                 self.count(out.consumed_capacity());
-                Ok(())
+                Ok(true)
             }
             Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(()),
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
                 _ => Err(storage_error("PutItem", err)),
             },
         }

@@ -1,0 +1,32 @@
+//! What a function builds once per cold start and shares across requests.
+
+use std::time::Duration;
+
+use crate::store::{client_from_env, Store};
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    /// How long a channel's settings may be served from this instance's memory.
+    pub channel_cache_ttl: Duration,
+    pub(crate) channels: crate::push::ChannelCache,
+}
+
+impl App {
+    pub fn new(store: Store) -> Self {
+        App { store, channel_cache_ttl: Duration::from_secs(0), channels: Default::default() }
+    }
+
+    /// Reads `TABLE_NAME` (required) and `CHANNEL_CACHE_SECONDS` (default 10).
+    pub async fn from_env() -> Result<Self, String> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set".to_string())?;
+        let mut store = Store::new(client_from_env().await, table);
+        if let Some(days) = std::env::var("EVENT_RETENTION_DAYS").ok().and_then(|d| d.parse::<i64>().ok()) {
+            store.event_retention_secs = days * 86_400;
+        }
+        let ttl = std::env::var("CHANNEL_CACHE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+        let mut app = App::new(store);
+        app.channel_cache_ttl = Duration::from_secs(ttl);
+        Ok(app)
+    }
+}

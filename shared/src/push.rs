@@ -1,0 +1,235 @@
+//! `POST /event/push/alert/{integration}?integration_key=KEY`: check, parse,
+//! normalise every event (so a bad one refuses the whole push before anything
+//! is written), then apply each to its channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::engine::Outcome;
+use crate::error::{ApiError, ApiResult};
+use crate::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
+use crate::http::{failure, media_type, new_request_id, success, Inbound, Outbound};
+use crate::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
+use crate::model::{Channel, Integration};
+use crate::store::alerts::Applied;
+use crate::store::now_ms;
+
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub const PUSH_PATH_PREFIX: &str = "/event/push/alert/";
+
+pub type ChannelCache = Arc<Mutex<HashMap<String, (Instant, Channel)>>>;
+
+/// The push handler every integration function runs.
+pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outbound {
+    let request_id = new_request_id();
+    let span = tracing::info_span!("push", request_id = %request_id, integration = kind.slug());
+    async {
+        match push(app, kind, &req).await {
+            Ok(data) => {
+                tracing::info!(status = 200, "push accepted");
+                success(&request_id, data)
+            }
+            Err(err) => {
+                tracing::warn!(status = err.status(), code = err.code(), message = err.message(), "push refused");
+                failure(&request_id, &err)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The checks that need no storage, in the order the spec lists them.
+pub fn check_request(kind: IntegrationKind, req: &Inbound) -> ApiResult<BodyFormat> {
+    if !req.method.eq_ignore_ascii_case("POST") {
+        return Err(ApiError::MethodNotAllowed(format!("method {} is not allowed; use POST", req.method)));
+    }
+    if let Some(slug) = req.path.strip_prefix(PUSH_PATH_PREFIX) {
+        if slug.trim_end_matches('/') != kind.slug() {
+            return Err(ApiError::RouteNotFound(format!("no push route for integration {slug:?}")));
+        }
+    }
+    let format = match media_type(req.get_header("content-type")).as_deref() {
+        Some("application/json") => BodyFormat::Json,
+        Some("application/x-www-form-urlencoded") if kind.accepts_form() => BodyFormat::Form,
+        other => {
+            let accepted = if kind.accepts_form() {
+                "application/json or application/x-www-form-urlencoded"
+            } else {
+                "application/json"
+            };
+            return Err(ApiError::InvalidContentType(format!(
+                "Content-Type {} is not accepted; send {accepted}",
+                other.map_or("(missing)".to_string(), |o| format!("{o:?}"))
+            )));
+        }
+    };
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::invalid(format!(
+            "body: {} bytes is over the limit of {MAX_BODY_BYTES} bytes (256 KiB)",
+            req.body.len()
+        )));
+    }
+    Ok(format)
+}
+
+/// Parse and normalise: the whole payload is valid, or nothing is applied.
+pub fn prepare_events(
+    kind: IntegrationKind,
+    body: &PushBody<'_>,
+    integration: &Integration,
+    now_ms: i64,
+) -> ApiResult<Vec<Result<StandardEvent, Applied>>> {
+    let settings = ParseSettings { callback_token: integration.callback_token.as_deref() };
+    let ctx = NormaliseContext { integration_name: &integration.name, now_ms };
+    let parsed = kind.parse(body, &settings)?;
+    if parsed.is_empty() {
+        return Err(ApiError::invalid("body: the payload carries no alert"));
+    }
+    let many = parsed.len() > 1;
+    parsed
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| match p {
+            ParsedEvent::Apply(ev) => normalise(ev, &ctx).map(Ok).map_err(|e| {
+                if many {
+                    ApiError::invalid(format!("alerts[{i}].{}", e.message()))
+                } else {
+                    e
+                }
+            }),
+            ParsedEvent::Ignore { alert_key, reason } => {
+                tracing::info!(reason = reason.as_str(), "event accepted without state change");
+                Ok(Err(Applied {
+                    alert_key: alert_key.unwrap_or_default(),
+                    outcome: Outcome::Ignored,
+                    alert_id: None,
+                    incident_id: None,
+                }))
+            }
+        })
+        .collect()
+}
+
+async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Value> {
+    let format = check_request(kind, req)?;
+    let key = req
+        .query
+        .get("integration_key")
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("integration_key: missing from the query string".into()))?;
+    let integration = app
+        .store
+        .find_integration_by_key(key)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("integration_key: no integration has this key".into()))?;
+    if integration.kind != kind.slug() {
+        return Err(ApiError::AccessDenied(format!(
+            "integration_key: the key belongs to a {} integration, not {}",
+            integration.kind,
+            kind.slug()
+        )));
+    }
+    let now = now_ms();
+    let body = PushBody { bytes: &req.body, format };
+    let events = prepare_events(kind, &body, &integration, now)?;
+    let channel = channel(app, &integration.channel_id).await?;
+
+    let mut results = Vec::with_capacity(events.len());
+    for event in events {
+        let applied = match event {
+            Ok(ev) => app.store.apply_event(&channel, &ev, now).await?,
+            Err(ignored) => ignored,
+        };
+        results.push(applied);
+    }
+    Ok(response_data(kind, results))
+}
+
+fn response_data(kind: IntegrationKind, results: Vec<Applied>) -> Value {
+    if kind == IntegrationKind::AliyunPrometheus {
+        let keys: Vec<&str> = results.iter().map(|r| r.alert_key.as_str()).collect();
+        json!({ "alert_keys": keys, "results": results })
+    } else if let [single] = results.as_slice() {
+        json!({
+            "alert_key": single.alert_key,
+            "outcome": single.outcome,
+            "alert_id": single.alert_id,
+            "incident_id": single.incident_id,
+        })
+    } else {
+        let keys: Vec<&str> = results.iter().map(|r| r.alert_key.as_str()).collect();
+        json!({ "alert_keys": keys, "results": results })
+    }
+}
+
+/// Channel settings, cached per instance for `channel_cache_ttl`: they change
+/// rarely, and the push path should not pay a read for them every time.
+async fn channel(app: &App, channel_id: &str) -> ApiResult<Channel> {
+    if !app.channel_cache_ttl.is_zero() {
+        if let Ok(cache) = app.channels.lock() {
+            if let Some((at, c)) = cache.get(channel_id) {
+                if at.elapsed() < app.channel_cache_ttl {
+                    return Ok(c.clone());
+                }
+            }
+        }
+    }
+    let channel = app.store.get_channel(channel_id).await?.ok_or_else(|| {
+        ApiError::invalid(format!("channel_id: channel {channel_id} of this integration no longer exists"))
+    })?;
+    if let Ok(mut cache) = app.channels.lock() {
+        cache.insert(channel_id.to_string(), (Instant::now(), channel.clone()));
+    }
+    Ok(channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ct: Option<&str>, body: usize) -> Inbound {
+        let mut r = Inbound::new("POST", "/event/push/alert/standard?integration_key=k");
+        if let Some(ct) = ct {
+            r = r.header("Content-Type", ct);
+        }
+        r.body = vec![b' '; body];
+        r
+    }
+
+    #[test]
+    fn content_types() {
+        let std = IntegrationKind::Standard;
+        assert_eq!(check_request(std, &req(Some("application/json"), 1)), Ok(BodyFormat::Json));
+        assert_eq!(check_request(std, &req(Some("Application/JSON; charset=utf-8"), 1)), Ok(BodyFormat::Json));
+        for bad in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+            assert_eq!(check_request(std, &req(bad, 1)).unwrap_err().code(), "InvalidContentType");
+        }
+        let mut form = req(Some("application/x-www-form-urlencoded"), 1);
+        form.path = "/event/push/alert/jiankongbao".into();
+        assert_eq!(check_request(IntegrationKind::Jiankongbao, &form), Ok(BodyFormat::Form));
+    }
+
+    #[test]
+    fn body_cap_is_256_kib() {
+        let std = IntegrationKind::Standard;
+        assert!(check_request(std, &req(Some("application/json"), MAX_BODY_BYTES)).is_ok());
+        let err = check_request(std, &req(Some("application/json"), MAX_BODY_BYTES + 1)).unwrap_err();
+        assert_eq!(err.code(), "InvalidParameter");
+        assert!(err.message().contains("262144"));
+    }
+
+    #[test]
+    fn method_and_route() {
+        let mut r = req(Some("application/json"), 1);
+        r.method = "GET".into();
+        assert_eq!(check_request(IntegrationKind::Standard, &r).unwrap_err().code(), "MethodNotAllowed");
+        let r = req(Some("application/json"), 1);
+        assert_eq!(check_request(IntegrationKind::Blueking, &r).unwrap_err().code(), "RouteNotFound");
+    }
+}

@@ -1,0 +1,55 @@
+//! Lambda wiring shared by every function: JSON tracing, one `App` per cold
+//! start, and the adapters between `lambda_http` and the handlers.
+
+use std::sync::Arc;
+
+use lambda_http::{service_fn, Body, Error, Request, Response};
+
+use crate::app::App;
+use crate::http::Inbound;
+use crate::integrations::IntegrationKind;
+
+/// JSON logs, one object per line; the handlers' spans put the request id on each.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+async fn app() -> Result<Arc<App>, Error> {
+    init_tracing();
+    Ok(Arc::new(App::from_env().await?))
+}
+
+/// Serve one push integration.
+pub async fn serve_push(kind: IntegrationKind) -> Result<(), Error> {
+    let app = app().await?;
+    lambda_http::run(service_fn(move |req: Request| {
+        let app = Arc::clone(&app);
+        async move {
+            let out = crate::push::handle_push(&app, kind, Inbound::from_lambda(req)).await;
+            Ok::<Response<Body>, Error>(out.into_lambda())
+        }
+    }))
+    .await
+}
+
+/// Serve the management API.
+pub async fn serve_api() -> Result<(), Error> {
+    let app = app().await?;
+    lambda_http::run(service_fn(move |req: Request| {
+        let app = Arc::clone(&app);
+        async move {
+            let out = crate::api::handle_api(&app, Inbound::from_lambda(req)).await;
+            Ok::<Response<Body>, Error>(out.into_lambda())
+        }
+    }))
+    .await
+}

@@ -1,0 +1,77 @@
+//! The table definition, for local runs and tests. `infra/template.yaml`
+//! declares the same table for AWS; tests/infra_consistency checks they agree.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::{build_error, storage_error, GSI1, GSI2};
+use crate::error::ApiResult;
+
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+fn attr(name: &str) -> ApiResult<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(build_error)
+}
+
+fn key_schema(hash: &str, range: &str) -> ApiResult<Vec<KeySchemaElement>> {
+    Ok(vec![
+        KeySchemaElement::builder().attribute_name(hash).key_type(KeyType::Hash).build().map_err(build_error)?,
+        KeySchemaElement::builder().attribute_name(range).key_type(KeyType::Range).build().map_err(build_error)?,
+    ])
+}
+
+fn gsi(name: &str, hash: &str, range: &str) -> ApiResult<GlobalSecondaryIndex> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .set_key_schema(Some(key_schema(hash, range)?))
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .map_err(build_error)
+}
+
+/// Create the table if it does not exist yet. Returns whether it was created.
+pub async fn create_table(client: &Client, table: &str) -> ApiResult<bool> {
+    let exists = client.describe_table().table_name(table).send().await.is_ok();
+    if exists {
+        return Ok(false);
+    }
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(vec![
+            attr("pk")?,
+            attr("sk")?,
+            attr("gsi1pk")?,
+            attr("gsi1sk")?,
+            attr("gsi2pk")?,
+            attr("gsi2sk")?,
+        ]))
+        .set_key_schema(Some(key_schema("pk", "sk")?))
+        .global_secondary_indexes(gsi(GSI1, "gsi1pk", "gsi1sk")?)
+        .global_secondary_indexes(gsi(GSI2, "gsi2pk", "gsi2sk")?)
+        .send()
+        .await
+        .map_err(|e| storage_error("CreateTable", e))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .map_err(build_error)?,
+        )
+        .send()
+        .await
+        .map_err(|e| storage_error("UpdateTimeToLive", e))?;
+    Ok(true)
+}

@@ -35,7 +35,12 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
                 success(&request_id, data)
             }
             Err(err) => {
-                tracing::warn!(status = err.status(), code = err.code(), message = err.message(), "api request refused");
+                tracing::warn!(
+                    status = err.status(),
+                    code = err.code(),
+                    message = err.message(),
+                    "api request refused"
+                );
                 failure(&request_id, &err)
             }
         }
@@ -45,9 +50,9 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
 }
 
 async fn authenticate(app: &App, req: &Inbound) -> ApiResult<()> {
-    let header = req
-        .get_header("authorization")
-        .ok_or_else(|| ApiError::Unauthorized("Authorization: missing; send `Bearer APP_KEY`".into()))?;
+    let header = req.get_header("authorization").ok_or_else(|| {
+        ApiError::Unauthorized("Authorization: missing; send `Bearer APP_KEY`".into())
+    })?;
     let key = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
@@ -57,7 +62,9 @@ async fn authenticate(app: &App, req: &Inbound) -> ApiResult<()> {
     if app.store.app_key_is_valid(key).await? {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized("Authorization: unknown app key".into()))
+        Err(ApiError::Unauthorized(
+            "Authorization: unknown app key".into(),
+        ))
     }
 }
 
@@ -76,10 +83,12 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "integrations", id, "rotate-key"], "POST") => rotate_key(app, id).await,
         (["api", "incidents"], "GET") => list_incidents(app, req).await,
         (["api", "incidents", id], "GET") => get_incident(app, id).await,
-        (["api", "incidents", id, "ack"], "POST") => {
-            Ok(json!(app.store.acknowledge_incident(id, now_ms() / 1000).await?))
+        (["api", "incidents", id, "ack"], "POST") => Ok(json!(
+            app.store.acknowledge_incident(id, now_ms() / 1000).await?
+        )),
+        (["api", "incidents", id, "resolve"], "POST") => {
+            Ok(json!(app.store.resolve_incident(id, now_ms()).await?))
         }
-        (["api", "incidents", id, "resolve"], "POST") => Ok(json!(app.store.resolve_incident(id, now_ms()).await?)),
         (["api", "alerts", id], "GET") => get_alert(app, id).await,
         (
             ["api", "channels"]
@@ -92,20 +101,26 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
             | ["api", "incidents", _, "ack" | "resolve"]
             | ["api", "alerts", _],
             _,
-        ) => Err(ApiError::MethodNotAllowed(format!("method {method} is not allowed on {path}"))),
-        _ => Err(ApiError::RouteNotFound(format!("no route for {method} {path}"))),
+        ) => Err(ApiError::MethodNotAllowed(format!(
+            "method {method} is not allowed on {path}"
+        ))),
+        _ => Err(ApiError::RouteNotFound(format!(
+            "no route for {method} {path}"
+        ))),
     }
 }
 
 fn json_body(req: &Inbound) -> ApiResult<Value> {
     if media_type(req.get_header("content-type")).as_deref() != Some("application/json") {
-        return Err(ApiError::InvalidContentType("Content-Type must be application/json".into()));
+        return Err(ApiError::InvalidContentType(
+            "Content-Type must be application/json".into(),
+        ));
     }
     if req.body.len() > crate::push::MAX_BODY_BYTES {
         return Err(ApiError::invalid("body: over the limit of 262144 bytes"));
     }
-    let value: Value =
-        serde_json::from_slice(&req.body).map_err(|e| ApiError::invalid(format!("body: not valid JSON ({e})")))?;
+    let value: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::invalid(format!("body: not valid JSON ({e})")))?;
     if !value.is_object() {
         return Err(ApiError::invalid("body: expected a JSON object"));
     }
@@ -115,7 +130,9 @@ fn json_body(req: &Inbound) -> ApiResult<Value> {
 fn check_name(field: &str, name: &str) -> ApiResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::invalid(format!("{field}: must be 1 to 100 characters")));
+        return Err(ApiError::invalid(format!(
+            "{field}: must be 1 to 100 characters"
+        )));
     }
     Ok(name.to_string())
 }
@@ -128,7 +145,9 @@ pub fn validate_grouping(g: &Grouping) -> ApiResult<()> {
         )));
     }
     if g.method == GroupingMethod::Rules && g.equals.is_empty() {
-        return Err(ApiError::invalid("grouping.equals: rules grouping needs at least one key group"));
+        return Err(ApiError::invalid(
+            "grouping.equals: rules grouping needs at least one key group",
+        ));
     }
     for (i, group) in g.equals.iter().enumerate() {
         if group.is_empty() || group.len() > MAX_KEYS_PER_GROUP {
@@ -160,7 +179,12 @@ struct ChannelBody {
 
 async fn create_channel(app: &App, req: &Inbound) -> ApiResult<Value> {
     let body: ChannelBody = from_value(json_body(req)?)?;
-    let name = check_name("name", body.name.as_deref().ok_or_else(|| ApiError::invalid("name: required"))?)?;
+    let name = check_name(
+        "name",
+        body.name
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("name: required"))?,
+    )?;
     let grouping = body.grouping.unwrap_or_default();
     validate_grouping(&grouping)?;
     let channel = Channel {
@@ -203,7 +227,9 @@ async fn patch_channel(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
         channel.auto_close = auto_close;
     }
     if !app.store.update_channel(&channel).await? {
-        return Err(ApiError::ResourceNotFound(format!("channel {id} does not exist")));
+        return Err(ApiError::ResourceNotFound(format!(
+            "channel {id} does not exist"
+        )));
     }
     Ok(json!(channel))
 }
@@ -212,7 +238,9 @@ async fn delete_channel(app: &App, id: &str) -> ApiResult<Value> {
     if app.store.delete_channel(id).await? {
         Ok(json!({ "channel_id": id, "deleted": true }))
     } else {
-        Err(ApiError::ResourceNotFound(format!("channel {id} does not exist")))
+        Err(ApiError::ResourceNotFound(format!(
+            "channel {id} does not exist"
+        )))
     }
 }
 
@@ -226,7 +254,10 @@ struct IntegrationBody {
 }
 
 fn push_path(kind: &str, key: &str) -> String {
-    format!("{}{kind}?integration_key={key}", crate::push::PUSH_PATH_PREFIX)
+    format!(
+        "{}{kind}?integration_key={key}",
+        crate::push::PUSH_PATH_PREFIX
+    )
 }
 
 /// 128 random bits, hex: shown once, stored only as a hash.
@@ -236,21 +267,37 @@ pub fn new_integration_key() -> ApiResult<String> {
 
 async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
     let body: IntegrationBody = from_value(json_body(req)?)?;
-    let name = check_name("name", body.name.as_deref().ok_or_else(|| ApiError::invalid("name: required"))?)?;
-    let kind_slug = body.kind.ok_or_else(|| ApiError::invalid("kind: required"))?;
+    let name = check_name(
+        "name",
+        body.name
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("name: required"))?,
+    )?;
+    let kind_slug = body
+        .kind
+        .ok_or_else(|| ApiError::invalid("kind: required"))?;
     let kind = IntegrationKind::from_slug(&kind_slug).ok_or_else(|| {
         let known: Vec<&str> = IntegrationKind::ALL.iter().map(|k| k.slug()).collect();
-        ApiError::invalid(format!("kind: {kind_slug:?} is not one of {}", known.join(", ")))
+        ApiError::invalid(format!(
+            "kind: {kind_slug:?} is not one of {}",
+            known.join(", ")
+        ))
     })?;
     if body.routes.is_some() {
-        return Err(ApiError::invalid("routes: shared integrations are not supported yet; give channel_id"));
+        return Err(ApiError::invalid(
+            "routes: shared integrations are not supported yet; give channel_id",
+        ));
     }
-    let channel_id = body.channel_id.ok_or_else(|| ApiError::invalid("channel_id: required"))?;
-    find_channel(app, &channel_id)
-        .await
-        .map_err(|_| ApiError::invalid(format!("channel_id: channel {channel_id} does not exist")))?;
+    let channel_id = body
+        .channel_id
+        .ok_or_else(|| ApiError::invalid("channel_id: required"))?;
+    find_channel(app, &channel_id).await.map_err(|_| {
+        ApiError::invalid(format!("channel_id: channel {channel_id} does not exist"))
+    })?;
     if body.callback_token.is_some() && kind != IntegrationKind::Jiankongbao {
-        return Err(ApiError::invalid("callback_token: only jiankongbao integrations take a callback token"));
+        return Err(ApiError::invalid(
+            "callback_token: only jiankongbao integrations take a callback token",
+        ));
     }
     let integration = Integration {
         integration_id: random_hex(8)?,
@@ -273,11 +320,10 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
 }
 
 async fn get_integration(app: &App, id: &str) -> ApiResult<Value> {
-    let integration = app
-        .store
-        .get_integration(id)
-        .await?
-        .ok_or_else(|| ApiError::ResourceNotFound(format!("integration {id} does not exist")))?;
+    let integration =
+        app.store.get_integration(id).await?.ok_or_else(|| {
+            ApiError::ResourceNotFound(format!("integration {id} does not exist"))
+        })?;
     let has_token = integration.callback_token.is_some();
     let mut value = json!(integration);
     value["has_callback_token"] = json!(has_token);
@@ -302,7 +348,8 @@ fn decode_cursor(cursor: &str) -> ApiResult<HashMap<String, String>> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| ApiError::invalid("cursor: not a cursor this API returned"))?;
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid("cursor: not a cursor this API returned"))
+    serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::invalid("cursor: not a cursor this API returned"))
 }
 
 fn encode_cursor(bounds: &HashMap<String, String>) -> String {
@@ -311,14 +358,27 @@ fn encode_cursor(bounds: &HashMap<String, String>) -> String {
 
 async fn list_incidents(app: &App, req: &Inbound) -> ApiResult<Value> {
     let q = &req.query;
-    let channel_id = q.get("channel_id").map(String::as_str).filter(|c| !c.is_empty());
-    let statuses = match q.get("status").map(String::as_str).filter(|s| !s.is_empty()) {
-        None => vec![IncidentStatus::Triggered, IncidentStatus::Processing, IncidentStatus::Closed],
+    let channel_id = q
+        .get("channel_id")
+        .map(String::as_str)
+        .filter(|c| !c.is_empty());
+    let statuses = match q
+        .get("status")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        None => vec![
+            IncidentStatus::Triggered,
+            IncidentStatus::Processing,
+            IncidentStatus::Closed,
+        ],
         Some(list) => list
             .split(',')
             .map(|s| {
                 IncidentStatus::parse(s.trim()).ok_or_else(|| {
-                    ApiError::invalid(format!("status: {s:?} is not one of Triggered, Processing, Closed"))
+                    ApiError::invalid(format!(
+                        "status: {s:?} is not one of Triggered, Processing, Closed"
+                    ))
                 })
             })
             .collect::<ApiResult<Vec<_>>>()?,
@@ -327,14 +387,21 @@ async fn list_incidents(app: &App, req: &Inbound) -> ApiResult<Value> {
         None => DEFAULT_PAGE,
         Some(l) => match l.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => return Err(ApiError::invalid(format!("limit: must be 1 to {MAX_PAGE}, got {l:?}"))),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "limit: must be 1 to {MAX_PAGE}, got {l:?}"
+                )))
+            }
         },
     };
     let bounds = match q.get("cursor").filter(|c| !c.is_empty()) {
         Some(c) => decode_cursor(c)?,
         None => HashMap::new(),
     };
-    let page = app.store.list_incidents(channel_id, &statuses, limit, &bounds).await?;
+    let page = app
+        .store
+        .list_incidents(channel_id, &statuses, limit, &bounds)
+        .await?;
     Ok(json!({ "items": page.items, "next_cursor": page.next.as_ref().map(encode_cursor) }))
 }
 
@@ -362,12 +429,19 @@ mod tests {
 
     #[test]
     fn grouping_limits() {
-        let mut g = Grouping { method: GroupingMethod::Rules, equals: vec![vec!["title".into()]], ..Default::default() };
+        let mut g = Grouping {
+            method: GroupingMethod::Rules,
+            equals: vec![vec!["title".into()]],
+            ..Default::default()
+        };
         assert!(validate_grouping(&g).is_ok());
         g.window_minutes = MAX_WINDOW_MINUTES;
         assert!(validate_grouping(&g).is_ok());
         g.window_minutes = MAX_WINDOW_MINUTES + 1;
-        assert!(validate_grouping(&g).unwrap_err().message().contains("43200"));
+        assert!(validate_grouping(&g)
+            .unwrap_err()
+            .message()
+            .contains("43200"));
         g.window_minutes = 0;
         g.equals = vec![vec!["title".into(); 6]];
         assert!(validate_grouping(&g).is_err());

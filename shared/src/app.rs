@@ -14,17 +14,27 @@ pub struct App {
 
 impl App {
     pub fn new(store: Store) -> Self {
-        App { store, channel_cache_ttl: Duration::from_secs(0), channels: Default::default() }
+        App {
+            store,
+            channel_cache_ttl: Duration::from_secs(0),
+            channels: Default::default(),
+        }
     }
 
     /// Reads `TABLE_NAME` (required) and `CHANNEL_CACHE_SECONDS` (default 10).
     pub async fn from_env() -> Result<Self, String> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set".to_string())?;
         let mut store = Store::new(client_from_env().await, table);
-        if let Some(days) = std::env::var("EVENT_RETENTION_DAYS").ok().and_then(|d| d.parse::<i64>().ok()) {
+        if let Some(days) = std::env::var("EVENT_RETENTION_DAYS")
+            .ok()
+            .and_then(|d| d.parse::<i64>().ok())
+        {
             store.event_retention_secs = days * 86_400;
         }
-        let ttl = std::env::var("CHANNEL_CACHE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+        let ttl = std::env::var("CHANNEL_CACHE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
         let mut app = App::new(store);
         app.channel_cache_ttl = Duration::from_secs(ttl);
         Ok(app)

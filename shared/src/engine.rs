@@ -40,7 +40,11 @@ pub struct Fingerprint {
 }
 
 pub fn fingerprint(ev: &StandardEvent) -> Fingerprint {
-    let brief_parts = [ev.event_status.as_str(), ev.title.as_str(), ev.description.as_str()];
+    let brief_parts = [
+        ev.event_status.as_str(),
+        ev.title.as_str(),
+        ev.description.as_str(),
+    ];
     let brief = digest_parts(&brief_parts);
     let mut parts: Vec<&str> = brief_parts.to_vec();
     for (k, v) in &ev.labels {
@@ -252,7 +256,10 @@ pub fn group_key(grouping: &Grouping, ev: &StandardEvent) -> Option<String> {
             let value = match key.as_str() {
                 "title" => Some(ev.title.as_str()),
                 "severity" => Some(ev.event_status.as_str()),
-                other => other.strip_prefix("labels.").and_then(|name| ev.labels.get(name)).map(String::as_str),
+                other => other
+                    .strip_prefix("labels.")
+                    .and_then(|name| ev.labels.get(name))
+                    .map(String::as_str),
             };
             match value {
                 Some(v) => {
@@ -302,15 +309,29 @@ mod tests {
             event_status: status,
             alert_key: "k".into(),
             description: "d".into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             event_time_ms: t,
         }
     }
 
     fn open(ev: &StandardEvent) -> AlertHead {
         let fp = fingerprint(ev);
-        next_head(None, "ch", ev, &fp, Decision::Open, Some(NewAlert { alert_id: "a1", incident_id: "i1" }), 100)
-            .unwrap()
+        next_head(
+            None,
+            "ch",
+            ev,
+            &fp,
+            Decision::Open,
+            Some(NewAlert {
+                alert_id: "a1",
+                incident_id: "i1",
+            }),
+            100,
+        )
+        .unwrap()
     }
 
     fn step(head: &AlertHead, ev: &StandardEvent) -> (Decision, Option<AlertHead>) {
@@ -324,7 +345,10 @@ mod tests {
         let fire = event(EventStatus::Warning, "t", &[], 1000);
         assert_eq!(decide(None, &fire, &fingerprint(&fire)), Decision::Open);
         let ok = event(EventStatus::Ok, "t", &[], 1000);
-        assert_eq!(decide(None, &ok, &fingerprint(&ok)), Decision::Nothing(Outcome::Ignored));
+        assert_eq!(
+            decide(None, &ok, &fingerprint(&ok)),
+            Decision::Nothing(Outcome::Ignored)
+        );
     }
 
     #[test]
@@ -333,7 +357,10 @@ mod tests {
         let (d, next) = step(&h, &event(EventStatus::Warning, "t", &[("a", "1")], 2000));
         assert_eq!(d, Decision::Duplicate);
         let next = next.unwrap();
-        assert_eq!((next.event_count, next.duplicate_count, next.last_time_ms), (2, 1, 2000));
+        assert_eq!(
+            (next.event_count, next.duplicate_count, next.last_time_ms),
+            (2, 1, 2000)
+        );
         assert_eq!(next.labels, h.labels);
     }
 
@@ -353,7 +380,10 @@ mod tests {
         let next = next.unwrap();
         assert_eq!(next.last_time_contents.len(), 2);
         // A retry of the first event, arriving after the second, must not flip the alert back.
-        assert_eq!(step(&next, &event(EventStatus::Warning, "t", &[], 1000)).0, Decision::Nothing(Outcome::Deduplicated));
+        assert_eq!(
+            step(&next, &event(EventStatus::Warning, "t", &[], 1000)).0,
+            Decision::Nothing(Outcome::Deduplicated)
+        );
     }
 
     #[test]
@@ -370,17 +400,26 @@ mod tests {
         let (d, next) = step(&h, &event(EventStatus::Critical, "t2", &[], 2000));
         assert_eq!(d, Decision::Update);
         let next = next.unwrap();
-        assert_eq!((next.severity, next.title.as_str()), (EventStatus::Critical, "t2"));
+        assert_eq!(
+            (next.severity, next.title.as_str()),
+            (EventStatus::Critical, "t2")
+        );
     }
 
     #[test]
     fn ok_recovers_and_only_adds_missing_labels() {
         let h = open(&event(EventStatus::Warning, "t", &[("a", "1")], 1000));
-        let (d, next) = step(&h, &event(EventStatus::Ok, "t", &[("a", "9"), ("b", "2")], 2000));
+        let (d, next) = step(
+            &h,
+            &event(EventStatus::Ok, "t", &[("a", "9"), ("b", "2")], 2000),
+        );
         assert_eq!(d, Decision::Recover);
         let next = next.unwrap();
         assert!(!next.active);
-        assert_eq!(next.labels, BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())]));
+        assert_eq!(
+            next.labels,
+            BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())])
+        );
         assert_eq!(next.severity, EventStatus::Warning);
     }
 
@@ -389,16 +428,29 @@ mod tests {
         let h = open(&event(EventStatus::Warning, "t", &[], 1000));
         let (_, recovered) = step(&h, &event(EventStatus::Ok, "t", &[], 3000));
         let recovered = recovered.unwrap();
-        assert_eq!(step(&recovered, &event(EventStatus::Critical, "t", &[], 2000)).0, Decision::Nothing(Outcome::Ignored));
+        assert_eq!(
+            step(&recovered, &event(EventStatus::Critical, "t", &[], 2000)).0,
+            Decision::Nothing(Outcome::Ignored)
+        );
         let (_, newer) = step(&h, &event(EventStatus::Critical, "t", &[], 5000));
-        assert_eq!(step(&newer.unwrap(), &event(EventStatus::Ok, "t", &[], 4000)).0, Decision::Nothing(Outcome::Ignored));
+        assert_eq!(
+            step(&newer.unwrap(), &event(EventStatus::Ok, "t", &[], 4000)).0,
+            Decision::Nothing(Outcome::Ignored)
+        );
     }
 
     #[test]
     fn closed_alert_reopens_on_next_newer_firing() {
         let h = open(&event(EventStatus::Warning, "t", &[], 1000));
         let (_, closed) = step(&h, &event(EventStatus::Ok, "t", &[], 2000));
-        assert_eq!(step(&closed.unwrap(), &event(EventStatus::Warning, "t", &[], 3000)).0, Decision::Open);
+        assert_eq!(
+            step(
+                &closed.unwrap(),
+                &event(EventStatus::Warning, "t", &[], 3000)
+            )
+            .0,
+            Decision::Open
+        );
     }
 
     #[test]
@@ -409,7 +461,10 @@ mod tests {
         assert_eq!(d, Decision::Watermark);
         let wm = wm.unwrap();
         assert!(!wm.active);
-        assert_eq!(step(&wm, &event(EventStatus::Warning, "t", &[], 4000)).0, Decision::Nothing(Outcome::Ignored));
+        assert_eq!(
+            step(&wm, &event(EventStatus::Warning, "t", &[], 4000)).0,
+            Decision::Nothing(Outcome::Ignored)
+        );
     }
 
     #[test]
@@ -422,7 +477,14 @@ mod tests {
 
     #[test]
     fn highest_severity_ignores_ok() {
-        assert_eq!(highest_severity(&[EventStatus::Info, EventStatus::Critical, EventStatus::Warning]), EventStatus::Critical);
+        assert_eq!(
+            highest_severity(&[
+                EventStatus::Info,
+                EventStatus::Critical,
+                EventStatus::Warning
+            ]),
+            EventStatus::Critical
+        );
         assert_eq!(highest_severity(&[EventStatus::Ok]), EventStatus::Info);
     }
 
@@ -430,7 +492,10 @@ mod tests {
     fn grouping_keys() {
         let mut g = Grouping {
             method: GroupingMethod::Rules,
-            equals: vec![vec!["labels.service".into(), "severity".into()], vec!["title".into()]],
+            equals: vec![
+                vec!["labels.service".into(), "severity".into()],
+                vec!["title".into()],
+            ],
             strict: true,
             ..Default::default()
         };
@@ -454,7 +519,11 @@ mod tests {
 
     #[test]
     fn windows() {
-        let mut g = Grouping { method: GroupingMethod::Rules, window_minutes: 10, ..Default::default() };
+        let mut g = Grouping {
+            method: GroupingMethod::Rules,
+            window_minutes: 10,
+            ..Default::default()
+        };
         assert_eq!(merge_deadline(&g, 1_000, 5_000), 1_000 + 600_000);
         g.window_type = WindowType::Sliding;
         assert_eq!(merge_deadline(&g, 1_000, 5_000), 5_000 + 600_000);

@@ -20,17 +20,22 @@ pub struct Inbound {
 
 impl Inbound {
     pub fn new(method: &str, path_and_query: &str) -> Self {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         Inbound {
             method: method.to_string(),
             path: path.to_string(),
-            query: form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+            query: form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
             ..Default::default()
         }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.insert(name.to_ascii_lowercase(), value.to_string());
+        self.headers
+            .insert(name.to_ascii_lowercase(), value.to_string());
         self
     }
 
@@ -52,19 +57,33 @@ impl Inbound {
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
         if query.is_empty() {
-            for (k, v) in req.query_string_parameters_ref().into_iter().flat_map(|m| m.iter()) {
+            for (k, v) in req
+                .query_string_parameters_ref()
+                .into_iter()
+                .flat_map(|m| m.iter())
+            {
                 query.insert(k.to_string(), v.to_string());
             }
         }
         let headers = req
             .headers()
             .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string())))
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))
+            })
             .collect();
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
         let body = req.into_body().to_vec();
-        Inbound { method, path, query, headers, body }
+        Inbound {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        }
     }
 }
 
@@ -87,11 +106,13 @@ impl Outbound {
         for (k, v) in &self.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
-        builder.body(lambda_http::Body::Text(self.body.clone())).unwrap_or_else(|_| {
-            let mut fallback = lambda_http::Response::new(lambda_http::Body::Text(self.body));
-            *fallback.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
-            fallback
-        })
+        builder
+            .body(lambda_http::Body::Text(self.body.clone()))
+            .unwrap_or_else(|_| {
+                let mut fallback = lambda_http::Response::new(lambda_http::Body::Text(self.body));
+                *fallback.status_mut() = lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR;
+                fallback
+            })
     }
 }
 
@@ -110,7 +131,10 @@ pub fn success(request_id: &str, data: Value) -> Outbound {
 
 pub fn failure(request_id: &str, err: &ApiError) -> Outbound {
     let mut headers = Vec::new();
-    if let ApiError::RequestTooFrequently { retry_after_secs, .. } = err {
+    if let ApiError::RequestTooFrequently {
+        retry_after_secs, ..
+    } = err
+    {
         headers.push(("retry-after".to_string(), retry_after_secs.to_string()));
     }
     Outbound {
@@ -126,5 +150,11 @@ pub fn failure(request_id: &str, err: &ApiError) -> Outbound {
 
 /// The media type of a `Content-Type` header, lower-cased, parameters dropped.
 pub fn media_type(content_type: Option<&str>) -> Option<String> {
-    content_type.map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    content_type.map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
 }

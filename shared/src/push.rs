@@ -35,7 +35,12 @@ pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outb
                 success(&request_id, data)
             }
             Err(err) => {
-                tracing::warn!(status = err.status(), code = err.code(), message = err.message(), "push refused");
+                tracing::warn!(
+                    status = err.status(),
+                    code = err.code(),
+                    message = err.message(),
+                    "push refused"
+                );
                 failure(&request_id, &err)
             }
         }
@@ -47,11 +52,16 @@ pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outb
 /// The checks that need no storage, in the order the spec lists them.
 pub fn check_request(kind: IntegrationKind, req: &Inbound) -> ApiResult<BodyFormat> {
     if !req.method.eq_ignore_ascii_case("POST") {
-        return Err(ApiError::MethodNotAllowed(format!("method {} is not allowed; use POST", req.method)));
+        return Err(ApiError::MethodNotAllowed(format!(
+            "method {} is not allowed; use POST",
+            req.method
+        )));
     }
     if let Some(slug) = req.path.strip_prefix(PUSH_PATH_PREFIX) {
         if slug.trim_end_matches('/') != kind.slug() {
-            return Err(ApiError::RouteNotFound(format!("no push route for integration {slug:?}")));
+            return Err(ApiError::RouteNotFound(format!(
+                "no push route for integration {slug:?}"
+            )));
         }
     }
     let format = match media_type(req.get_header("content-type")).as_deref() {
@@ -85,8 +95,13 @@ pub fn prepare_events(
     integration: &Integration,
     now_ms: i64,
 ) -> ApiResult<Vec<Result<StandardEvent, Applied>>> {
-    let settings = ParseSettings { callback_token: integration.callback_token.as_deref() };
-    let ctx = NormaliseContext { integration_name: &integration.name, now_ms };
+    let settings = ParseSettings {
+        callback_token: integration.callback_token.as_deref(),
+    };
+    let ctx = NormaliseContext {
+        integration_name: &integration.name,
+        now_ms,
+    };
     let parsed = kind.parse(body, &settings)?;
     if parsed.is_empty() {
         return Err(ApiError::invalid("body: the payload carries no alert"));
@@ -104,7 +119,10 @@ pub fn prepare_events(
                 }
             }),
             ParsedEvent::Ignore { alert_key, reason } => {
-                tracing::info!(reason = reason.as_str(), "event accepted without state change");
+                tracing::info!(
+                    reason = reason.as_str(),
+                    "event accepted without state change"
+                );
                 Ok(Err(Applied {
                     alert_key: alert_key.unwrap_or_default(),
                     outcome: Outcome::Ignored,
@@ -122,12 +140,16 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
         .query
         .get("integration_key")
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::Unauthorized("integration_key: missing from the query string".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized("integration_key: missing from the query string".into())
+        })?;
     let integration = app
         .store
         .find_integration_by_key(key)
         .await?
-        .ok_or_else(|| ApiError::Unauthorized("integration_key: no integration has this key".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthorized("integration_key: no integration has this key".into())
+        })?;
     if integration.kind != kind.slug() {
         return Err(ApiError::AccessDenied(format!(
             "integration_key: the key belongs to a {} integration, not {}",
@@ -136,7 +158,10 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
         )));
     }
     let now = now_ms();
-    let body = PushBody { bytes: &req.body, format };
+    let body = PushBody {
+        bytes: &req.body,
+        format,
+    };
     let events = prepare_events(kind, &body, &integration, now)?;
     let channel = channel(app, &integration.channel_id).await?;
 
@@ -181,7 +206,9 @@ async fn channel(app: &App, channel_id: &str) -> ApiResult<Channel> {
         }
     }
     let channel = app.store.get_channel(channel_id).await?.ok_or_else(|| {
-        ApiError::invalid(format!("channel_id: channel {channel_id} of this integration no longer exists"))
+        ApiError::invalid(format!(
+            "channel_id: channel {channel_id} of this integration no longer exists"
+        ))
     })?;
     if let Ok(mut cache) = app.channels.lock() {
         cache.insert(channel_id.to_string(), (Instant::now(), channel.clone()));
@@ -205,21 +232,38 @@ mod tests {
     #[test]
     fn content_types() {
         let std = IntegrationKind::Standard;
-        assert_eq!(check_request(std, &req(Some("application/json"), 1)), Ok(BodyFormat::Json));
-        assert_eq!(check_request(std, &req(Some("Application/JSON; charset=utf-8"), 1)), Ok(BodyFormat::Json));
-        for bad in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
-            assert_eq!(check_request(std, &req(bad, 1)).unwrap_err().code(), "InvalidContentType");
+        assert_eq!(
+            check_request(std, &req(Some("application/json"), 1)),
+            Ok(BodyFormat::Json)
+        );
+        assert_eq!(
+            check_request(std, &req(Some("Application/JSON; charset=utf-8"), 1)),
+            Ok(BodyFormat::Json)
+        );
+        for bad in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
+            assert_eq!(
+                check_request(std, &req(bad, 1)).unwrap_err().code(),
+                "InvalidContentType"
+            );
         }
         let mut form = req(Some("application/x-www-form-urlencoded"), 1);
         form.path = "/event/push/alert/jiankongbao".into();
-        assert_eq!(check_request(IntegrationKind::Jiankongbao, &form), Ok(BodyFormat::Form));
+        assert_eq!(
+            check_request(IntegrationKind::Jiankongbao, &form),
+            Ok(BodyFormat::Form)
+        );
     }
 
     #[test]
     fn body_cap_is_256_kib() {
         let std = IntegrationKind::Standard;
         assert!(check_request(std, &req(Some("application/json"), MAX_BODY_BYTES)).is_ok());
-        let err = check_request(std, &req(Some("application/json"), MAX_BODY_BYTES + 1)).unwrap_err();
+        let err =
+            check_request(std, &req(Some("application/json"), MAX_BODY_BYTES + 1)).unwrap_err();
         assert_eq!(err.code(), "InvalidParameter");
         assert!(err.message().contains("262144"));
     }
@@ -228,8 +272,18 @@ mod tests {
     fn method_and_route() {
         let mut r = req(Some("application/json"), 1);
         r.method = "GET".into();
-        assert_eq!(check_request(IntegrationKind::Standard, &r).unwrap_err().code(), "MethodNotAllowed");
+        assert_eq!(
+            check_request(IntegrationKind::Standard, &r)
+                .unwrap_err()
+                .code(),
+            "MethodNotAllowed"
+        );
         let r = req(Some("application/json"), 1);
-        assert_eq!(check_request(IntegrationKind::Blueking, &r).unwrap_err().code(), "RouteNotFound");
+        assert_eq!(
+            check_request(IntegrationKind::Blueking, &r)
+                .unwrap_err()
+                .code(),
+            "RouteNotFound"
+        );
     }
 }

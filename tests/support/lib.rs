@@ -1,1 +1,213 @@
+//! Helpers for the integration tests: a fresh table in DynamoDB Local per
+//! test, and shortcuts that go through the real handlers.
+//!
+//! DynamoDB Local is started by `make test` (scripts/test.sh), which exports
+//! `AWS_ENDPOINT_URL_DYNAMODB`. Without it these tests fail loudly rather than
+//! pass without a database.
 
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use shared::app::App;
+use shared::hashing::random_hex;
+use shared::http::{Inbound, Outbound};
+use shared::integrations::IntegrationKind;
+use shared::store::{client_from_env, schema, Store};
+
+pub const APP_KEY: &str = "test-app-key-0123456789";
+
+pub fn fixture(path: &str) -> String {
+    let full = format!(
+        "{}/../../shared/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("fixture {full}: {e}"))
+}
+
+fn ensure_local_credentials() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test`, which starts DynamoDB Local"
+    );
+    for (k, v) in [
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_REGION", "us-east-1"),
+    ] {
+        if std::env::var(k).is_err() {
+            std::env::set_var(k, v);
+        }
+    }
+}
+
+/// An app on a brand-new table, with the test app key valid.
+pub async fn test_app() -> App {
+    ensure_local_credentials();
+    let client = client_from_env().await;
+    let table = format!("t{}", random_hex(8).expect("randomness"));
+    schema::create_table(&client, &table)
+        .await
+        .expect("create table");
+    let store = Store::new(client, table);
+    store
+        .put_app_key(APP_KEY, "tests", 0)
+        .await
+        .expect("app key");
+    App::new(store)
+}
+
+/// The same table seen through another client, as another Lambda instance would.
+pub async fn another_instance(app: &App) -> App {
+    App::new(Store::new(client_from_env().await, app.store.table()))
+}
+
+pub async fn api(app: &App, method: &str, path: &str, body: Option<Value>) -> Outbound {
+    let mut req = Inbound::new(method, path).header("authorization", &format!("Bearer {APP_KEY}"));
+    if let Some(b) = body {
+        req = req.json_body(b.to_string());
+    }
+    shared::api::handle_api(app, req).await
+}
+
+/// `data` of a successful API call; panics with the body otherwise.
+pub async fn api_ok(app: &App, method: &str, path: &str, body: Option<Value>) -> Value {
+    let out = api(app, method, path, body).await;
+    assert_eq!(out.status, 200, "{method} {path}: {}", out.body);
+    out.json()["data"].clone()
+}
+
+pub struct Setup {
+    pub channel_id: String,
+    pub integration_key: String,
+}
+
+pub async fn channel_with_integration(app: &App, kind: &str, channel: Value) -> Setup {
+    let ch = api_ok(app, "POST", "/api/channels", Some(channel)).await;
+    let channel_id = ch["channel_id"].as_str().expect("channel_id").to_string();
+    let integ = api_ok(
+        app,
+        "POST",
+        "/api/integrations",
+        Some(json!({"name": format!("{kind} test"), "kind": kind, "channel_id": channel_id})),
+    )
+    .await;
+    Setup {
+        channel_id,
+        integration_key: integ["integration_key"].as_str().expect("key").to_string(),
+    }
+}
+
+pub async fn standard_setup(app: &App) -> Setup {
+    channel_with_integration(app, "standard", json!({"name": "ops"})).await
+}
+
+pub async fn push_raw(
+    app: &App,
+    kind: IntegrationKind,
+    key: &str,
+    content_type: &str,
+    body: &str,
+) -> Outbound {
+    let req = Inbound::new(
+        "POST",
+        &format!("/event/push/alert/{}?integration_key={key}", kind.slug()),
+    )
+    .header("content-type", content_type);
+    let mut req = req;
+    req.body = body.as_bytes().to_vec();
+    shared::push::handle_push(app, kind, req).await
+}
+
+pub async fn push(app: &App, key: &str, body: &Value) -> Outbound {
+    push_raw(
+        app,
+        IntegrationKind::Standard,
+        key,
+        "application/json",
+        &body.to_string(),
+    )
+    .await
+}
+
+/// Push and expect 200; returns `data`.
+pub async fn push_ok(app: &App, key: &str, body: &Value) -> Value {
+    let out = push(app, key, body).await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    out.json()["data"].clone()
+}
+
+pub async fn incidents(app: &App, query: &str) -> Vec<Value> {
+    let data = api_ok(app, "GET", &format!("/api/incidents?{query}"), None).await;
+    data["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Every item in the table (tests only: the service itself never scans).
+pub async fn scan_all(app: &App) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = app
+            .store
+            .client()
+            .scan()
+            .table_name(app.store.table())
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        out.extend(page.items().iter().cloned());
+        match page.last_evaluated_key() {
+            Some(k) => start = Some(k.clone()),
+            None => return out,
+        }
+    }
+}
+
+pub fn sk_of(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> String {
+    item.get("pk")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+        + "|"
+        + item
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            .unwrap_or_default()
+}
+
+/// A canonical dump of the table, for "nothing was written" checks.
+pub async fn table_dump(app: &App) -> Vec<String> {
+    let mut rows: Vec<String> = scan_all(app).await.iter().map(canonical).collect();
+    rows.sort();
+    rows
+}
+
+fn canonical_value(v: &aws_sdk_dynamodb::types::AttributeValue) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match v {
+        A::M(m) => canonical(m),
+        A::L(l) => format!(
+            "[{}]",
+            l.iter().map(canonical_value).collect::<Vec<_>>().join(",")
+        ),
+        A::Ss(s) => {
+            let mut s = s.clone();
+            s.sort();
+            format!("SS{s:?}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Attribute maps with sorted keys, so two dumps of the same items compare equal.
+pub fn canonical(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) -> String {
+    let mut keys: Vec<&String> = item.keys().collect();
+    keys.sort();
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{k}={}", canonical_value(&item[*k])))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}

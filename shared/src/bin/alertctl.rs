@@ -7,7 +7,8 @@ use shared::hashing::random_hex;
 use shared::model::{Channel, Integration};
 use shared::store::{now_ms, schema};
 
-const USAGE: &str = "usage: alertctl create-table | create-app-key [--key KEY] [--name NAME] | demo";
+const USAGE: &str =
+    "usage: alertctl create-table | create-app-key [--key KEY] [--name NAME] | demo";
 
 #[tokio::main]
 async fn main() {
@@ -18,7 +19,10 @@ async fn main() {
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 async fn run(args: Vec<String>) -> Result<(), String> {
@@ -28,8 +32,14 @@ async fn run(args: Vec<String>) -> Result<(), String> {
     let now_s = now_ms() / 1000;
     match command.as_str() {
         "create-table" => {
-            let created = schema::create_table(store.client(), store.table()).await.map_err(|e| e.to_string())?;
-            eprintln!("table {}: {}", store.table(), if created { "created" } else { "already there" });
+            let created = schema::create_table(store.client(), store.table())
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "table {}: {}",
+                store.table(),
+                if created { "created" } else { "already there" }
+            );
         }
         "create-app-key" => {
             let key = match flag(&args, "--key").filter(|k| !k.is_empty()) {
@@ -37,7 +47,10 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 None => random_hex(24).map_err(|e| e.to_string())?,
             };
             let name = flag(&args, "--name").unwrap_or_else(|| "bootstrap".into());
-            store.put_app_key(&key, &name, now_s).await.map_err(|e| e.to_string())?;
+            store
+                .put_app_key(&key, &name, now_s)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{key}");
         }
         "demo" => {
@@ -48,7 +61,10 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 auto_close: true,
                 created_at: now_s,
             };
-            store.create_channel(&channel).await.map_err(|e| e.to_string())?;
+            store
+                .create_channel(&channel)
+                .await
+                .map_err(|e| e.to_string())?;
             let integration = Integration {
                 integration_id: random_hex(8).map_err(|e| e.to_string())?,
                 name: "Demo standard".into(),
@@ -58,7 +74,10 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 callback_token: None,
             };
             let key = shared::api::new_integration_key().map_err(|e| e.to_string())?;
-            store.create_integration(&integration, &key).await.map_err(|e| e.to_string())?;
+            store
+                .create_integration(&integration, &key)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
                 "{}",
                 serde_json::json!({

@@ -88,7 +88,12 @@ impl Store {
     }
 
     async fn transact_plain(&self, items: Vec<TransactWriteItem>) -> ApiResult<bool> {
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(true),
             Err(err) => match err.as_service_error() {
@@ -116,7 +121,10 @@ impl Store {
     }
 
     pub async fn app_key_is_valid(&self, app_key: &str) -> ApiResult<bool> {
-        Ok(self.get(format!("APPKEY#{}", sha256_hex(app_key)), "APPKEY").await?.is_some())
+        Ok(self
+            .get(format!("APPKEY#{}", sha256_hex(app_key)), "APPKEY")
+            .await?
+            .is_some())
     }
 
     // ---- channels ----
@@ -130,7 +138,11 @@ impl Store {
     }
 
     pub async fn get_channel(&self, channel_id: &str) -> ApiResult<Option<Channel>> {
-        self.get(channel_pk(channel_id), "CHANNEL").await?.as_ref().map(item_to_channel).transpose()
+        self.get(channel_pk(channel_id), "CHANNEL")
+            .await?
+            .as_ref()
+            .map(item_to_channel)
+            .transpose()
     }
 
     pub async fn list_channels(&self) -> ApiResult<Vec<Channel>> {
@@ -193,9 +205,18 @@ impl Store {
     // ---- integrations ----
 
     /// Stores the integration and the hash of its key in one transaction.
-    pub async fn create_integration(&self, integration: &Integration, integration_key: &str) -> ApiResult<()> {
+    pub async fn create_integration(
+        &self,
+        integration: &Integration,
+        integration_key: &str,
+    ) -> ApiResult<()> {
         let hash = sha256_hex(integration_key);
-        let record = integration_item(integration, &hash, format!("INT#{}", integration.integration_id), "INTEGRATION");
+        let record = integration_item(
+            integration,
+            &hash,
+            format!("INT#{}", integration.integration_id),
+            "INTEGRATION",
+        );
         let lookup = integration_item(integration, &hash, ikey_pk(&hash), "IKEY");
         let put = |item: Item| {
             Put::builder()
@@ -206,7 +227,10 @@ impl Store {
                 .map(|p| TransactWriteItem::builder().put(p).build())
                 .map_err(build_error)
         };
-        if self.transact_plain(vec![put(record)?, put(lookup)?]).await? {
+        if self
+            .transact_plain(vec![put(record)?, put(lookup)?])
+            .await?
+        {
             Ok(())
         } else {
             Err(ApiError::internal("integration id or key collision; retry"))
@@ -223,7 +247,10 @@ impl Store {
 
     /// The push path's one authentication read. Strongly consistent, so a
     /// rotated-out key is refused by every instance from the moment rotation returns.
-    pub async fn find_integration_by_key(&self, integration_key: &str) -> ApiResult<Option<Integration>> {
+    pub async fn find_integration_by_key(
+        &self,
+        integration_key: &str,
+    ) -> ApiResult<Option<Integration>> {
         self.get(ikey_pk(&sha256_hex(integration_key)), "IKEY")
             .await?
             .as_ref()
@@ -233,9 +260,16 @@ impl Store {
 
     /// Swap the key: the old hash item is deleted and the new one written in
     /// the same transaction as the record, conditional on the old hash.
-    pub async fn rotate_integration_key(&self, integration_id: &str, new_key: &str) -> ApiResult<Option<Integration>> {
+    pub async fn rotate_integration_key(
+        &self,
+        integration_id: &str,
+        new_key: &str,
+    ) -> ApiResult<Option<Integration>> {
         for _ in 0..5 {
-            let Some(item) = self.get(format!("INT#{integration_id}"), "INTEGRATION").await? else {
+            let Some(item) = self
+                .get(format!("INT#{integration_id}"), "INTEGRATION")
+                .await?
+            else {
                 return Ok(None);
             };
             let integration = item_to_integration(&item)?;
@@ -257,7 +291,12 @@ impl Store {
                 .map_err(build_error)?;
             let put = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(integration_item(&integration, &new_hash, ikey_pk(&new_hash), "IKEY")))
+                .set_item(Some(integration_item(
+                    &integration,
+                    &new_hash,
+                    ikey_pk(&new_hash),
+                    "IKEY",
+                )))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map_err(build_error)?;
@@ -280,18 +319,28 @@ impl Store {
     }
 
     pub async fn get_incident(&self, incident_id: &str) -> ApiResult<Option<Incident>> {
-        self.get_incident_item(incident_id).await?.as_ref().map(item_to_incident).transpose()
+        self.get_incident_item(incident_id)
+            .await?
+            .as_ref()
+            .map(item_to_incident)
+            .transpose()
     }
 
     /// The incident with all its alerts, from its partition (strongly consistent).
     pub async fn get_incident_with_alerts(&self, incident_id: &str) -> ApiResult<Option<Incident>> {
         let records = self.incident_partition(incident_id).await?;
-        let Some(incident_item) = records.iter().find(|i| get_opt_s(i, "sk").as_deref() == Some(INCIDENT_SK)) else {
+        let Some(incident_item) = records
+            .iter()
+            .find(|i| get_opt_s(i, "sk").as_deref() == Some(INCIDENT_SK))
+        else {
             return Ok(None);
         };
         let mut incident = item_to_incident(incident_item)?;
         let mut alerts = Vec::new();
-        for record in records.iter().filter(|i| get_opt_s(i, "sk").is_some_and(|sk| sk.starts_with("ALERT#"))) {
+        for record in records
+            .iter()
+            .filter(|i| get_opt_s(i, "sk").is_some_and(|sk| sk.starts_with("ALERT#")))
+        {
             alerts.push(self.alert_from_record(record).await?);
         }
         alerts.sort_by(|a, b| (a.created_at, &a.alert_id).cmp(&(b.created_at, &b.alert_id)));
@@ -328,7 +377,9 @@ impl Store {
             return alert_from_record(record);
         }
         let alert_id = get_s(record, "alert_id")?;
-        let head = self.get_head(&get_s(record, "channel_id")?, &get_s(record, "alert_key")?).await?;
+        let head = self
+            .get_head(&get_s(record, "channel_id")?, &get_s(record, "alert_key")?)
+            .await?;
         match head {
             Some(h) if h.alert_id == alert_id => Ok(h.to_alert()),
             // The head moved on after we read the record: the record is archived now.
@@ -353,7 +404,9 @@ impl Store {
             .send()
             .await
             .map_err(|e| storage_error("Query", e))?;
-        let Some(record) = found.items().first() else { return Ok(None) };
+        let Some(record) = found.items().first() else {
+            return Ok(None);
+        };
         let mut alert = self.alert_from_record(record).await?;
         let mut events = Vec::new();
         let mut start: Option<Item> = None;
@@ -428,21 +481,28 @@ impl Store {
         for (status, sk, _) in &fetched {
             next.insert(status.as_str().to_string(), sk.clone());
         }
-        let items = fetched.iter().map(|(_, _, item)| item_to_incident(item)).collect::<ApiResult<Vec<_>>>()?;
+        let items = fetched
+            .iter()
+            .map(|(_, _, item)| item_to_incident(item))
+            .collect::<ApiResult<Vec<_>>>()?;
         let has_more = leftover || !more_in.is_empty();
-        Ok(IncidentPage { items, next: has_more.then_some(next) })
+        Ok(IncidentPage {
+            items,
+            next: has_more.then_some(next),
+        })
     }
 
     /// Acknowledge: `Triggered` → `Processing`. Acknowledging again is a no-op.
     pub async fn acknowledge_incident(&self, incident_id: &str, now_s: i64) -> ApiResult<Incident> {
-        let incident = self
-            .get_incident(incident_id)
-            .await?
-            .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {incident_id} does not exist")))?;
+        let incident = self.get_incident(incident_id).await?.ok_or_else(|| {
+            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
+        })?;
         match incident.status {
             IncidentStatus::Processing => return Ok(incident),
             IncidentStatus::Closed => {
-                return Err(ApiError::invalid(format!("incident {incident_id} is closed and cannot be acknowledged")))
+                return Err(ApiError::invalid(format!(
+                    "incident {incident_id} is closed and cannot be acknowledged"
+                )))
             }
             IncidentStatus::Triggered => {}
         }
@@ -465,16 +525,20 @@ impl Store {
             .send()
             .await;
         if let Err(err) = result {
-            if !matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) {
+            if !matches!(
+                err.as_service_error(),
+                Some(UpdateItemError::ConditionalCheckFailedException(_))
+            ) {
                 return Err(storage_error("UpdateItem", err));
             }
         }
-        let after = self
-            .get_incident(incident_id)
-            .await?
-            .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {incident_id} does not exist")))?;
+        let after = self.get_incident(incident_id).await?.ok_or_else(|| {
+            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
+        })?;
         if after.status == IncidentStatus::Closed {
-            return Err(ApiError::invalid(format!("incident {incident_id} is closed and cannot be acknowledged")));
+            return Err(ApiError::invalid(format!(
+                "incident {incident_id} is closed and cannot be acknowledged"
+            )));
         }
         Ok(after)
     }
@@ -483,10 +547,9 @@ impl Store {
     /// incident is closed first, so no alert can join it while we sweep;
     /// resolving again finishes a sweep that was interrupted.
     pub async fn resolve_incident(&self, incident_id: &str, now_ms: i64) -> ApiResult<Incident> {
-        let incident = self
-            .get_incident(incident_id)
-            .await?
-            .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {incident_id} does not exist")))?;
+        let incident = self.get_incident(incident_id).await?.ok_or_else(|| {
+            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
+        })?;
         let now_s = now_ms / 1000;
         if incident.status != IncidentStatus::Closed {
             let closed = IncidentStatus::Closed;
@@ -509,7 +572,10 @@ impl Store {
                 .send()
                 .await;
             if let Err(err) = result {
-                if !matches!(err.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) {
+                if !matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) {
                     return Err(storage_error("UpdateItem", err));
                 }
             }
@@ -522,7 +588,8 @@ impl Store {
                 continue;
             }
             let alert_id = get_s(&record, "alert_id")?;
-            let (channel_id, alert_key) = (get_s(&record, "channel_id")?, get_s(&record, "alert_key")?);
+            let (channel_id, alert_key) =
+                (get_s(&record, "channel_id")?, get_s(&record, "alert_key")?);
             for _ in 0..super::alerts::MAX_ATTEMPTS {
                 match self.get_head(&channel_id, &alert_key).await? {
                     Some(h) if h.alert_id == alert_id && h.active => {
@@ -534,9 +601,9 @@ impl Store {
                 }
             }
         }
-        self.get_incident(incident_id)
-            .await?
-            .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {incident_id} does not exist")))
+        self.get_incident(incident_id).await?.ok_or_else(|| {
+            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
+        })
     }
 
     /// Heads in bulk (for tests and recounts).

@@ -55,7 +55,9 @@ enum WriteFailure {
     /// Someone changed what we read: read again.
     Conflict,
     /// Only the incident was not as guessed; the head read is still good.
-    IncidentMismatch { incident: Option<Item> },
+    IncidentMismatch {
+        incident: Option<Item>,
+    },
     Fatal(ApiError),
 }
 
@@ -75,7 +77,12 @@ struct Hints {
 impl Store {
     /// Apply `ev` to its alert in `channel`. Answers what happened; an
     /// `InternalError` means nothing of this event was written.
-    pub async fn apply_event(&self, channel: &Channel, ev: &StandardEvent, now_ms: i64) -> ApiResult<Applied> {
+    pub async fn apply_event(
+        &self,
+        channel: &Channel,
+        ev: &StandardEvent,
+        now_ms: i64,
+    ) -> ApiResult<Applied> {
         let fp = engine::fingerprint(ev);
         let mut hints = Hints::default();
         for attempt in 0..MAX_ATTEMPTS {
@@ -84,9 +91,16 @@ impl Store {
             }
             let head = match hints.head.take() {
                 Some(head) => head,
-                None if ev.event_status.is_ok() => self.get_head(&channel.channel_id, &ev.alert_key).await?,
-                None => match self.try_duplicate(&channel.channel_id, ev, &fp, now_ms).await? {
-                    Ok(updated) => return Ok(Applied::new(ev, Outcome::Deduplicated, Some(&updated))),
+                None if ev.event_status.is_ok() => {
+                    self.get_head(&channel.channel_id, &ev.alert_key).await?
+                }
+                None => match self
+                    .try_duplicate(&channel.channel_id, ev, &fp, now_ms)
+                    .await?
+                {
+                    Ok(updated) => {
+                        return Ok(Applied::new(ev, Outcome::Deduplicated, Some(&updated)))
+                    }
                     Err(current) => current,
                 },
             };
@@ -94,11 +108,21 @@ impl Store {
             let result = match decision {
                 Decision::Nothing(outcome) => return Ok(Applied::new(ev, outcome, head.as_ref())),
                 Decision::Duplicate | Decision::Refresh | Decision::Watermark => {
-                    self.write_head_only(channel, head.as_ref(), ev, &fp, decision, now_ms).await
+                    self.write_head_only(channel, head.as_ref(), ev, &fp, decision, now_ms)
+                        .await
                 }
-                Decision::Update => self.write_update(channel, head.as_ref(), ev, &fp, now_ms).await,
-                Decision::Recover => self.write_recover(channel, head.as_ref(), ev, &fp, now_ms, &hints).await,
-                Decision::Open => self.write_open(channel, head.as_ref(), ev, &fp, now_ms, &mut hints).await,
+                Decision::Update => {
+                    self.write_update(channel, head.as_ref(), ev, &fp, now_ms)
+                        .await
+                }
+                Decision::Recover => {
+                    self.write_recover(channel, head.as_ref(), ev, &fp, now_ms, &hints)
+                        .await
+                }
+                Decision::Open => {
+                    self.write_open(channel, head.as_ref(), ev, &fp, now_ms, &mut hints)
+                        .await
+                }
             };
             match result {
                 Ok(applied) => return Ok(applied),
@@ -119,7 +143,9 @@ impl Store {
                             self.close_orphaned_head(h, now_ms).await?;
                         }
                     } else {
-                        hints.incident_active = incident.as_ref().and_then(|i| get_opt_n(i, "active_alert_count"));
+                        hints.incident_active = incident
+                            .as_ref()
+                            .and_then(|i| get_opt_n(i, "active_alert_count"));
                         hints.head = Some(head);
                     }
                     hints.incident_closed = closed;
@@ -127,13 +153,20 @@ impl Store {
                 }
             }
         }
-        tracing::warn!(alert_key_len = ev.alert_key.len(), "conflict retries exhausted");
+        tracing::warn!(
+            alert_key_len = ev.alert_key.len(),
+            "conflict retries exhausted"
+        );
         Err(ApiError::internal(format!(
             "too many concurrent changes to this alert; gave up after {MAX_ATTEMPTS} attempts, nothing was written; retry the request"
         )))
     }
 
-    pub async fn get_head(&self, channel_id: &str, alert_key: &str) -> ApiResult<Option<AlertHead>> {
+    pub async fn get_head(
+        &self,
+        channel_id: &str,
+        alert_key: &str,
+    ) -> ApiResult<Option<AlertHead>> {
         let out = self
             .client
             .get_item()
@@ -182,11 +215,15 @@ impl Store {
         match result {
             Ok(out) => {
                 self.count(out.consumed_capacity());
-                let item = out.attributes().ok_or_else(|| ApiError::internal("update returned no item"))?;
+                let item = out
+                    .attributes()
+                    .ok_or_else(|| ApiError::internal("update returned no item"))?;
                 Ok(Ok(item_to_head(item)?))
             }
             Err(err) => {
-                self.meter.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.meter
+                    .requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match err.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
                         Ok(Err(e.item().map(item_to_head).transpose()?))
@@ -197,18 +234,32 @@ impl Store {
         }
     }
 
-    fn head_put(&self, next: &AlertHead, previous: Option<&AlertHead>) -> Result<Put, WriteFailure> {
-        let builder = Put::builder().table_name(&self.table).set_item(Some(head_to_item(next)));
+    fn head_put(
+        &self,
+        next: &AlertHead,
+        previous: Option<&AlertHead>,
+    ) -> Result<Put, WriteFailure> {
+        let builder = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(head_to_item(next)));
         let builder = match previous {
             Some(p) => builder
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", n(p.version)),
             None => builder.condition_expression("attribute_not_exists(pk)"),
         };
-        builder.build().map_err(|e| WriteFailure::Fatal(build_error(e)))
+        builder
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))
     }
 
-    fn event_put(&self, alert_id: &str, ev: &StandardEvent, fp: &Fingerprint, now_ms: i64) -> Result<Put, WriteFailure> {
+    fn event_put(
+        &self,
+        alert_id: &str,
+        ev: &StandardEvent,
+        fp: &Fingerprint,
+        now_ms: i64,
+    ) -> Result<Put, WriteFailure> {
         let expires_at = now_ms / 1000 + self.event_retention_secs;
         Put::builder()
             .table_name(&self.table)
@@ -234,7 +285,15 @@ impl Store {
         decision: Decision,
         now_ms: i64,
     ) -> Result<Applied, WriteFailure> {
-        let Some(next) = engine::next_head(head, &channel.channel_id, ev, fp, decision, None, now_ms / 1000) else {
+        let Some(next) = engine::next_head(
+            head,
+            &channel.channel_id,
+            ev,
+            fp,
+            decision,
+            None,
+            now_ms / 1000,
+        ) else {
             return Err(WriteFailure::Conflict);
         };
         let request = self
@@ -253,9 +312,13 @@ impl Store {
         match result {
             Ok(out) => self.count(out.consumed_capacity()),
             Err(err) => {
-                self.meter.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.meter
+                    .requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => Err(WriteFailure::Conflict),
+                    Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                        Err(WriteFailure::Conflict)
+                    }
                     _ => Err(WriteFailure::Fatal(storage_error("PutItem", err))),
                 };
             }
@@ -276,14 +339,27 @@ impl Store {
         fp: &Fingerprint,
         now_ms: i64,
     ) -> Result<Applied, WriteFailure> {
-        let Some(current) = head else { return Err(WriteFailure::Conflict) };
-        let Some(next) = engine::next_head(head, &channel.channel_id, ev, fp, Decision::Update, None, now_ms / 1000)
-        else {
+        let Some(current) = head else {
+            return Err(WriteFailure::Conflict);
+        };
+        let Some(next) = engine::next_head(
+            head,
+            &channel.channel_id,
+            ev,
+            fp,
+            Decision::Update,
+            None,
+            now_ms / 1000,
+        ) else {
             return Err(WriteFailure::Conflict);
         };
         let mut items = vec![
-            TransactWriteItem::builder().put(self.head_put(&next, head)?).build(),
-            TransactWriteItem::builder().put(self.event_put(&next.alert_id, ev, fp, now_ms)?).build(),
+            TransactWriteItem::builder()
+                .put(self.head_put(&next, head)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(self.event_put(&next.alert_id, ev, fp, now_ms)?)
+                .build(),
         ];
         if engine::raises_incident_severity(current, ev) {
             let update = Update::builder()
@@ -292,10 +368,15 @@ impl Store {
                 .update_expression("ADD severities :sev SET updated_at = :now")
                 .condition_expression("attribute_exists(pk) AND #st <> :closed")
                 .expression_attribute_names("#st", "status")
-                .expression_attribute_values(":sev", AttributeValue::Ss(vec![ev.event_status.as_str().to_string()]))
+                .expression_attribute_values(
+                    ":sev",
+                    AttributeValue::Ss(vec![ev.event_status.as_str().to_string()]),
+                )
                 .expression_attribute_values(":now", n(now_ms / 1000))
                 .expression_attribute_values(":closed", s(IncidentStatus::Closed.as_str()))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
             items.push(TransactWriteItem::builder().update(update).build());
@@ -313,9 +394,18 @@ impl Store {
         now_ms: i64,
         hints: &Hints,
     ) -> Result<Applied, WriteFailure> {
-        let Some(current) = head else { return Err(WriteFailure::Conflict) };
-        let Some(next) = engine::next_head(head, &channel.channel_id, ev, fp, Decision::Recover, None, now_ms / 1000)
-        else {
+        let Some(current) = head else {
+            return Err(WriteFailure::Conflict);
+        };
+        let Some(next) = engine::next_head(
+            head,
+            &channel.channel_id,
+            ev,
+            fp,
+            Decision::Recover,
+            None,
+            now_ms / 1000,
+        ) else {
             return Err(WriteFailure::Conflict);
         };
         // Guess whether this is the incident's last open alert: with no
@@ -346,19 +436,29 @@ impl Store {
                 .expression_attribute_values(":scope_all", s(incident_scope_all(closed)))
         } else if channel.auto_close {
             update
-                .condition_expression("attribute_exists(pk) AND #st <> :closed AND active_alert_count > :one")
+                .condition_expression(
+                    "attribute_exists(pk) AND #st <> :closed AND active_alert_count > :one",
+                )
                 .update_expression("SET updated_at = :now ADD active_alert_count :minus_one")
                 .expression_attribute_values(":minus_one", n(-1))
         } else {
             update
-                .condition_expression("attribute_exists(pk) AND #st <> :closed AND active_alert_count >= :one")
+                .condition_expression(
+                    "attribute_exists(pk) AND #st <> :closed AND active_alert_count >= :one",
+                )
                 .update_expression("SET updated_at = :now ADD active_alert_count :minus_one")
                 .expression_attribute_values(":minus_one", n(-1))
         };
-        let update = update.build().map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+        let update = update
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
         let items = vec![
-            TransactWriteItem::builder().put(self.head_put(&next, head)?).build(),
-            TransactWriteItem::builder().put(self.event_put(&next.alert_id, ev, fp, now_ms)?).build(),
+            TransactWriteItem::builder()
+                .put(self.head_put(&next, head)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(self.event_put(&next.alert_id, ev, fp, now_ms)?)
+                .build(),
             TransactWriteItem::builder().update(update).build(),
         ];
         self.transact(items, 2).await?;
@@ -377,11 +477,17 @@ impl Store {
         let group = engine::group_key(&channel.grouping, ev);
         if let Some(g) = &group {
             if hints.group.is_none() {
-                hints.group = Some(self.get_group_incident(&channel.channel_id, g).await.map_err(WriteFailure::Fatal)?);
+                hints.group = Some(
+                    self.get_group_incident(&channel.channel_id, g)
+                        .await
+                        .map_err(WriteFailure::Fatal)?,
+                );
             }
         }
         let existing = match (&group, &hints.group) {
-            (Some(_), Some(Some(incident_id))) if !hints.group_incident_unusable => Some(incident_id.clone()),
+            (Some(_), Some(Some(incident_id))) if !hints.group_incident_unusable => {
+                Some(incident_id.clone())
+            }
             _ => None,
         };
         let alert_id = random_hex(16).map_err(WriteFailure::Fatal)?;
@@ -395,19 +501,32 @@ impl Store {
             ev,
             fp,
             Decision::Open,
-            Some(NewAlert { alert_id: &alert_id, incident_id: &incident_id }),
+            Some(NewAlert {
+                alert_id: &alert_id,
+                incident_id: &incident_id,
+            }),
             now_ms / 1000,
         )
         .ok_or(WriteFailure::Conflict)?;
 
         let mut items = vec![
-            TransactWriteItem::builder().put(self.head_put(&next, head)?).build(),
-            TransactWriteItem::builder().put(self.plain_put(alert_record(&next, false))?).build(),
-            TransactWriteItem::builder().put(self.event_put(&alert_id, ev, fp, now_ms)?).build(),
+            TransactWriteItem::builder()
+                .put(self.head_put(&next, head)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(self.plain_put(alert_record(&next, false))?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(self.event_put(&alert_id, ev, fp, now_ms)?)
+                .build(),
         ];
         if let Some(previous) = head {
             // The superseded alert keeps its final state in its record.
-            items.push(TransactWriteItem::builder().put(self.plain_put(alert_record(previous, true))?).build());
+            items.push(
+                TransactWriteItem::builder()
+                    .put(self.plain_put(alert_record(previous, true))?)
+                    .build(),
+            );
         }
         let incident_index = items.len();
         let severity_set = AttributeValue::Ss(vec![ev.event_status.as_str().to_string()]);
@@ -427,7 +546,9 @@ impl Store {
                     .expression_attribute_values(":one", n(1))
                     .expression_attribute_values(":sev", severity_set)
                     .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-                update = if channel.grouping.window_type == WindowType::Sliding && channel.grouping.window_minutes > 0 {
+                update = if channel.grouping.window_type == WindowType::Sliding
+                    && channel.grouping.window_minutes > 0
+                {
                     update
                         .update_expression(
                             "SET updated_at = :now, merge_deadline = :deadline \
@@ -442,7 +563,9 @@ impl Store {
                         "SET updated_at = :now ADD alert_count :one, active_alert_count :one, severities :sev",
                     )
                 };
-                let update = update.build().map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+                let update = update
+                    .build()
+                    .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
                 items.push(TransactWriteItem::builder().update(update).build());
             }
             None => {
@@ -470,14 +593,18 @@ impl Store {
                 if let Some(g) = &group {
                     let mut pointer = key(group_pk(&channel.channel_id, g), "GROUP");
                     pointer.insert("incident_id".into(), s(&incident_id));
-                    let builder = Put::builder().table_name(&self.table).set_item(Some(pointer));
+                    let builder = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(pointer));
                     let builder = match &hints.group {
                         Some(Some(old)) => builder
                             .condition_expression("incident_id = :old")
                             .expression_attribute_values(":old", s(old)),
                         _ => builder.condition_expression("attribute_not_exists(pk)"),
                     };
-                    let put = builder.build().map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+                    let put = builder
+                        .build()
+                        .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
                     items.push(TransactWriteItem::builder().put(put).build());
                 }
             }
@@ -492,7 +619,11 @@ impl Store {
             }
             Err(other) => return Err(other),
         }
-        let outcome = if existing.is_some() { Outcome::Merged } else { Outcome::NewIncident };
+        let outcome = if existing.is_some() {
+            Outcome::Merged
+        } else {
+            Outcome::NewIncident
+        };
         Ok(Applied::new(ev, outcome, Some(&next)))
     }
 
@@ -513,7 +644,11 @@ impl Store {
 
     /// Close an alert whose incident was closed by hand before the sweep reached it.
     /// `Ok(false)`: the head changed meanwhile and was left alone.
-    pub(crate) async fn close_orphaned_head(&self, head: &AlertHead, now_ms: i64) -> ApiResult<bool> {
+    pub(crate) async fn close_orphaned_head(
+        &self,
+        head: &AlertHead,
+        now_ms: i64,
+    ) -> ApiResult<bool> {
         let mut next = head.clone();
         next.active = false;
         next.closed_at = Some(now_ms / 1000);
@@ -543,7 +678,11 @@ impl Store {
     /// Run a transaction. A failed condition on the item at `incident_index`
     /// alone is reported as an incident mismatch (with the incident as it is);
     /// anything else that was cancelled is a conflict.
-    async fn transact(&self, items: Vec<TransactWriteItem>, incident_index: usize) -> Result<(), WriteFailure> {
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        incident_index: usize,
+    ) -> Result<(), WriteFailure> {
         let result = self
             .client
             .transact_write_items()
@@ -557,7 +696,9 @@ impl Store {
                 Ok(())
             }
             Err(err) => {
-                self.meter.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.meter
+                    .requests
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match err.as_service_error() {
                     Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
                         let reasons = e.cancellation_reasons();
@@ -577,7 +718,10 @@ impl Store {
                             Err(WriteFailure::Conflict)
                         }
                     }
-                    _ => Err(WriteFailure::Fatal(storage_error("TransactWriteItems", err))),
+                    _ => Err(WriteFailure::Fatal(storage_error(
+                        "TransactWriteItems",
+                        err,
+                    ))),
                 }
             }
         }
@@ -588,6 +732,10 @@ impl Store {
 async fn backoff(attempt: u32) {
     let base = 5u64 << attempt.min(5);
     let mut byte = [0u8; 1];
-    let jitter = if getrandom::getrandom(&mut byte).is_ok() { u64::from(byte[0]) % base } else { 0 };
+    let jitter = if getrandom::getrandom(&mut byte).is_ok() {
+        u64::from(byte[0]) % base
+    } else {
+        0
+    };
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }

@@ -35,7 +35,9 @@ pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
 }
 
 fn corrupt(name: &str) -> ApiError {
-    ApiError::internal(format!("stored item is missing or has a malformed `{name}`"))
+    ApiError::internal(format!(
+        "stored item is missing or has a malformed `{name}`"
+    ))
 }
 
 pub fn get_s(item: &Item, name: &str) -> ApiResult<String> {
@@ -159,7 +161,10 @@ pub fn head_to_item(h: &AlertHead) -> Item {
         ("last_content".to_string(), s(&h.last_content)),
         ("last_brief".to_string(), s(&h.last_brief)),
         ("last_time".to_string(), n(h.last_time_ms)),
-        ("last_time_contents".to_string(), string_list(&h.last_time_contents)),
+        (
+            "last_time_contents".to_string(),
+            string_list(&h.last_time_contents),
+        ),
         ("event_count".to_string(), n(h.event_count)),
         ("duplicate_count".to_string(), n(h.duplicate_count)),
         ("created_at".to_string(), n(h.created_at)),
@@ -187,7 +192,9 @@ pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
         last_content: get_s(item, "last_content")?,
         last_brief: get_s(item, "last_brief")?,
         last_time_ms: get_n(item, "last_time")?,
-        last_time_contents: get_list(item, "last_time_contents").into_iter().collect::<BTreeSet<_>>(),
+        last_time_contents: get_list(item, "last_time_contents")
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
         event_count: get_n(item, "event_count")?,
         duplicate_count: get_n(item, "duplicate_count")?,
         created_at: get_n(item, "created_at")?,
@@ -210,8 +217,16 @@ pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
     item
 }
 
-pub fn event_item(alert_id: &str, ev: &crate::event::StandardEvent, content: &str, expires_at: i64) -> Item {
-    let mut item = key(events_pk(alert_id), format!("{:015}#{}", ev.event_time_ms, content));
+pub fn event_item(
+    alert_id: &str,
+    ev: &crate::event::StandardEvent,
+    content: &str,
+    expires_at: i64,
+) -> Item {
+    let mut item = key(
+        events_pk(alert_id),
+        format!("{:015}#{}", ev.event_time_ms, content),
+    );
     item.extend([
         ("event_status".to_string(), s(ev.event_status.as_str())),
         ("title".to_string(), s(&ev.title)),
@@ -254,14 +269,20 @@ pub fn new_incident_item(i: &NewIncident<'_>) -> Item {
         ("channel_id".to_string(), s(i.channel_id)),
         ("title".to_string(), s(i.title)),
         ("labels".to_string(), string_map(i.labels)),
-        ("severities".to_string(), AttributeValue::Ss(vec![i.severity.as_str().to_string()])),
+        (
+            "severities".to_string(),
+            AttributeValue::Ss(vec![i.severity.as_str().to_string()]),
+        ),
         ("status".to_string(), s(status.as_str())),
         ("alert_count".to_string(), n(1)),
         ("active_alert_count".to_string(), n(1)),
         ("created_at".to_string(), n(i.now_ms / 1000)),
         ("created_ms".to_string(), n(i.now_ms)),
         ("merge_deadline".to_string(), n(i.merge_deadline_ms)),
-        ("gsi1pk".to_string(), s(incident_scope(i.channel_id, status))),
+        (
+            "gsi1pk".to_string(),
+            s(incident_scope(i.channel_id, status)),
+        ),
         ("gsi1sk".to_string(), s(order.clone())),
         ("gsi2pk".to_string(), s(incident_scope_all(status))),
         ("gsi2sk".to_string(), s(order)),
@@ -308,7 +329,10 @@ pub fn channel_to_item(c: &Channel) -> ApiResult<Item> {
         ("auto_close".to_string(), b(c.auto_close)),
         ("created_at".to_string(), n(c.created_at)),
         ("gsi1pk".to_string(), s("CHANNELS")),
-        ("gsi1sk".to_string(), s(format!("{:015}#{}", c.created_at, c.channel_id))),
+        (
+            "gsi1sk".to_string(),
+            s(format!("{:015}#{}", c.created_at, c.channel_id)),
+        ),
     ]);
     Ok(item)
 }

@@ -84,14 +84,18 @@ impl Store {
     pub(crate) fn count(&self, capacity: Option<&ConsumedCapacity>) {
         self.meter.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(units) = capacity.and_then(|c| c.capacity_units()) {
-            self.meter.capacity_milli.fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+            self.meter
+                .capacity_milli
+                .fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
         }
     }
 
     pub(crate) fn count_many(&self, capacity: &[ConsumedCapacity]) {
         self.meter.requests.fetch_add(1, Ordering::Relaxed);
         let units: f64 = capacity.iter().filter_map(|c| c.capacity_units()).sum();
-        self.meter.capacity_milli.fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+        self.meter
+            .capacity_milli
+            .fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
     }
 }
 
@@ -103,7 +107,9 @@ pub async fn client_from_env() -> Client {
     use aws_smithy_http_client::tls;
 
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .build_https();
     let secs = |name: &str, default: u64| {
         std::env::var(name)

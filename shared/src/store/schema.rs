@@ -2,8 +2,8 @@
 //! declares the same table for AWS; tests/infra_consistency checks they agree.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -22,8 +22,16 @@ fn attr(name: &str) -> ApiResult<AttributeDefinition> {
 
 fn key_schema(hash: &str, range: &str) -> ApiResult<Vec<KeySchemaElement>> {
     Ok(vec![
-        KeySchemaElement::builder().attribute_name(hash).key_type(KeyType::Hash).build().map_err(build_error)?,
-        KeySchemaElement::builder().attribute_name(range).key_type(KeyType::Range).build().map_err(build_error)?,
+        KeySchemaElement::builder()
+            .attribute_name(hash)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(build_error)?,
+        KeySchemaElement::builder()
+            .attribute_name(range)
+            .key_type(KeyType::Range)
+            .build()
+            .map_err(build_error)?,
     ])
 }
 
@@ -31,14 +39,23 @@ fn gsi(name: &str, hash: &str, range: &str) -> ApiResult<GlobalSecondaryIndex> {
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .set_key_schema(Some(key_schema(hash, range)?))
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()
         .map_err(build_error)
 }
 
 /// Create the table if it does not exist yet. Returns whether it was created.
 pub async fn create_table(client: &Client, table: &str) -> ApiResult<bool> {
-    let exists = client.describe_table().table_name(table).send().await.is_ok();
+    let exists = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok();
     if exists {
         return Ok(false);
     }

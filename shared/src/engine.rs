@@ -22,8 +22,10 @@ pub enum Outcome {
     Updated,
     /// Same status, title and description as the last event: only labels were refreshed.
     Refreshed,
-    /// Identical to the last event (or a retry of an applied one): only counters moved.
+    /// Identical to the alert's last event: only the duplicate counter and last-seen time moved.
     Deduplicated,
+    /// A retry of an event this alert already applied: nothing moved.
+    AlreadyApplied,
     /// The alert recovered.
     Recovered,
     /// Accepted, nothing changed (stale event, `Ok` without an open alert, vendor notice without state).
@@ -84,7 +86,7 @@ pub fn decide(head: Option<&AlertHead>, ev: &StandardEvent, fp: &Fingerprint) ->
             return Decision::Nothing(Outcome::Ignored);
         }
         if ev.event_time_ms == h.last_time_ms && h.last_time_contents.contains(&fp.content) {
-            return Decision::Nothing(Outcome::Deduplicated);
+            return Decision::Nothing(Outcome::AlreadyApplied);
         }
         if h.active {
             if ev.event_status.is_ok() {
@@ -155,6 +157,7 @@ pub fn next_head(
             last_time_contents,
             event_count: 1,
             duplicate_count: 0,
+            refresh_count: 0,
             created_at: now_s,
             last_event_at: now_s,
             closed_at: None,
@@ -175,6 +178,7 @@ pub fn next_head(
             last_time_ms: ev.event_time_ms,
             last_time_contents,
             event_count: h.event_count + 1,
+            refresh_count: h.refresh_count + 1,
             last_event_at: now_s,
             version,
             ..h.clone()
@@ -368,7 +372,7 @@ mod tests {
     fn retry_of_the_same_event_changes_nothing() {
         let ev = event(EventStatus::Warning, "t", &[], 1000);
         let h = open(&ev);
-        assert_eq!(step(&h, &ev).0, Decision::Nothing(Outcome::Deduplicated));
+        assert_eq!(step(&h, &ev).0, Decision::Nothing(Outcome::AlreadyApplied));
     }
 
     #[test]
@@ -382,7 +386,7 @@ mod tests {
         // A retry of the first event, arriving after the second, must not flip the alert back.
         assert_eq!(
             step(&next, &event(EventStatus::Warning, "t", &[], 1000)).0,
-            Decision::Nothing(Outcome::Deduplicated)
+            Decision::Nothing(Outcome::AlreadyApplied)
         );
     }
 
@@ -391,7 +395,9 @@ mod tests {
         let h = open(&event(EventStatus::Warning, "t", &[("a", "1")], 1000));
         let (d, next) = step(&h, &event(EventStatus::Warning, "t", &[("a", "2")], 2000));
         assert_eq!(d, Decision::Refresh);
-        assert_eq!(next.unwrap().labels["a"], "2");
+        let next = next.unwrap();
+        assert_eq!(next.labels["a"], "2");
+        assert_eq!((next.event_count, next.refresh_count), (2, 1));
     }
 
     #[test]

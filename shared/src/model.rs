@@ -105,8 +105,10 @@ pub struct Alert {
     pub labels: BTreeMap<String, String>,
     pub active: bool,
     /// Every event that reached this alert, duplicates included (retries and stale events are not counted).
+    /// `event_count - duplicate_count - refresh_count` is the length of its stored history.
     pub event_count: i64,
     pub duplicate_count: i64,
+    pub refresh_count: i64,
     pub created_at: i64,
     pub last_event_at: i64,
     pub closed_at: Option<i64>,
@@ -150,6 +152,7 @@ pub struct AlertHead {
     pub last_time_contents: BTreeSet<String>,
     pub event_count: i64,
     pub duplicate_count: i64,
+    pub refresh_count: i64,
     pub created_at: i64,
     pub last_event_at: i64,
     pub closed_at: Option<i64>,
@@ -172,6 +175,7 @@ impl AlertHead {
             active: self.active,
             event_count: self.event_count,
             duplicate_count: self.duplicate_count,
+            refresh_count: self.refresh_count,
             created_at: self.created_at,
             last_event_at: self.last_event_at,
             closed_at: self.closed_at,

@@ -119,7 +119,7 @@ async fn retried_request_is_not_counted_twice() {
     for _ in 0..3 {
         assert_eq!(
             push_ok(&app, &s.integration_key, &at(firing(), 1000)).await["outcome"],
-            "deduplicated"
+            "already_applied"
         );
     }
     let alert = api_ok(

@@ -5,6 +5,8 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`. Without it these tests fail loudly rather than
 //! pass without a database.
 
+pub mod invariants;
+
 use std::collections::HashMap;
 
 use serde_json::{json, Value};

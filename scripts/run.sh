@@ -53,14 +53,15 @@ child=
 
 # Stops cargo lambda watch (it stops its function instances on SIGTERM) and
 # then DynamoDB Local; SIGKILL only for what is still there after 10 s.
+# shellcheck disable=SC2317  # invoked by the trap
 cleanup() {
-  local i
+  local _
   [ -z "$child" ] || kill -TERM -- "-$child" 2>/dev/null || true
   if [ -n "$WATCH_PID" ] && kill -0 "$WATCH_PID" 2>/dev/null; then
     echo
     echo "run: stopping cargo lambda watch and DynamoDB Local"
     kill -TERM -- "-$WATCH_PID" 2>/dev/null || true
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       kill -0 "$WATCH_PID" 2>/dev/null || break
       sleep 0.1
     done
@@ -145,7 +146,7 @@ done
 echo "== cargo lambda watch on port $PORT (concurrency $CONCURRENCY)"
 setsid cargo lambda watch --invoke-port "$PORT" --concurrency "$CONCURRENCY" --env-file "$env_file" &
 WATCH_PID=$!
-for i in $(seq 1 300); do
+for _ in $(seq 1 300); do
   kill -0 "$WATCH_PID" 2>/dev/null || die "cargo lambda watch exited during start-up"
   port_open "$PORT" && break
   sleep 0.1
@@ -154,6 +155,7 @@ port_open "$PORT" || die "cargo lambda watch did not listen on port $PORT within
 
 # The bodies of the shared fixtures standard/firing.json and recovery.json,
 # inline so that the printed commands work from any directory.
+# shellcheck disable=SC2016  # $resource/$check are title-template variables
 { read -r firing; read -r ok; } < <(python3 -c '
 import json
 firing = {

@@ -1,2 +1,624 @@
+//! Keeps the three places that name the functions in step: the crates under
+//! `functions/` (and the workspace members), `infra/template.yaml` (what AWS
+//! runs) and the `cargo lambda watch` router in `Cargo.toml` (what `make run`
+//! serves). Adding an integration means touching all three; these tests say
+//! which one was forgotten.
+//!
+//! The template is read with a small line-based reader (block mappings,
+//! `- ` lists, comments, quoted scalars): enough for the SAM subset we write,
+//! without a YAML dependency.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const TEMPLATE: &str = "infra/template.yaml";
+const MAX_MAIN_LINES: usize = 60;
+const PUSH_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+];
+const MANAGEMENT_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+    "dynamodb:BatchGetItem",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives inside the workspace")
+        .to_path_buf()
+}
+
+fn read(rel: &str) -> String {
+    fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+}
+
+// ---------------------------------------------------------------- YAML subset
+
+/// One scalar of the template with the keys that lead to it; list items
+/// appear as a `[]` key.
+#[derive(Debug)]
+struct Entry {
+    path: Vec<String>,
+    value: String,
+    line: usize,
+}
+
+impl Entry {
+    fn at(&self, keys: &[&str]) -> bool {
+        self.path.len() == keys.len() && self.path.iter().zip(keys).all(|(a, b)| a == b)
+    }
+}
+
+fn unquote(s: &str) -> String {
+    let s = s.trim();
+    for q in ['"', '\''] {
+        if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
+            return s[1..s.len() - 1].to_string();
+        }
+    }
+    s.to_string()
+}
+
+fn strip_comment(value: &str) -> &str {
+    let v = value.trim();
+    if v.starts_with('"') || v.starts_with('\'') {
+        return v;
+    }
+    match v.find(" #") {
+        Some(i) => v[..i].trim_end(),
+        None if v.starts_with('#') => "",
+        None => v,
+    }
+}
+
+/// Splits `key: value` / `key:`; `None` for a plain scalar.
+fn split_key(content: &str) -> Option<(String, &str)> {
+    if let Some(key) = content.strip_suffix(':') {
+        if !key.contains(": ") {
+            return Some((unquote(key), ""));
+        }
+    }
+    let i = content.find(": ")?;
+    let key = &content[..i];
+    if key.starts_with('!') || (key.starts_with('"') && !key.ends_with('"')) {
+        return None;
+    }
+    Some((unquote(key), &content[i + 2..]))
+}
+
+fn flatten_yaml(text: &str) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut block_scalar_of: Option<usize> = None;
+
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim_end();
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let mut indent = line.len() - trimmed.len();
+        if let Some(owner) = block_scalar_of {
+            if indent > owner {
+                continue;
+            }
+            block_scalar_of = None;
+        }
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        let mut content = trimmed;
+        // A list item: a `[]` key at the dash's column; its content sits after
+        // the dash. The parent key may share the dash's column.
+        loop {
+            let rest = match content.strip_prefix("- ") {
+                Some(rest) => rest,
+                None if content == "-" => "",
+                None => break,
+            };
+            stack.retain(|(i, k)| *i < indent || (*i == indent && k != "[]"));
+            stack.push((indent, "[]".to_string()));
+            let rest_trimmed = rest.trim_start();
+            indent += content.len() - rest_trimmed.len();
+            content = rest_trimmed;
+        }
+        if content.is_empty() {
+            continue;
+        }
+        stack.retain(|(i, _)| *i < indent);
+        let keys = || stack.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>();
+        match split_key(content) {
+            Some((key, value)) => {
+                let value = strip_comment(value);
+                if matches!(value, "|" | ">" | "|-" | ">-" | "|+" | ">+") {
+                    block_scalar_of = Some(indent);
+                }
+                let mut path = keys();
+                path.push(key.clone());
+                entries.push(Entry {
+                    path,
+                    value: unquote(value),
+                    line: n + 1,
+                });
+                stack.push((indent, key));
+            }
+            None => entries.push(Entry {
+                path: keys(),
+                value: unquote(strip_comment(content)),
+                line: n + 1,
+            }),
+        }
+    }
+    entries
+}
+
+// ------------------------------------------------------------------- template
+
+#[derive(Debug, Default)]
+struct Function {
+    binary: Option<String>,
+    build_method: Option<String>,
+    /// Properties.X scalars and `Properties.X.Y` paths (joined with '.').
+    props: BTreeMap<String, String>,
+    architectures: Vec<String>,
+    /// event name -> field (Type, Path, Method, ApiId) -> value
+    events: BTreeMap<String, BTreeMap<String, String>>,
+    actions: BTreeSet<String>,
+    policy_resources: Vec<String>,
+    /// Policies entries that are not inline statements (managed policies,
+    /// SAM policy templates), with their line.
+    other_policies: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Template {
+    types: BTreeMap<String, String>,
+    functions: BTreeMap<String, Function>,
+    globals: BTreeMap<String, String>,
+    global_architectures: Vec<String>,
+}
+
+fn template() -> Template {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let mut t = Template::default();
+    for e in &entries {
+        if e.path.len() == 3 && e.path[0] == "Resources" && e.path[2] == "Type" {
+            t.types.insert(e.path[1].clone(), e.value.clone());
+        }
+    }
+    for e in &entries {
+        let p: Vec<&str> = e.path.iter().map(String::as_str).collect();
+        match p.as_slice() {
+            ["Globals", "Function", "Architectures", "[]"] => {
+                t.global_architectures.push(e.value.clone())
+            }
+            ["Globals", "Function", rest @ ..] if !rest.is_empty() && !e.value.is_empty() => {
+                t.globals.insert(rest.join("."), e.value.clone());
+            }
+            ["Resources", id, rest @ ..]
+                if t.types.get(*id).map(String::as_str) == Some("AWS::Serverless::Function") =>
+            {
+                let f = t.functions.entry(id.to_string()).or_default();
+                match rest {
+                    ["Metadata", "BuildProperties", "Binary"] => f.binary = Some(e.value.clone()),
+                    ["Metadata", "BuildMethod"] => f.build_method = Some(e.value.clone()),
+                    ["Properties", "Architectures", "[]"] => f.architectures.push(e.value.clone()),
+                    ["Properties", "Events", name, "Type"] => {
+                        f.events
+                            .entry(name.to_string())
+                            .or_default()
+                            .insert("Type".into(), e.value.clone());
+                    }
+                    ["Properties", "Events", name, "Properties", field] => {
+                        f.events
+                            .entry(name.to_string())
+                            .or_default()
+                            .insert(field.to_string(), e.value.clone());
+                    }
+                    ["Properties", "Policies", "[]", first, ..] => {
+                        if *first != "Version" && *first != "Statement" {
+                            f.other_policies.push(format!("{first} (line {})", e.line));
+                        }
+                        if rest.contains(&"Action") && !e.value.is_empty() {
+                            f.actions.insert(e.value.clone());
+                        }
+                        if rest.contains(&"Resource") && !e.value.is_empty() {
+                            f.policy_resources.push(e.value.clone());
+                        }
+                    }
+                    ["Properties", "Policies", "[]"] => f
+                        .other_policies
+                        .push(format!("{} (line {})", e.value, e.line)),
+                    ["Properties", "Policies"] if !e.value.is_empty() => f
+                        .other_policies
+                        .push(format!("{} (line {})", e.value, e.line)),
+                    ["Properties", rest @ ..] if !e.value.is_empty() && !rest.contains(&"[]") => {
+                        f.props.insert(rest.join("."), e.value.clone());
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !t.functions.is_empty(),
+        "{TEMPLATE} declares no AWS::Serverless::Function"
+    );
+    t
+}
+
+impl Template {
+    /// A function property, falling back to Globals.Function.
+    fn prop(&self, f: &Function, key: &str) -> Option<String> {
+        f.props.get(key).or_else(|| self.globals.get(key)).cloned()
+    }
+
+    fn binary<'a>(&self, id: &str, f: &'a Function) -> &'a str {
+        f.binary.as_deref().unwrap_or_else(|| {
+            panic!("{TEMPLATE}: {id} has no Metadata.BuildProperties.Binary naming its crate")
+        })
+    }
+
+    /// (path, METHOD, crate) of every HttpApi event.
+    fn routes(&self) -> BTreeSet<(String, String, String)> {
+        let mut routes = BTreeSet::new();
+        for (id, f) in &self.functions {
+            let binary = self.binary(id, f);
+            for (name, ev) in &f.events {
+                assert_eq!(
+                    ev.get("Type").map(String::as_str),
+                    Some("HttpApi"),
+                    "{TEMPLATE}: {id}.Events.{name} must be an HttpApi event"
+                );
+                let path = ev
+                    .get("Path")
+                    .unwrap_or_else(|| panic!("{id}.Events.{name} has no Path"));
+                let method = ev
+                    .get("Method")
+                    .unwrap_or_else(|| panic!("{id}.Events.{name} has no Method"));
+                let api = ev.get("ApiId").map(String::as_str).unwrap_or("");
+                let api_id = api.strip_prefix("!Ref ").unwrap_or("");
+                assert_eq!(
+                    self.types.get(api_id).map(String::as_str),
+                    Some("AWS::Serverless::HttpApi"),
+                    "{TEMPLATE}: {id}.Events.{name} must attach to the template's HttpApi (ApiId: !Ref <HttpApi>), got {api:?}"
+                );
+                routes.insert((path.clone(), method.to_uppercase(), binary.to_string()));
+            }
+        }
+        routes
+    }
+}
+
+// ---------------------------------------------------------------- workspace
+
+fn cargo_toml() -> toml::Table {
+    read("Cargo.toml").parse().expect("Cargo.toml parses")
+}
+
+/// Crate names of `functions/*/Cargo.toml`, checked to equal their folder names.
+fn function_crates() -> BTreeSet<String> {
+    let mut crates = BTreeSet::new();
+    let dir = root().join("functions");
+    for entry in fs::read_dir(&dir).expect("functions/ exists") {
+        let path = entry.expect("readable functions/ entry").path();
+        let manifest = path.join("Cargo.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        let folder = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 folder name")
+            .to_string();
+        let table: toml::Table = fs::read_to_string(&manifest)
+            .expect("readable manifest")
+            .parse()
+            .unwrap_or_else(|e| panic!("functions/{folder}/Cargo.toml: {e}"));
+        let name = table
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or_else(|| panic!("functions/{folder}/Cargo.toml has no package.name"));
+        assert_eq!(
+            name, folder,
+            "functions/{folder}: the crate must be named like its folder"
+        );
+        crates.insert(folder);
+    }
+    assert!(!crates.is_empty(), "no crates under functions/");
+    crates
+}
+
+/// cargo-lambda (matchit) writes API Gateway's greedy `{proxy+}` as `{*proxy}`.
+fn watch_path_to_apigw(path: &str) -> String {
+    path.split('/')
+        .map(
+            |seg| match seg.strip_prefix("{*").and_then(|s| s.strip_suffix('}')) {
+                Some(name) => format!("{{{name}+}}"),
+                None => seg.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// (path in API Gateway syntax, METHOD, function) of the watch router.
+fn watch_routes() -> BTreeSet<(String, String, String)> {
+    let cargo = cargo_toml();
+    let router = ["workspace", "metadata", "lambda", "watch", "router"]
+        .iter()
+        .try_fold(&toml::Value::Table(cargo), |v, k| v.get(*k))
+        .and_then(|v| v.as_table())
+        .expect("Cargo.toml has [workspace.metadata.lambda.watch.router]")
+        .clone();
+    let mut routes = BTreeSet::new();
+    for (path, route) in &router {
+        assert!(
+            !path.contains("+}"),
+            "watch router path {path:?}: cargo lambda watch (matchit) matches `{{proxy+}}` as one segment; write the catch-all as `{{*proxy}}`"
+        );
+        let apigw = watch_path_to_apigw(path);
+        match route {
+            toml::Value::String(function) => {
+                routes.insert((apigw, "ANY".to_string(), function.clone()));
+            }
+            toml::Value::Array(items) => {
+                for item in items {
+                    let field = |k: &str| {
+                        item.get(k).and_then(|v| v.as_str()).unwrap_or_else(|| {
+                            panic!("watch router {path:?}: each item needs string `function` and `method`")
+                        })
+                    };
+                    routes.insert((apigw.clone(), field("method").to_uppercase(), field("function").to_string()));
+                }
+            }
+            other => panic!(
+                "watch router {path:?} = {other}: cargo-lambda accepts a function name or an array of {{ function, method }} tables, not {}",
+                other.type_str()
+            ),
+        }
+    }
+    routes
+}
+
+// ---------------------------------------------------------------------- tests
+
 #[test]
-fn placeholder() {}
+fn every_function_crate_is_deployed_with_a_route() {
+    let t = template();
+    for krate in function_crates() {
+        let found = t
+            .functions
+            .iter()
+            .find(|(_, f)| f.binary.as_deref() == Some(krate.as_str()));
+        let (id, f) = found.unwrap_or_else(|| {
+            panic!("functions/{krate} has no AWS::Serverless::Function in {TEMPLATE} (Metadata.BuildProperties.Binary: {krate})")
+        });
+        assert!(
+            !f.events.is_empty(),
+            "{TEMPLATE}: {id} ({krate}) has no HttpApi route"
+        );
+    }
+}
+
+#[test]
+fn every_template_function_names_a_function_crate() {
+    let t = template();
+    let crates = function_crates();
+    let mut seen = BTreeSet::new();
+    for (id, f) in &t.functions {
+        let binary = t.binary(id, f);
+        assert!(
+            crates.contains(binary),
+            "{TEMPLATE}: {id} builds `{binary}`, which is not a crate under functions/ ({crates:?})"
+        );
+        assert!(
+            seen.insert(binary.to_string()),
+            "{TEMPLATE}: two functions build `{binary}`"
+        );
+        assert_eq!(
+            f.build_method.as_deref(),
+            Some("rust-cargolambda"),
+            "{TEMPLATE}: {id} must be built with Metadata.BuildMethod: rust-cargolambda"
+        );
+    }
+}
+
+#[test]
+fn workspace_members_match_function_crates() {
+    let cargo = cargo_toml();
+    let members: BTreeSet<String> = cargo
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+        .expect("Cargo.toml has workspace.members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .filter_map(|m| m.trim_end_matches('/').strip_prefix("functions/"))
+        .map(str::to_string)
+        .collect();
+    let crates = function_crates();
+    let missing: Vec<_> = crates.difference(&members).collect();
+    let stale: Vec<_> = members.difference(&crates).collect();
+    assert!(
+        missing.is_empty(),
+        "crates under functions/ that are not workspace members: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "workspace members under functions/ with no crate there: {stale:?}"
+    );
+}
+
+#[test]
+fn watch_router_matches_template_routes() {
+    let watch = watch_routes();
+    let deployed = template().routes();
+    let only_watch: Vec<_> = watch.difference(&deployed).collect();
+    let only_template: Vec<_> = deployed.difference(&watch).collect();
+    assert!(
+        only_watch.is_empty() && only_template.is_empty(),
+        "Cargo.toml's watch router and {TEMPLATE} disagree (path, method, function):\n  only in Cargo.toml: {only_watch:?}\n  only in the template: {only_template:?}"
+    );
+}
+
+#[test]
+fn functions_run_on_al2023_arm64_with_json_logs_and_the_table() {
+    let t = template();
+    let tables: Vec<&String> = t
+        .types
+        .iter()
+        .filter(|(_, ty)| ty.as_str() == "AWS::DynamoDB::Table")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        tables.len(),
+        1,
+        "{TEMPLATE} should declare exactly one table"
+    );
+    let table_ref = format!("!Ref {}", tables[0]);
+    for (id, f) in &t.functions {
+        let check = |key: &str, want: &str| {
+            assert_eq!(
+                t.prop(f, key).as_deref(),
+                Some(want),
+                "{TEMPLATE}: {id} {key}"
+            );
+        };
+        check("Runtime", "provided.al2023");
+        check("Handler", "bootstrap");
+        check("CodeUri", "..");
+        check("LoggingConfig.LogFormat", "JSON");
+        check("Environment.Variables.TABLE_NAME", &table_ref);
+        let arch = if f.architectures.is_empty() {
+            &t.global_architectures
+        } else {
+            &f.architectures
+        };
+        assert_eq!(
+            arch,
+            &["arm64".to_string()],
+            "{TEMPLATE}: {id} Architectures"
+        );
+    }
+}
+
+#[test]
+fn function_policies_are_least_privilege() {
+    let t = template();
+    for (id, f) in &t.functions {
+        let binary = t.binary(id, f);
+        assert!(
+            f.other_policies.is_empty(),
+            "{TEMPLATE}: {id} has policies other than inline statements: {:?}",
+            f.other_policies
+        );
+        let (allowed, may_use_indexes) = if binary.starts_with("push-") {
+            (PUSH_ACTIONS, false)
+        } else {
+            (MANAGEMENT_ACTIONS, true)
+        };
+        let extra: Vec<_> = f
+            .actions
+            .iter()
+            .filter(|a| !allowed.contains(&a.as_str()))
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "{TEMPLATE}: {id} is granted {extra:?}; allowed: {allowed:?}"
+        );
+        assert!(
+            !f.actions.is_empty(),
+            "{TEMPLATE}: {id} has no access to the table"
+        );
+        for r in &f.policy_resources {
+            let r = r.trim_end_matches('"');
+            assert!(
+                !r.contains('*') || r.ends_with("/index/*"),
+                "{TEMPLATE}: {id} resource {r:?} is too broad"
+            );
+            assert!(
+                may_use_indexes || !r.contains("/index/"),
+                "{TEMPLATE}: {id} ({binary}) must not read the indexes"
+            );
+        }
+    }
+}
+
+fn code_lines(source: &str) -> usize {
+    let mut in_block = false;
+    let mut count = 0;
+    for line in source.lines().map(str::trim) {
+        if in_block {
+            in_block = !line.contains("*/");
+            continue;
+        }
+        if line.starts_with("/*") {
+            in_block = !line.contains("*/");
+            continue;
+        }
+        if !line.is_empty() && !line.starts_with("//") {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[test]
+fn function_entry_points_stay_thin() {
+    for krate in function_crates() {
+        let rel = format!("functions/{krate}/src/main.rs");
+        let n = code_lines(&read(&rel));
+        assert!(
+            n <= MAX_MAIN_LINES,
+            "{rel} has {n} code lines (max {MAX_MAIN_LINES}): move the logic into shared/ where it is tested once"
+        );
+    }
+}
+
+// The reader itself, so that a parsing slip cannot make the checks above vacuous.
+#[test]
+fn yaml_reader_handles_the_template_subset() {
+    let entries = flatten_yaml(
+        "A:\n  B: x # note\n  L:\n    - k: \"v: w\"\n      j: 1\n    - plain:thing\n    - !Sub \"${T.Arn}/index/*\"\n  D: >-\n    folded: text\n  E: '#x'\nF: y\n",
+    );
+    let find = |keys: &[&str]| -> Vec<&str> {
+        entries
+            .iter()
+            .filter(|e| e.at(keys))
+            .map(|e| e.value.as_str())
+            .collect()
+    };
+    assert_eq!(find(&["A", "B"]), ["x"]);
+    assert_eq!(find(&["A", "L", "[]", "k"]), ["v: w"]);
+    assert_eq!(find(&["A", "L", "[]", "j"]), ["1"]);
+    assert_eq!(
+        find(&["A", "L", "[]"]),
+        ["plain:thing", "!Sub \"${T.Arn}/index/*\""]
+    );
+    let same_column = flatten_yaml("K:\n- a\n- b: c\nM: d\n");
+    let paths: Vec<String> = same_column
+        .iter()
+        .map(|e| e.path.join(".") + "=" + &e.value)
+        .collect();
+    assert_eq!(paths, ["K=", "K.[]=a", "K.[].b=c", "M=d"]);
+    assert_eq!(find(&["A", "D"]), [">-"]);
+    assert!(find(&["A", "D", "folded"]).is_empty());
+    assert_eq!(find(&["A", "E"]), ["#x"]);
+    assert_eq!(find(&["F"]), ["y"]);
+    assert_eq!(watch_path_to_apigw("/api/{*proxy}"), "/api/{proxy+}");
+    assert_eq!(code_lines("// c\n\nfn main() {\n    /* a\n b */\n}\n"), 2);
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# `make run`: the whole service on this machine. Starts DynamoDB Local, creates
+# the table, an app key and a demo channel + standard integration (alertctl),
+# then serves every function with `cargo lambda watch` under the same routes
+# as infra/template.yaml, and prints ready-to-paste curl commands.
+# Ctrl-C (or SIGTERM) stops everything this script started.
+#
+# Environment:
+#   PORT               HTTP port of the functions (default 9000)
+#   DYNAMODB_PORT      DynamoDB Local port (default 8000)
+#   TABLE_NAME         table name (default alert-intake)
+#   BOOTSTRAP_APP_KEY  app key to create (default: alertctl generates one)
+#   CONCURRENCY        instances per function in cargo lambda watch (default 4)
+#   RUST_LOG           log filter of the functions (default info)
+#   ALERTCTL           a prebuilt alertctl to use instead of building it
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+# shellcheck source=scripts/dynamodb-local.sh
+. "$root/scripts/dynamodb-local.sh"
+
+PORT=${PORT:-9000}
+DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
+TABLE_NAME=${TABLE_NAME:-alert-intake}
+CONCURRENCY=${CONCURRENCY:-4}
+RUST_LOG=${RUST_LOG:-info}
+BOOTSTRAP_APP_KEY=${BOOTSTRAP_APP_KEY:-}
+export TABLE_NAME RUST_LOG
+
+die() {
+  echo "run: $*" >&2
+  exit 1
+}
+
+for v in PORT DYNAMODB_PORT CONCURRENCY; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
+done
+[ "$PORT" != "$DYNAMODB_PORT" ] || die "PORT and DYNAMODB_PORT must differ (both $PORT)"
+
+"$root/scripts/setup.sh"
+export PATH="$root/.cache/venv/bin:$PATH"
+
+if port_open "$DYNAMODB_PORT"; then
+  die "something already listens on 127.0.0.1:$DYNAMODB_PORT (DYNAMODB_PORT). Stop it, or choose another port, e.g. DYNAMODB_PORT=8001 make run"
+fi
+if port_open "$PORT"; then
+  die "something already listens on port $PORT (PORT). Stop it, or choose another port, e.g. PORT=9001 make run"
+fi
+
+DDB_PID=
+WATCH_PID=
+child=
+
+# Stops cargo lambda watch (it stops its function instances on SIGTERM) and
+# then DynamoDB Local; SIGKILL only for what is still there after 10 s.
+# shellcheck disable=SC2317  # invoked by the trap
+cleanup() {
+  local _
+  [ -z "$child" ] || kill -TERM -- "-$child" 2>/dev/null || true
+  if [ -n "$WATCH_PID" ] && kill -0 "$WATCH_PID" 2>/dev/null; then
+    echo
+    echo "run: stopping cargo lambda watch and DynamoDB Local"
+    kill -TERM -- "-$WATCH_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$WATCH_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$WATCH_PID" 2>/dev/null || true
+  fi
+  ddb_stop
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# fg_run CMD...: runs a (long) command in its own process group and waits for
+# it, so that Ctrl-C / SIGTERM reach the trap at once and stop it too.
+fg_run() {
+  local rc=0
+  setsid "$@" &
+  child=$!
+  wait "$child" || rc=$?
+  child=
+  return "$rc"
+}
+
+echo "== DynamoDB Local on 127.0.0.1:$DYNAMODB_PORT (in memory; log: .cache/dynamodb-run.log)"
+ddb_start "$DYNAMODB_PORT" "$root/.cache/dynamodb-run.log"
+ddb_export_env "$DYNAMODB_PORT"
+
+functions=()
+for manifest in functions/*/Cargo.toml; do
+  functions+=("$(basename "$(dirname "$manifest")")")
+done
+
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+if [ -n "${ALERTCTL:-}" ]; then
+  alertctl=$ALERTCTL
+else
+  echo "== building alertctl"
+  fg_run cargo build -p shared --bin alertctl
+  alertctl="$target_dir/debug/alertctl"
+fi
+# cargo lambda watch would compile each function on its first request; build
+# them now so that the first curl answers at once (same profile, same target).
+echo "== building the functions: ${functions[*]}"
+packages=()
+for f in "${functions[@]}"; do packages+=(-p "$f"); done
+fg_run cargo build "${packages[@]}"
+
+echo "== alertctl create-table ($TABLE_NAME)"
+"$alertctl" create-table
+key_args=()
+[ -z "$BOOTSTRAP_APP_KEY" ] || key_args=(--key "$BOOTSTRAP_APP_KEY")
+app_key=$("$alertctl" create-app-key ${key_args[@]+"${key_args[@]}"} | sed '/^[[:space:]]*$/d' | tail -n 1)
+[ -n "$app_key" ] || die "alertctl create-app-key printed no key"
+demo=$("$alertctl" demo | sed '/^[[:space:]]*$/d' | tail -n 1)
+
+# The demo line: {"channel_id", "integration_id", "integration_key", "push_path"}.
+# push_url is push_path on this host, with ?integration_key= added if absent.
+read -r channel_id integration_key push_url < <(
+  DEMO="$demo" BASE="http://localhost:$PORT" python3 -c '
+import json, os, sys
+try:
+    d = json.loads(os.environ["DEMO"])
+    key, path = d["integration_key"], d.get("push_path") or "/event/push/alert/standard"
+except (ValueError, KeyError, TypeError) as e:
+    sys.exit("run: alertctl demo did not print the expected JSON line (%s): %r" % (e, os.environ["DEMO"]))
+if "integration_key=" not in path:
+    path += ("&" if "?" in path else "?") + "integration_key=" + key
+print(d.get("channel_id", "-"), key, os.environ["BASE"] + path)
+')
+[ -n "${push_url:-}" ] || die "could not read the demo integration from: $demo"
+
+# Environment of the functions. cargo lambda watch passes its own environment
+# on as well, but an env file makes the contract explicit. Values are
+# single-quoted: cargo lambda rejects an unquoted '=' inside a value
+# (RUST_LOG=info,shared=debug).
+env_file="$root/.cache/watch.env"
+: >"$env_file"
+for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; do
+  [[ ${!v} != *"'"* ]] || die "$v must not contain a single quote"
+  printf "%s='%s'\n" "$v" "${!v}" >>"$env_file"
+done
+
+echo "== cargo lambda watch on port $PORT (concurrency $CONCURRENCY)"
+setsid cargo lambda watch --invoke-port "$PORT" --concurrency "$CONCURRENCY" --env-file "$env_file" &
+WATCH_PID=$!
+for _ in $(seq 1 300); do
+  kill -0 "$WATCH_PID" 2>/dev/null || die "cargo lambda watch exited during start-up"
+  port_open "$PORT" && break
+  sleep 0.1
+done
+port_open "$PORT" || die "cargo lambda watch did not listen on port $PORT within 30 s"
+
+# The bodies of the shared fixtures standard/firing.json and recovery.json,
+# inline so that the printed commands work from any directory.
+# shellcheck disable=SC2016  # $resource/$check are title-template variables
+{ read -r firing; read -r ok; } < <(python3 -c '
+import json
+firing = {
+    "title_rule": "$resource::$check",
+    "event_status": "Warning",
+    "alert_key": "web-01-latency",
+    "description": "p99 latency of /checkout above 500ms for 5 minutes",
+    "labels": {"resource": "10.20.3.14", "check": "api latency > 500ms", "service": "checkout", "cluster": "prod-east"},
+}
+ok = dict(firing, event_status="Ok", description="p99 latency back under 500ms")
+for body in (firing, ok):
+    print(json.dumps(body, separators=(",", ":")))
+')
+
+banner="$root/.cache/run-info.txt"
+{
+  echo
+  echo "=================================================================="
+  echo " alert intake is up: http://localhost:$PORT   (Ctrl-C stops it all)"
+  echo "  table:         $TABLE_NAME on $AWS_ENDPOINT_URL_DYNAMODB"
+  echo "  app key:       $app_key"
+  echo "  demo channel:  $channel_id"
+  echo "  integration:   $integration_key"
+  echo
+  echo "# push a firing event (standard integration):"
+  echo "curl -sS -X POST '$push_url' -H 'Content-Type: application/json' -d '$firing'"
+  echo
+  echo "# list incidents:"
+  echo "curl -sS 'http://localhost:$PORT/api/incidents' -H 'Authorization: Bearer $app_key'"
+  echo
+  echo "# recover it (event_status Ok):"
+  echo "curl -sS -X POST '$push_url' -H 'Content-Type: application/json' -d '$ok'"
+  echo "=================================================================="
+  echo "(also in .cache/run-info.txt)"
+} | tee "$banner"
+
+rc=0
+wait "$WATCH_PID" || rc=$?
+WATCH_PID=
+exit "$rc"

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::event::{EventStatus, StandardEvent};
-use crate::hashing::digest_parts;
+use crate::hashing::{absorb, digest_parts, short_hex, Sha256};
 use crate::model::{AlertHead, Grouping, GroupingMethod, WindowType};
 
 /// What happened to one event, as the push response tells the sender.
@@ -42,22 +42,25 @@ pub struct Fingerprint {
 }
 
 pub fn fingerprint(ev: &StandardEvent) -> Fingerprint {
-    let brief_parts = [
-        ev.event_status.as_str(),
-        ev.title.as_str(),
-        ev.description.as_str(),
-    ];
-    let brief = digest_parts(&brief_parts);
-    let mut parts: Vec<&str> = brief_parts.to_vec();
+    use sha2::Digest;
+    // The content digest continues the brief one, so the shared prefix is hashed once.
+    let mut hasher = Sha256::new();
+    absorb(
+        &mut hasher,
+        &[
+            ev.event_status.as_str(),
+            ev.title.as_str(),
+            ev.description.as_str(),
+        ],
+    );
+    let brief = short_hex(hasher.clone());
     for (k, v) in &ev.labels {
-        parts.push(k);
-        parts.push(v);
+        absorb(&mut hasher, &[k, v]);
     }
-    let mut content = digest_parts(&parts);
-    content.truncate(32);
-    let mut brief = brief;
-    brief.truncate(32);
-    Fingerprint { content, brief }
+    Fingerprint {
+        content: short_hex(hasher),
+        brief,
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

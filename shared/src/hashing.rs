@@ -1,18 +1,29 @@
 //! Stable, collision-resistant digests used for generated alert keys, content
 //! fingerprints and stored secrets.
 
-use sha2::{Digest, Sha256};
+use sha2::Digest;
+pub use sha2::Sha256;
 
 /// Hex SHA-256 over the parts, each length-prefixed so that `["ab", "c"]` and
 /// `["a", "bc"]` never collide.
 pub fn digest_parts<S: AsRef<str>>(parts: &[S]) -> String {
     let mut hasher = Sha256::new();
+    absorb(&mut hasher, parts);
+    hex(&hasher.finalize())
+}
+
+/// Feed length-prefixed parts into a running digest (see [`digest_parts`]).
+pub fn absorb<S: AsRef<str>>(hasher: &mut Sha256, parts: &[S]) {
     for part in parts {
         let bytes = part.as_ref().as_bytes();
         hasher.update((bytes.len() as u64).to_be_bytes());
         hasher.update(bytes);
     }
-    hex(&hasher.finalize())
+}
+
+/// The first 32 hex characters (128 bits) of a digest.
+pub fn short_hex(hasher: Sha256) -> String {
+    hex(&hasher.finalize()[..16])
 }
 
 /// A 32-hex-character (128-bit) stable key derived from the parts.

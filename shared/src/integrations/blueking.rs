@@ -41,8 +41,7 @@ use super::common::{flatten_to_string, parse_naive_utc, parse_rfc3339, LabelBuil
 use super::{decode, flex, ParseSettings, PushBody};
 use crate::error::{ApiError, ApiResult};
 use crate::event::{
-    event_time_to_ms, truncate_chars, EventStatus, IncomingEvent, ParsedEvent,
-    ALERT_KEY_MAX_CHARS,
+    event_time_to_ms, truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
 use crate::hashing::stable_key;
 
@@ -105,13 +104,16 @@ struct AnomalyRecord {
 
 pub fn parse(body: &PushBody<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Vec<ParsedEvent>> {
     let payload: Payload = decode(body)?;
-    let event = payload
-        .event
-        .ok_or_else(|| ApiError::invalid("event: missing; the callback must carry an event object"))?;
-    let notice_type = non_empty(payload.notice_type)
-        .ok_or_else(|| ApiError::invalid("type: missing"))?;
+    let event = payload.event.ok_or_else(|| {
+        ApiError::invalid("event: missing; the callback must carry an event object")
+    })?;
+    let notice_type =
+        non_empty(payload.notice_type).ok_or_else(|| ApiError::invalid("type: missing"))?;
     let dimensions = dimensions(&event.dimensions)?;
-    let strategy_id = payload.strategy.as_ref().and_then(|s| non_empty(s.id.clone()));
+    let strategy_id = payload
+        .strategy
+        .as_ref()
+        .and_then(|s| non_empty(s.id.clone()));
     let strategy_name = payload
         .strategy
         .as_ref()
@@ -404,7 +406,10 @@ mod tests {
             ev.title,
             crate::event::TitleSource::Plain("Disk usage above 90% (10.0.1.7)".into())
         );
-        assert_eq!(ev.description.as_deref(), Some("新告警, 平均值 >= 90.0%, 当前值93.4%"));
+        assert_eq!(
+            ev.description.as_deref(),
+            Some("新告警, 平均值 >= 90.0%, 当前值93.4%")
+        );
         // 2026-11-20 08:15:00 UTC, the record's source_time.
         assert_eq!(ev.event_time_ms, Some(1_795_162_500_000));
         let expected = [
@@ -476,14 +481,25 @@ mod tests {
             (json!(2.0), EventStatus::Warning),
         ] {
             v["event"]["level"] = level.clone();
-            assert_eq!(only(parse_value(&v).unwrap()).event_status, status, "{level}");
+            assert_eq!(
+                only(parse_value(&v).unwrap()).event_status,
+                status,
+                "{level}"
+            );
         }
     }
 
     #[test]
     fn unknown_or_missing_level_names_event_level() {
         let mut v = fixture(ANOMALY);
-        for level in [json!(0), json!(4), json!("fatal"), json!([1]), json!(1.5), Value::Null] {
+        for level in [
+            json!(0),
+            json!(4),
+            json!("fatal"),
+            json!([1]),
+            json!(1.5),
+            Value::Null,
+        ] {
             v["event"]["level"] = level.clone();
             assert!(err_message(&v).starts_with("event.level:"), "{level}");
         }
@@ -667,7 +683,10 @@ mod tests {
         let ev = only(parse_value(&v).unwrap());
         assert_eq!(label(&ev, "strategy_labels"), Some("/os/disk/,5,prod"));
         v["labels"] = json!([]);
-        assert_eq!(label(&only(parse_value(&v).unwrap()), "strategy_labels"), None);
+        assert_eq!(
+            label(&only(parse_value(&v).unwrap()), "strategy_labels"),
+            None
+        );
     }
 
     #[test]

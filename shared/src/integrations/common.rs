@@ -288,8 +288,14 @@ mod tests {
         assert_eq!(parse_naive_utc("1900-02-29 00:00:00"), None);
         assert_eq!(parse_naive_utc("2100-02-29 00:00:00"), None);
         // 2024 has 366 days, 2026 has 365.
-        assert_eq!(days_from_civil(2025, 1, 1) - days_from_civil(2024, 1, 1), 366);
-        assert_eq!(days_from_civil(2027, 1, 1) - days_from_civil(2026, 1, 1), 365);
+        assert_eq!(
+            days_from_civil(2025, 1, 1) - days_from_civil(2024, 1, 1),
+            366
+        );
+        assert_eq!(
+            days_from_civil(2027, 1, 1) - days_from_civil(2026, 1, 1),
+            365
+        );
     }
 
     #[test]
@@ -334,14 +340,8 @@ mod tests {
     fn rfc3339_offsets_and_fractions() {
         let base = 1_795_162_831_000; // 2026-11-20T08:20:31Z
         assert_eq!(parse_rfc3339("2026-11-20T08:20:31Z"), Some(base));
-        assert_eq!(
-            parse_rfc3339("2026-11-20T08:20:31.412Z"),
-            Some(base + 412)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-11-20T08:20:31.4Z"),
-            Some(base + 400)
-        );
+        assert_eq!(parse_rfc3339("2026-11-20T08:20:31.412Z"), Some(base + 412));
+        assert_eq!(parse_rfc3339("2026-11-20T08:20:31.4Z"), Some(base + 400));
         assert_eq!(
             parse_rfc3339("2026-11-20T08:20:31.412345678Z"),
             Some(base + 412)

@@ -10,6 +10,7 @@ use crate::event::ParsedEvent;
 
 pub mod aliyun_prometheus;
 pub mod blueking;
+pub mod common;
 pub mod flex;
 pub mod jiankongbao;
 pub mod standard;

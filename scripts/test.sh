@@ -48,8 +48,14 @@ step() {
 
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
-step test cargo test --workspace
+test_log="$root/.cache/cargo-test.log"
+step test bash -o pipefail -c 'cargo test --workspace 2>&1 | tee "$0"' "$test_log"
 step cfn-lint "$root/.cache/venv/bin/cfn-lint" infra/template.yaml
 
+# One closing line for the whole suite: cargo prints one result line per test
+# binary, the last of which is often an empty doc-test run.
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+  END { printf "%d passed, %d failed, %d skipped", p, f, s }' "$test_log")
 echo
 echo "== all checks passed"
+echo "tests: $summary"

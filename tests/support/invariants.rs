@@ -10,11 +10,14 @@ use shared::store::items::{get_bool, get_n, get_opt_s, get_s, item_to_head};
 
 type Item = HashMap<String, AttributeValue>;
 
+/// An open alert as the projection sees it: (status, title, labels).
+pub type OpenAlertView = (String, String, BTreeMap<String, String>);
+
 /// What must be the same whatever order the events arrived in.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Projection {
     /// Per alert key: is its alert open, and if so its (status, title, labels).
-    pub alerts: BTreeMap<String, Option<(String, String, BTreeMap<String, String>)>>,
+    pub alerts: BTreeMap<String, Option<OpenAlertView>>,
     /// Per open incident: the keys of its open alerts.
     pub open_incidents: BTreeSet<BTreeSet<String>>,
 }

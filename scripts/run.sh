@@ -188,6 +188,20 @@ banner="$root/.cache/run-info.txt"
   echo
   echo "# recover it (event_status Ok):"
   echo "curl -sS -X POST '$push_url' -H 'Content-Type: application/json' -d '$ok'"
+  # Each vendor's sample payloads, when ../shared/fixtures is beside the repo.
+  DEMO="$demo" BASE="http://localhost:$PORT" FIXTURES="$root/../shared/fixtures" python3 -c '
+import json, os
+d = json.loads(os.environ["DEMO"])
+fixtures = os.path.realpath(os.environ["FIXTURES"])
+for kind, path in sorted(d.get("vendor_push_paths", {}).items()):
+    folder = os.path.join(fixtures, kind)
+    if not os.path.isdir(folder):
+        continue
+    print()
+    print("# %s: push its sample payloads (firing first, then recovery)" % kind)
+    for name in sorted(os.listdir(folder), key=lambda n: (n.startswith(("recovery", "resolved", "closed")), n)):
+        print("curl -sS -X POST \x27%s%s\x27 -H \x27Content-Type: application/json\x27 --data-binary @%s" % (os.environ["BASE"], path, os.path.join(folder, name)))
+'
   echo "=================================================================="
   echo "(also in .cache/run-info.txt)"
 } | tee "$banner"

@@ -79,6 +79,17 @@ fn stop(child: &mut Child) {
     child.wait().ok();
 }
 
+/// Stops the private DynamoDB Local even when an assertion fails first.
+struct Guard(Option<Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            stop(child);
+        }
+    }
+}
+
 fn stream() -> Vec<Value> {
     let mut out = Vec::new();
     for step in 0..12i64 {
@@ -106,7 +117,7 @@ async fn killed_database_gives_prompt_500s_and_resending_converges() {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("ddb-fault-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut local = start_local(port, &dir);
+    let mut guard = Guard(Some(start_local(port, &dir)));
     std::env::set_var(
         "AWS_ENDPOINT_URL_DYNAMODB",
         format!("http://127.0.0.1:{port}"),
@@ -131,7 +142,9 @@ async fn killed_database_gives_prompt_500s_and_resending_converges() {
         assert_eq!(push(&app, &s.integration_key, e).await.status, 200);
     }
 
-    stop(&mut local);
+    if let Some(mut local) = guard.0.take() {
+        stop(&mut local);
+    }
     // Pushes while it is down, all at once as a busy sender would.
     let mut tasks = Vec::new();
     for e in events[before..during].iter().cloned() {
@@ -156,7 +169,7 @@ async fn killed_database_gives_prompt_500s_and_resending_converges() {
         failed.push(e);
     }
 
-    let mut local = start_local(port, &dir);
+    guard.0 = Some(start_local(port, &dir));
     // The sender re-sends what failed, in order, then carries on.
     for e in failed.iter().chain(&events[during..]) {
         let out = push(&app, &s.integration_key, e).await;
@@ -210,6 +223,6 @@ async fn killed_database_gives_prompt_500s_and_resending_converges() {
         .expect("alert exists");
     assert_eq!((head.active, head.event_count), (true, 1));
     eprintln!("request against a frozen database answered in {took:?}");
-    stop(&mut local);
+    drop(guard);
     std::fs::remove_dir_all(&dir).ok();
 }

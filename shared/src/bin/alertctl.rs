@@ -1,11 +1,12 @@
 //! Operator commands that talk to the table directly: create it, make the
-//! first app key, seed a demo channel and integration. Used by `make run` and
+//! first app key, seed a demo channel and integrations. Used by `make run` and
 //! by hand (see the README). Reads TABLE_NAME and the usual AWS variables.
 
 use shared::app::App;
 use shared::hashing::random_hex;
+use shared::integrations::IntegrationKind;
 use shared::model::{Channel, Integration};
-use shared::store::{now_ms, schema};
+use shared::store::{now_ms, schema, Store};
 
 const USAGE: &str =
     "usage: alertctl create-table | create-app-key [--key KEY] [--name NAME] | demo";
@@ -16,6 +17,10 @@ async fn main() {
         eprintln!("alertctl: {message}");
         std::process::exit(1);
     }
+}
+
+fn text<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -34,7 +39,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
         "create-table" => {
             let created = schema::create_table(store.client(), store.table())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(text)?;
             eprintln!(
                 "table {}: {}",
                 store.table(),
@@ -44,51 +49,60 @@ async fn run(args: Vec<String>) -> Result<(), String> {
         "create-app-key" => {
             let key = match flag(&args, "--key").filter(|k| !k.is_empty()) {
                 Some(k) => k,
-                None => random_hex(24).map_err(|e| e.to_string())?,
+                None => random_hex(24).map_err(text)?,
             };
             let name = flag(&args, "--name").unwrap_or_else(|| "bootstrap".into());
-            store
-                .put_app_key(&key, &name, now_s)
-                .await
-                .map_err(|e| e.to_string())?;
+            store.put_app_key(&key, &name, now_s).await.map_err(text)?;
             println!("{key}");
         }
-        "demo" => {
-            let channel = Channel {
-                channel_id: random_hex(8).map_err(|e| e.to_string())?,
-                name: "Demo".into(),
-                grouping: Default::default(),
-                auto_close: true,
-                created_at: now_s,
-            };
-            store
-                .create_channel(&channel)
-                .await
-                .map_err(|e| e.to_string())?;
-            let integration = Integration {
-                integration_id: random_hex(8).map_err(|e| e.to_string())?,
-                name: "Demo standard".into(),
-                kind: "standard".into(),
-                channel_id: channel.channel_id.clone(),
-                created_at: now_s,
-                callback_token: None,
-            };
-            let key = shared::api::new_integration_key().map_err(|e| e.to_string())?;
-            store
-                .create_integration(&integration, &key)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                serde_json::json!({
-                    "channel_id": channel.channel_id,
-                    "integration_id": integration.integration_id,
-                    "integration_key": key,
-                    "push_path": format!("/event/push/alert/standard?integration_key={key}"),
-                })
-            );
-        }
+        "demo" => demo(store, now_s).await?,
         _ => return Err(USAGE.into()),
     }
+    Ok(())
+}
+
+/// A demo channel with one integration of every kind. Prints one JSON line:
+/// the standard integration's key and push path, and every vendor's push path.
+async fn demo(store: &Store, now_s: i64) -> Result<(), String> {
+    let channel = Channel {
+        channel_id: random_hex(8).map_err(text)?,
+        name: "Demo".into(),
+        grouping: Default::default(),
+        auto_close: true,
+        created_at: now_s,
+    };
+    store.create_channel(&channel).await.map_err(text)?;
+    let mut standard = None;
+    let mut vendor_push_paths = serde_json::Map::new();
+    for kind in IntegrationKind::ALL {
+        let integration = Integration {
+            integration_id: random_hex(8).map_err(text)?,
+            name: format!("Demo {}", kind.slug()),
+            kind: kind.slug().into(),
+            channel_id: channel.channel_id.clone(),
+            created_at: now_s,
+            callback_token: None,
+        };
+        let key = shared::api::new_integration_key().map_err(text)?;
+        store
+            .create_integration(&integration, &key)
+            .await
+            .map_err(text)?;
+        let push_path = format!("/event/push/alert/{}?integration_key={key}", kind.slug());
+        if kind == IntegrationKind::Standard {
+            standard = Some((integration.integration_id, key, push_path));
+        } else {
+            vendor_push_paths.insert(kind.slug().into(), push_path.into());
+        }
+    }
+    let (integration_id, key, push_path) = standard.ok_or("no standard integration")?;
+    let line = serde_json::json!({
+        "channel_id": channel.channel_id,
+        "integration_id": integration_id,
+        "integration_key": key,
+        "push_path": push_path,
+        "vendor_push_paths": vendor_push_paths,
+    });
+    println!("{line}");
     Ok(())
 }

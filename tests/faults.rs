@@ -196,11 +196,9 @@ async fn killed_database_gives_prompt_500s_and_resending_converges() {
     // A hung database (the process frozen, its socket still accepting): the
     // request times out instead of hanging, and a re-send lands exactly once,
     // even though the frozen server may still apply the first attempt later.
+    let pid = guard.0.as_ref().map(Child::id).expect("database running");
     let signal = |sig: &str| {
-        let _ = Command::new("kill")
-            .arg(sig)
-            .arg(local.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg(sig).arg(pid.to_string()).status();
     };
     let hung_event = json!({"title_rule": "hung", "event_status": "Critical", "alert_key": "hung", "event_time": 1_763_100_000});
     signal("-STOP");

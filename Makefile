@@ -5,11 +5,12 @@ TEMPLATE := infra/template.yaml
 # cargo lambda's --target-dir is broken; it honours CARGO_TARGET_DIR.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help run test build deploy lint fmt setup
+.PHONY: help run test bench build deploy lint fmt setup
 
 help:
 	@echo "make run     local stack: DynamoDB Local + cargo lambda watch on PORT (default 9000), demo data, ready curl"
 	@echo "make test    fmt, clippy -D warnings, cargo test --workspace (against DynamoDB Local), cfn-lint"
+	@echo "make bench   criterion CPU bench + DynamoDB cost/throughput bench (starts DynamoDB Local)"
 	@echo "make build   release build of every function for Lambda (arm64) into \$$CARGO_TARGET_DIR/lambda/"
 	@echo "make deploy  sam build + sam deploy of $(TEMPLATE) (prints the commands if sam is not installed)"
 	@echo "make lint    fmt --check, clippy -D warnings, cfn-lint (no DynamoDB needed)"
@@ -23,6 +24,9 @@ run:
 
 test:
 	scripts/test.sh
+
+bench:
+	scripts/bench.sh
 
 build: setup
 	PATH="$(VENV)/bin:$$PATH" cargo lambda build --release --arm64

@@ -1,0 +1,572 @@
+//! What the push path costs in DynamoDB, and how fast it runs against
+//! DynamoDB Local. Run with `make bench` (starts DynamoDB Local itself).
+//!
+//! 1. Requests and consumed capacity per event, for each engine path, read
+//!    from the store's meter (DynamoDB's own ConsumedCapacity figures).
+//! 2. Events per second through the push handler at concurrency 32, next to
+//!    the rate of the bare DynamoDB requests those events need, issued
+//!    directly against the same DynamoDB Local in the same run.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use integration_tests::*;
+use serde_json::json;
+use shared::app::App;
+use shared::event::{EventStatus, StandardEvent};
+use shared::model::{Channel, Grouping, GroupingMethod};
+use shared::store::items::{key, s};
+use shared::store::now_ms;
+use tokio::sync::Semaphore;
+
+const SAMPLES: usize = 40;
+const CONCURRENCY: usize = 32;
+const EVENTS: usize = 2000;
+const ROUNDS: usize = 5;
+
+fn event(key: &str, status: EventStatus, t: i64, labels: &[(&str, &str)]) -> StandardEvent {
+    StandardEvent {
+        title: format!("disk full on {key}"),
+        event_status: status,
+        alert_key: key.to_string(),
+        description: "used 95% of /data".into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        event_time_ms: t,
+    }
+}
+
+struct Row {
+    path: &'static str,
+    requests: f64,
+    units: f64,
+}
+
+/// Average cost of `apply` over SAMPLES keys, after `prepare` ran for each key unmetered.
+async fn measure<P, PF, A, AF>(app: &App, path: &'static str, prepare: P, apply: A) -> Row
+where
+    P: Fn(usize) -> PF,
+    PF: std::future::Future<Output = ()>,
+    A: Fn(usize) -> AF,
+    AF: std::future::Future<Output = &'static str>,
+{
+    let (mut requests, mut units) = (0u64, 0f64);
+    for i in 0..SAMPLES {
+        prepare(i).await;
+        let (r0, u0) = app.store.meter.snapshot();
+        let outcome = apply(i).await;
+        let (r1, u1) = app.store.meter.snapshot();
+        assert_eq!(outcome, expected_outcome(path), "{path}");
+        requests += r1 - r0;
+        units += u1 - u0;
+    }
+    Row {
+        path,
+        requests: requests as f64 / SAMPLES as f64,
+        units: units / SAMPLES as f64,
+    }
+}
+
+fn expected_outcome(path: &str) -> &'static str {
+    match path {
+        "duplicate" => "deduplicated",
+        "unchanged (labels refreshed)" => "refreshed",
+        "status change" => "updated",
+        "new alert, new incident (no grouping)" | "new alert, new incident (rules)" => {
+            "new_incident"
+        }
+        "new alert into open incident (rules)" => "merged",
+        _ => "recovered",
+    }
+}
+
+fn outcome_name(o: shared::engine::Outcome) -> &'static str {
+    match serde_json::to_value(o)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .as_deref()
+    {
+        Some("deduplicated") => "deduplicated",
+        Some("refreshed") => "refreshed",
+        Some("updated") => "updated",
+        Some("new_incident") => "new_incident",
+        Some("merged") => "merged",
+        Some("recovered") => "recovered",
+        _ => "other",
+    }
+}
+
+async fn cost_table(app: &App) -> Vec<Row> {
+    let plain = Channel {
+        channel_id: "plain".into(),
+        name: "plain".into(),
+        grouping: Grouping::default(),
+        auto_close: true,
+        created_at: 0,
+    };
+    let rules = Channel {
+        channel_id: "rules".into(),
+        grouping: Grouping {
+            method: GroupingMethod::Rules,
+            equals: vec![vec!["labels.group".into()]],
+            ..Default::default()
+        },
+        ..plain.clone()
+    };
+    let (plain, rules) = (Arc::new(plain), Arc::new(rules));
+    let t0 = 1_763_000_000_000i64;
+    let now = now_ms();
+    let apply = |ch: Arc<Channel>, ev: StandardEvent| {
+        let app = app.clone();
+        async move {
+            outcome_name(
+                app.store
+                    .apply_event(&ch, &ev, now)
+                    .await
+                    .expect("apply")
+                    .outcome,
+            )
+        }
+    };
+    let labels = [("group", "g")];
+    let mut rows = Vec::new();
+
+    rows.push(
+        measure(
+            app,
+            "new alert, new incident (no grouping)",
+            |_| async {},
+            |i| {
+                apply(
+                    plain.clone(),
+                    event(&format!("n{i}"), EventStatus::Warning, t0, &labels),
+                )
+            },
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            app,
+            "duplicate",
+            |_| async {},
+            |i| {
+                apply(
+                    plain.clone(),
+                    event(&format!("n{i}"), EventStatus::Warning, t0 + 1, &labels),
+                )
+            },
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            app,
+            "unchanged (labels refreshed)",
+            |_| async {},
+            |i| {
+                apply(
+                    plain.clone(),
+                    event(
+                        &format!("n{i}"),
+                        EventStatus::Warning,
+                        t0 + 2,
+                        &[("group", "g"), ("x", "1")],
+                    ),
+                )
+            },
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            app,
+            "status change",
+            |_| async {},
+            |i| {
+                apply(
+                    plain.clone(),
+                    event(&format!("n{i}"), EventStatus::Critical, t0 + 3, &labels),
+                )
+            },
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            app,
+            "recovery that closes the incident",
+            |_| async {},
+            |i| {
+                apply(
+                    plain.clone(),
+                    event(&format!("n{i}"), EventStatus::Ok, t0 + 4, &labels),
+                )
+            },
+        )
+        .await,
+    );
+    // Rules grouping: one group per sample, two alerts in it.
+    rows.push(
+        measure(
+            app,
+            "new alert, new incident (rules)",
+            |_| async {},
+            |i| {
+                apply(
+                    rules.clone(),
+                    event(
+                        &format!("r{i}a"),
+                        EventStatus::Warning,
+                        t0,
+                        &[("group", &format!("g{i}"))],
+                    ),
+                )
+            },
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            app,
+            "new alert into open incident (rules)",
+            |_| async {},
+            |i| {
+                apply(
+                    rules.clone(),
+                    event(
+                        &format!("r{i}b"),
+                        EventStatus::Warning,
+                        t0,
+                        &[("group", &format!("g{i}"))],
+                    ),
+                )
+            },
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            app,
+            "recovery, incident stays open (rules)",
+            |_| async {},
+            |i| {
+                apply(
+                    rules.clone(),
+                    event(
+                        &format!("r{i}a"),
+                        EventStatus::Ok,
+                        t0 + 1,
+                        &[("group", &format!("g{i}"))],
+                    ),
+                )
+            },
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            app,
+            "recovery that closes the incident (rules)",
+            |_| async {},
+            |i| {
+                apply(
+                    rules.clone(),
+                    event(
+                        &format!("r{i}b"),
+                        EventStatus::Ok,
+                        t0 + 1,
+                        &[("group", &format!("g{i}"))],
+                    ),
+                )
+            },
+        )
+        .await,
+    );
+    rows
+}
+
+/// Push `bodies` through the handler at CONCURRENCY; events per second.
+async fn handler_rate(app: &App, key: &str, bodies: Vec<serde_json::Value>) -> f64 {
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let key = Arc::new(key.to_string());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let n = bodies.len();
+    for body in bodies {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore");
+        let (app, key) = (app.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let out = push(&app, &key, &body).await;
+            drop(permit);
+            assert_eq!(out.status, 200, "{}", out.body);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The same DynamoDB requests, issued directly: `requests(i)` runs event i's.
+async fn bare_rate<F, Fut>(n: usize, requests: F) -> f64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore");
+        let fut = requests(i);
+        tasks.push(tokio::spawn(async move {
+            fut.await;
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let app = test_app().await;
+    println!("## DynamoDB cost per event (average of {SAMPLES}; capacity units as DynamoDB reports them)\n");
+    println!("| path | requests | capacity units |\n| --- | ---: | ---: |");
+    for row in cost_table(&app).await {
+        println!("| {} | {:.2} | {:.2} |", row.path, row.requests, row.units);
+    }
+    // Per push request, before any event: one strongly consistent read of the key.
+    let s0 = standard_setup(&app).await;
+    let (r0, u0) = app.store.meter.snapshot();
+    app.store
+        .find_integration_by_key(&s0.integration_key)
+        .await
+        .expect("lookup");
+    let (r1, u1) = app.store.meter.snapshot();
+    println!(
+        "| per push request: integration key lookup | {} | {:.2} |",
+        r1 - r0,
+        u1 - u0
+    );
+    println!("\n(channel settings: one more read per request when the instance's cache (CHANNEL_CACHE_SECONDS) is cold)");
+
+    // Throughput: the handler vs the bare requests, same DynamoDB Local, same run.
+    let mut handler = app.clone();
+    handler.channel_cache_ttl = std::time::Duration::from_secs(60);
+    let setup = standard_setup(&handler).await;
+    let t0 = 1_763_000_000i64;
+    let new_alerts = |round: usize, n: usize| -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|i| json!({"title_rule": format!("disk full on n{i}"), "event_status": "Warning", "alert_key": format!("tn{round}-{i}"), "description": "used 95% of /data", "labels": {"host": format!("h{i}")}, "event_time": t0}))
+            .collect()
+    };
+    let dup = |round: usize, i: usize| json!({"title_rule": format!("disk full on n{}", i % 64), "event_status": "Warning", "alert_key": format!("td{round}-{}", i % 64), "description": "used 95% of /data", "labels": {"host": format!("h{}", i % 64)}, "event_time": t0 + 1 + i as i64});
+    // Bare floors: the requests those events need, with the same shapes (the
+    // same conditions, returned items and item sizes), issued directly.
+    let client = app.store.client().clone();
+    let table = app.store.table().to_string();
+    let ikey = key(
+        format!(
+            "IKEY#{}",
+            shared::hashing::sha256_hex(&setup.integration_key)
+        ),
+        "IKEY",
+    );
+    let sample_new = event("bare", EventStatus::Warning, t0 * 1000, &[("host", "h1")]);
+    let fp = shared::engine::fingerprint(&sample_new);
+    let head_template = shared::engine::next_head(
+        None,
+        "bare",
+        &sample_new,
+        &fp,
+        shared::engine::Decision::Open,
+        Some(shared::engine::NewAlert {
+            alert_id: "0123456789abcdef0123456789abcdef",
+            incident_id: "0123456789abcdef0123456789abcdef",
+        }),
+        t0,
+    )
+    .expect("head");
+    for k in 0..64 {
+        let mut head = head_template.clone();
+        head.alert_key = format!("dup{k}");
+        let item = shared::store::items::head_to_item(&head);
+        client
+            .put_item()
+            .table_name(&table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("seed head");
+    }
+    // Event times keep growing across rounds, so every floor duplicate really
+    // passes its condition and writes (a failed condition is cheaper).
+    let clock = Arc::new(std::sync::atomic::AtomicI64::new(t0 * 1000 + 1));
+    let bare = |with_tx: bool| {
+        let clock = clock.clone();
+        let (client, table, ikey, head_template, fp, sample_new) = (
+            client.clone(),
+            table.clone(),
+            ikey.clone(),
+            head_template.clone(),
+            fp.clone(),
+            sample_new.clone(),
+        );
+        move |i: usize| {
+            let t = clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (client, table, ikey, mut head, fp, sample_new) = (
+                client.clone(),
+                table.clone(),
+                ikey.clone(),
+                head_template.clone(),
+                fp.clone(),
+                sample_new.clone(),
+            );
+            async move {
+                use aws_sdk_dynamodb::types::{
+                    ReturnValue, ReturnValuesOnConditionCheckFailure as OnFail,
+                };
+                use shared::store::items::{
+                    alert_record, event_item, head_to_item, n, new_incident_item, NewIncident,
+                };
+                let _ = client
+                    .get_item()
+                    .table_name(&table)
+                    .set_key(Some(ikey))
+                    .consistent_read(true)
+                    .send()
+                    .await;
+                head.alert_key = if with_tx {
+                    format!("new{t}")
+                } else {
+                    format!("dup{}", i % 64)
+                };
+                let _ = client
+                    .update_item()
+                    .table_name(&table)
+                    .set_key(Some(key(format!("AK#bare#{}", head.alert_key), "HEAD")))
+                    .condition_expression(
+                        "active = :true AND last_content = :content AND last_time < :t",
+                    )
+                    .update_expression(
+                        "SET last_time = :t, last_time_contents = :contents, last_event_at = :now \
+                         ADD event_count :one, duplicate_count :one, version :one",
+                    )
+                    .expression_attribute_values(":true", AttributeValue::Bool(true))
+                    .expression_attribute_values(":content", s(&fp.content))
+                    .expression_attribute_values(":t", n(t))
+                    .expression_attribute_values(
+                        ":contents",
+                        AttributeValue::L(vec![s(&fp.content)]),
+                    )
+                    .expression_attribute_values(":now", n(t0))
+                    .expression_attribute_values(":one", n(1))
+                    .return_values(ReturnValue::AllNew)
+                    .return_values_on_condition_check_failure(OnFail::AllOld)
+                    .send()
+                    .await;
+                if with_tx {
+                    let incident = new_incident_item(&NewIncident {
+                        incident_id: &format!("bare{t}"),
+                        channel_id: "bare",
+                        title: &sample_new.title,
+                        labels: &sample_new.labels,
+                        severity: EventStatus::Warning,
+                        now_ms: t0 * 1000,
+                        merge_deadline_ms: 0,
+                        group_key: None,
+                    });
+                    let put = |item| {
+                        TransactWriteItem::builder()
+                            .put(
+                                Put::builder()
+                                    .table_name(&table)
+                                    .set_item(Some(item))
+                                    .build()
+                                    .expect("put"),
+                            )
+                            .build()
+                    };
+                    let items = vec![
+                        put(head_to_item(&head)),
+                        put(alert_record(&head, false)),
+                        put(event_item(
+                            &format!("bare{t}"),
+                            &sample_new,
+                            &fp.content,
+                            t0 + 86_400,
+                        )),
+                        put(incident),
+                    ];
+                    let _ = client
+                        .transact_write_items()
+                        .set_transact_items(Some(items))
+                        .send()
+                        .await;
+                }
+            }
+        }
+    };
+    // Warm the JVM and the connection pools, then alternate handler and floor
+    // over ROUNDS rounds and keep the medians: DynamoDB Local's speed drifts.
+    handler_rate(&handler, &setup.integration_key, new_alerts(99, 300)).await;
+    bare_rate(300, bare(true)).await;
+    let (mut new_rates, mut new_floors, mut dup_rates, mut dup_floors) =
+        (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        new_rates
+            .push(handler_rate(&handler, &setup.integration_key, new_alerts(round, EVENTS)).await);
+        new_floors.push(bare_rate(EVENTS, bare(true)).await);
+        bare_rate(64, bare(false)).await;
+        // The 64 keys exist before timing, so every timed event is a duplicate.
+        handler_rate(
+            &handler,
+            &setup.integration_key,
+            (0..64).map(|i| dup(round, i)).collect(),
+        )
+        .await;
+        dup_rates.push(
+            handler_rate(
+                &handler,
+                &setup.integration_key,
+                (64..64 + EVENTS).map(|i| dup(round, i)).collect(),
+            )
+            .await,
+        );
+        dup_floors.push(bare_rate(EVENTS, bare(false)).await);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratios = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| format!("{:.2}", x / y))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let spread = format!(
+        "per-round ratios: new alert [{}], duplicate [{}]",
+        ratios(&new_rates, &new_floors),
+        ratios(&dup_rates, &dup_floors)
+    );
+    let (new_rate, new_floor, dup_rate, dup_floor) = (
+        median(new_rates),
+        median(new_floors),
+        median(dup_rates),
+        median(dup_floors),
+    );
+    println!("\n## Throughput at concurrency {CONCURRENCY}, {EVENTS} events a run, median of {ROUNDS} alternating runs, DynamoDB Local\n");
+    println!("| workload | handler events/s | bare requests floor events/s | ratio |\n| --- | ---: | ---: | ---: |");
+    println!("| new alert per event (GetItem, failed conditional UpdateItem, 4-item transaction) | {new_rate:.0} | {new_floor:.0} | {:.2} |", new_rate / new_floor);
+    println!("| duplicate per event (GetItem, conditional UpdateItem) | {dup_rate:.0} | {dup_floor:.0} | {:.2} |", dup_rate / dup_floor);
+    println!("\n{spread}");
+}

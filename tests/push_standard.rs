@@ -137,10 +137,10 @@ async fn retried_request_is_not_counted_twice() {
 async fn ok_without_open_alert_changes_nothing() {
     let app = test_app().await;
     let s = standard_setup(&app).await;
-    let before = table_dump(&app).await;
+    let before = state_dump(&app).await;
     let data = push_ok(&app, &s.integration_key, &at(recovery(), 1000)).await;
     assert_eq!(data["outcome"], "ignored");
-    assert_eq!(table_dump(&app).await, before);
+    assert_eq!(state_dump(&app).await, before);
 }
 
 #[tokio::test]

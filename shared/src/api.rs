@@ -14,6 +14,8 @@ use crate::hashing::random_hex;
 use crate::http::{failure, media_type, new_request_id, success, Inbound, Outbound};
 use crate::integrations::{from_value, IntegrationKind};
 use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration};
+use crate::ratelimit::RateLimit;
+use crate::routing::{CompiledRoutes, Routes};
 use crate::store::now_ms;
 
 pub const MAX_WINDOW_MINUTES: u32 = 43_200;
@@ -249,7 +251,8 @@ struct IntegrationBody {
     name: Option<String>,
     kind: Option<String>,
     channel_id: Option<String>,
-    routes: Option<Value>,
+    routes: Option<Routes>,
+    rate_limit: Option<RateLimit>,
     callback_token: Option<String>,
 }
 
@@ -283,17 +286,35 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
             known.join(", ")
         ))
     })?;
-    if body.routes.is_some() {
-        return Err(ApiError::invalid(
-            "routes: shared integrations are not supported yet; give channel_id",
-        ));
-    }
-    let channel_id = body
-        .channel_id
-        .ok_or_else(|| ApiError::invalid("channel_id: required"))?;
-    find_channel(app, &channel_id).await.map_err(|_| {
-        ApiError::invalid(format!("channel_id: channel {channel_id} does not exist"))
-    })?;
+    let (channel_id, routes) = match (body.channel_id, body.routes) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid(
+            "routes: give channel_id (a private integration) or routes (a shared one), not both",
+        )),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "channel_id: required, or routes for a shared integration",
+            ))
+        }
+        (Some(channel_id), None) => {
+            find_channel(app, &channel_id).await.map_err(|_| {
+                ApiError::invalid(format!("channel_id: channel {channel_id} does not exist"))
+            })?;
+            (Some(channel_id), None)
+        }
+        (None, Some(routes)) => {
+            CompiledRoutes::compile(&routes)?;
+            for id in routes.channel_ids() {
+                if app.store.get_channel(id).await?.is_none() {
+                    return Err(ApiError::invalid(format!(
+                        "routes: channel {id} does not exist"
+                    )));
+                }
+            }
+            (None, Some(routes))
+        }
+    };
+    let rate_limit = body.rate_limit.unwrap_or_default();
+    rate_limit.validate()?;
     if body.callback_token.is_some() && kind != IntegrationKind::Jiankongbao {
         return Err(ApiError::invalid(
             "callback_token: only jiankongbao integrations take a callback token",
@@ -304,6 +325,8 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
         name,
         kind: kind.slug().to_string(),
         channel_id,
+        routes,
+        rate_limit,
         created_at: now_ms() / 1000,
         callback_token: body.callback_token.filter(|t| !t.is_empty()),
     };
@@ -316,6 +339,8 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
         "name": integration.name,
         "kind": integration.kind,
         "channel_id": integration.channel_id,
+        "routes": integration.routes,
+        "rate_limit": integration.rate_limit,
     }))
 }
 

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod app;
+pub mod conditions;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -16,6 +17,8 @@ pub mod http;
 pub mod integrations;
 pub mod model;
 pub mod push;
+pub mod ratelimit;
+pub mod routing;
 pub mod runtime;
 pub mod store;
 pub mod template;

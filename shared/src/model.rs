@@ -190,7 +190,11 @@ pub struct Integration {
     pub integration_id: String,
     pub name: String,
     pub kind: String,
-    pub channel_id: String,
+    /// A private integration's channel; `None` for a shared one (`routes`).
+    pub channel_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routes: Option<crate::routing::Routes>,
+    pub rate_limit: crate::ratelimit::RateLimit,
     pub created_at: i64,
     #[serde(skip_serializing)]
     pub callback_token: Option<String>,

@@ -16,6 +16,8 @@ use crate::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
 use crate::http::{failure, media_type, new_request_id, success, Inbound, Outbound};
 use crate::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
 use crate::model::{Channel, Integration};
+use crate::ratelimit::too_frequent;
+use crate::routing::CompiledRoutes;
 use crate::store::alerts::Applied;
 use crate::store::now_ms;
 
@@ -126,6 +128,7 @@ pub fn prepare_events(
                 Ok(Err(Applied {
                     alert_key: alert_key.unwrap_or_default(),
                     outcome: Outcome::Ignored,
+                    channel_id: None,
                     alert_id: None,
                     incident_id: None,
                 }))
@@ -163,33 +166,95 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
         format,
     };
     let events = prepare_events(kind, &body, &integration, now)?;
-    let channel = channel(app, &integration.channel_id).await?;
+    let targets = route_events(&integration, &events)?;
 
-    let mut results = Vec::with_capacity(events.len());
-    for event in events {
-        let applied = match event {
-            Ok(ev) => app.store.apply_event(&channel, &ev, now).await?,
-            Err(ignored) => ignored,
-        };
-        results.push(applied);
+    // Every channel must exist, and the rate limit admit the request, before the first write.
+    let mut channels: HashMap<String, Channel> = HashMap::new();
+    for id in targets.iter().flatten() {
+        if !channels.contains_key(id) {
+            channels.insert(id.clone(), channel(app, id).await?);
+        }
     }
-    Ok(response_data(kind, results))
+    if let Some(minute_full) = app
+        .store
+        .admit_request(&integration.integration_id, &integration.rate_limit, now)
+        .await?
+    {
+        return Err(too_frequent(&integration.rate_limit, minute_full, now));
+    }
+
+    let mut keys = Vec::with_capacity(events.len());
+    let mut results = Vec::with_capacity(events.len());
+    for (event, channel_ids) in events.into_iter().zip(targets) {
+        match event {
+            Ok(ev) => {
+                keys.push(ev.alert_key.clone());
+                for id in channel_ids {
+                    let channel = channels
+                        .get(&id)
+                        .ok_or_else(|| ApiError::internal("channel vanished"))?;
+                    let mut applied = app.store.apply_event(channel, &ev, now).await?;
+                    applied.channel_id = Some(id);
+                    results.push(applied);
+                }
+            }
+            Err(ignored) => {
+                keys.push(ignored.alert_key.clone());
+                results.push(ignored);
+            }
+        }
+    }
+    Ok(response_data(kind, keys, results))
 }
 
-fn response_data(kind: IntegrationKind, results: Vec<Applied>) -> Value {
-    if kind == IntegrationKind::AliyunPrometheus {
-        let keys: Vec<&str> = results.iter().map(|r| r.alert_key.as_str()).collect();
-        json!({ "alert_keys": keys, "results": results })
-    } else if let [single] = results.as_slice() {
-        json!({
+/// The channels each event goes to: the integration's own, or its routes'.
+/// An event no route takes refuses the whole push, before anything is written.
+fn route_events(
+    integration: &Integration,
+    events: &[Result<StandardEvent, Applied>],
+) -> ApiResult<Vec<Vec<String>>> {
+    match (&integration.routes, &integration.channel_id) {
+        (Some(routes), _) => {
+            let compiled = CompiledRoutes::compile(routes)?;
+            events
+                .iter()
+                .map(|e| match e {
+                    Ok(ev) => {
+                        let channels = compiled.channels_for(ev);
+                        if channels.is_empty() {
+                            Err(ApiError::invalid(format!(
+                                "routes: no route matched the event with alert_key {:?} and the integration has no default route",
+                                ev.alert_key
+                            )))
+                        } else {
+                            Ok(channels)
+                        }
+                    }
+                    Err(_) => Ok(Vec::new()),
+                })
+                .collect()
+        }
+        (None, Some(channel_id)) => Ok(events.iter().map(|_| vec![channel_id.clone()]).collect()),
+        (None, None) => Err(ApiError::internal(
+            "integration has neither a channel nor routes",
+        )),
+    }
+}
+
+/// One result per (event, channel). Single-alert integrations answer
+/// `alert_key` with its result inline, or with `results` when routes fanned
+/// it out; Alertmanager-shaped payloads answer `alert_keys` in payload order.
+fn response_data(kind: IntegrationKind, keys: Vec<String>, results: Vec<Applied>) -> Value {
+    match (kind, results.as_slice()) {
+        (IntegrationKind::AliyunPrometheus, _) => json!({ "alert_keys": keys, "results": results }),
+        (_, [single]) => json!({
             "alert_key": single.alert_key,
             "outcome": single.outcome,
             "alert_id": single.alert_id,
             "incident_id": single.incident_id,
-        })
-    } else {
-        let keys: Vec<&str> = results.iter().map(|r| r.alert_key.as_str()).collect();
-        json!({ "alert_keys": keys, "results": results })
+            "channel_id": single.channel_id,
+        }),
+        _ => json!({ "alert_key": keys.first(), "results": results }),
     }
 }
 

@@ -18,6 +18,9 @@ use shared::store::{client_from_env, schema, Store};
 
 pub const APP_KEY: &str = "test-app-key-0123456789";
 
+pub static UNLIMITED: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| json!({"per_second": 1_000_000, "per_minute": 1_000_000}));
+
 pub fn fixture(path: &str) -> String {
     let full = format!(
         "{}/../../shared/fixtures/{path}",
@@ -90,7 +93,8 @@ pub async fn channel_with_integration(app: &App, kind: &str, channel: Value) -> 
         app,
         "POST",
         "/api/integrations",
-        Some(json!({"name": format!("{kind} test"), "kind": kind, "channel_id": channel_id})),
+        // Tests push far faster than the default limit; rate limits have their own tests.
+        Some(json!({"name": format!("{kind} test"), "kind": kind, "channel_id": channel_id, "rate_limit": UNLIMITED.clone()})),
     )
     .await;
     Setup {
@@ -179,7 +183,25 @@ pub fn sk_of(item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>) ->
             .unwrap_or_default()
 }
 
-/// A canonical dump of the table, for "nothing was written" checks.
+/// The table without the rate limiter's counters: the alert and incident
+/// state, for "accepted but changed nothing" checks (an accepted request
+/// still counts toward its integration's rate limit).
+pub async fn state_dump(app: &App) -> Vec<String> {
+    let mut rows: Vec<String> = scan_all(app)
+        .await
+        .iter()
+        .filter(|i| {
+            !i.get("pk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|pk| pk.starts_with("RL#"))
+        })
+        .map(canonical)
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// A canonical dump of the whole table, for "nothing was written" checks.
 pub async fn table_dump(app: &App) -> Vec<String> {
     let mut rows: Vec<String> = scan_all(app).await.iter().map(canonical).collect();
     rows.sort();

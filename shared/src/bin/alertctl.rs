@@ -79,7 +79,9 @@ async fn demo(store: &Store, now_s: i64) -> Result<(), String> {
             integration_id: random_hex(8).map_err(text)?,
             name: format!("Demo {}", kind.slug()),
             kind: kind.slug().into(),
-            channel_id: channel.channel_id.clone(),
+            channel_id: Some(channel.channel_id.clone()),
+            routes: None,
+            rate_limit: Default::default(),
             created_at: now_s,
             callback_token: None,
         };

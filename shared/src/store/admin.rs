@@ -14,33 +14,64 @@ use super::{build_error, storage_error, Store, GSI1, GSI2};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
 use crate::model::{Alert, Channel, Incident, IncidentStatus, Integration};
+use crate::ratelimit::RateLimit;
 
 fn ikey_pk(key_hash: &str) -> String {
     format!("IKEY#{key_hash}")
 }
 
-fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> Item {
+fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> ApiResult<Item> {
     let mut item = key(pk, sk);
     item.extend([
         ("integration_id".to_string(), s(&i.integration_id)),
         ("name".to_string(), s(&i.name)),
         ("kind".to_string(), s(&i.kind)),
-        ("channel_id".to_string(), s(&i.channel_id)),
         ("key_hash".to_string(), s(key_hash)),
         ("created_at".to_string(), n(i.created_at)),
+        (
+            "rate_per_second".to_string(),
+            n(i64::from(i.rate_limit.per_second)),
+        ),
+        (
+            "rate_per_minute".to_string(),
+            n(i64::from(i.rate_limit.per_minute)),
+        ),
     ]);
+    if let Some(c) = &i.channel_id {
+        item.insert("channel_id".into(), s(c));
+    }
+    if let Some(r) = &i.routes {
+        let json = serde_json::to_string(r)
+            .map_err(|e| ApiError::internal(format!("could not encode routes: {e}")))?;
+        item.insert("routes".into(), s(json));
+    }
     if let Some(t) = &i.callback_token {
         item.insert("callback_token".into(), s(t));
     }
-    item
+    Ok(item)
 }
 
 fn item_to_integration(item: &Item) -> ApiResult<Integration> {
+    let routes = get_opt_s(item, "routes")
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|_| ApiError::internal("stored item has malformed `routes`"))?;
+    let default = RateLimit::default();
+    let rate = |name: &str, fallback: u32| {
+        get_opt_n(item, name)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(fallback)
+    };
     Ok(Integration {
         integration_id: get_s(item, "integration_id")?,
         name: get_s(item, "name")?,
         kind: get_s(item, "kind")?,
-        channel_id: get_s(item, "channel_id")?,
+        channel_id: get_opt_s(item, "channel_id"),
+        routes,
+        rate_limit: RateLimit {
+            per_second: rate("rate_per_second", default.per_second),
+            per_minute: rate("rate_per_minute", default.per_minute),
+        },
         created_at: get_n(item, "created_at")?,
         callback_token: get_opt_s(item, "callback_token"),
     })
@@ -216,8 +247,8 @@ impl Store {
             &hash,
             format!("INT#{}", integration.integration_id),
             "INTEGRATION",
-        );
-        let lookup = integration_item(integration, &hash, ikey_pk(&hash), "IKEY");
+        )?;
+        let lookup = integration_item(integration, &hash, ikey_pk(&hash), "IKEY")?;
         let put = |item: Item| {
             Put::builder()
                 .table_name(&self.table)
@@ -296,7 +327,7 @@ impl Store {
                     &new_hash,
                     ikey_pk(&new_hash),
                     "IKEY",
-                )))
+                )?))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map_err(build_error)?;

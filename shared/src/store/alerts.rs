@@ -34,6 +34,8 @@ pub struct Applied {
     pub alert_key: String,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<String>,
@@ -44,6 +46,7 @@ impl Applied {
         Applied {
             alert_key: ev.alert_key.clone(),
             outcome,
+            channel_id: None,
             alert_id: head.map(|h| h.alert_id.clone()),
             incident_id: head.map(|h| h.incident_id.clone()),
         }

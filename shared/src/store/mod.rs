@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod items;
+pub mod ratelimit;
 pub mod schema;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -99,7 +99,7 @@ async fn route_cases_in_order_with_fallthrough_default_and_notin() {
             )
             .await
         ),
-        [a.clone()]
+        vec![a.clone()]
     );
     // Wildcards: `?` is one character, `*` any run; lists of lists are ORed.
     assert_eq!(
@@ -111,7 +111,7 @@ async fn route_cases_in_order_with_fallthrough_default_and_notin() {
             )
             .await
         ),
-        [w.clone()]
+        vec![w.clone()]
     );
     assert_eq!(
         channels_of(
@@ -122,7 +122,7 @@ async fn route_cases_in_order_with_fallthrough_default_and_notin() {
             )
             .await
         ),
-        [w.clone()]
+        vec![w.clone()]
     );
     assert_eq!(
         channels_of(
@@ -133,17 +133,17 @@ async fn route_cases_in_order_with_fallthrough_default_and_notin() {
             )
             .await
         ),
-        [d.clone()]
+        vec![d.clone()]
     );
     // NOTIN on a missing label matches.
     assert_eq!(
         channels_of(&push_ok(&app, &key, &event("k6", "cpu", json!({}))).await),
-        [c.clone()]
+        vec![c.clone()]
     );
     // Nothing matches: the default route.
     assert_eq!(
         channels_of(&push_ok(&app, &key, &event("k7", "cpu", json!({"team": "db"}))).await),
-        [d.clone()]
+        vec![d.clone()]
     );
 
     // A recovery follows the same routes and closes both fanned-out alerts.

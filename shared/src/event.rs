@@ -183,10 +183,18 @@ pub fn normalise_label_key(raw: &str) -> String {
 
 /// Cut to at most `max` characters (not bytes), never splitting a character.
 pub fn truncate_chars(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((byte_index, _)) => s[..byte_index].to_string(),
-        None => s.to_string(),
+    truncate_owned(s.to_string(), max)
+}
+
+/// [`truncate_chars`] in place, for strings we already own.
+pub fn truncate_owned(mut s: String, max: usize) -> String {
+    // A string of at most `max` bytes has at most `max` characters.
+    if s.len() > max {
+        if let Some((byte_index, _)) = s.char_indices().nth(max) {
+            s.truncate(byte_index);
+        }
     }
+    s
 }
 
 /// The key the service makes for an event that came without one: the same
@@ -231,7 +239,7 @@ fn normalise_labels(
                 }
             }
         };
-        labels.insert(key, truncate_chars(&value, LABEL_VALUE_MAX_CHARS));
+        labels.insert(key, truncate_owned(value, LABEL_VALUE_MAX_CHARS));
     }
     if labels.len() > LABELS_MAX {
         match origin {
@@ -273,10 +281,7 @@ pub fn normalise(event: IncomingEvent, ctx: &NormaliseContext<'_>) -> ApiResult<
         ));
     }
 
-    let description = truncate_chars(
-        event.description.as_deref().unwrap_or(""),
-        DESCRIPTION_MAX_CHARS,
-    );
+    let description = truncate_owned(event.description.unwrap_or_default(), DESCRIPTION_MAX_CHARS);
 
     let title = match &event.title {
         TitleSource::Plain(t) => t.clone(),
@@ -296,7 +301,7 @@ pub fn normalise(event: IncomingEvent, ctx: &NormaliseContext<'_>) -> ApiResult<
             )
         }
     };
-    let title = truncate_chars(&title, TITLE_MAX_CHARS);
+    let title = truncate_owned(title, TITLE_MAX_CHARS);
 
     let event_time_ms = match event.event_time_ms {
         Some(t) if t > ctx.now_ms + MAX_FUTURE_SKEW_MS => ctx.now_ms,

@@ -71,3 +71,86 @@ pub fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// A JSON object of scalar values as `(key, text)` pairs in payload order,
+/// without building `serde_json::Value`s (the standard payload's hot path).
+/// `null` values are dropped; nested values are refused naming the label.
+pub fn opt_scalar_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<(String, String)>>, D::Error> {
+    use serde::de::{MapAccess, Visitor};
+    use std::fmt;
+
+    struct Scalar(Option<String>);
+
+    impl<'de> Deserialize<'de> for Scalar {
+        fn deserialize<D2: Deserializer<'de>>(d: D2) -> Result<Self, D2::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Scalar;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: Error>(self, v: &str) -> Result<Scalar, E> {
+                    Ok(Scalar(Some(v.to_string())))
+                }
+                fn visit_string<E: Error>(self, v: String) -> Result<Scalar, E> {
+                    Ok(Scalar(Some(v)))
+                }
+                fn visit_i64<E: Error>(self, v: i64) -> Result<Scalar, E> {
+                    Ok(Scalar(Some(v.to_string())))
+                }
+                fn visit_u64<E: Error>(self, v: u64) -> Result<Scalar, E> {
+                    Ok(Scalar(Some(v.to_string())))
+                }
+                fn visit_f64<E: Error>(self, v: f64) -> Result<Scalar, E> {
+                    Ok(Scalar(Some(
+                        serde_json::Number::from_f64(v)
+                            .map_or_else(|| v.to_string(), |n| n.to_string()),
+                    )))
+                }
+                fn visit_bool<E: Error>(self, v: bool) -> Result<Scalar, E> {
+                    Ok(Scalar(Some(v.to_string())))
+                }
+                fn visit_unit<E: Error>(self) -> Result<Scalar, E> {
+                    Ok(Scalar(None))
+                }
+                fn visit_none<E: Error>(self) -> Result<Scalar, E> {
+                    Ok(Scalar(None))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    struct MapVisitor;
+    impl<'de> Visitor<'de> for MapVisitor {
+        type Value = Option<Vec<(String, String)>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object of strings")
+        }
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<(String, String)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+            while let Some(key) = map.next_key::<String>()? {
+                let Scalar(value) = map
+                    .next_value()
+                    .map_err(|_| A::Error::custom(format!("{key}: must be a string")))?;
+                if let Some(v) = value {
+                    // A repeated key: the last one wins, as in a JSON object.
+                    match out.iter_mut().find(|(k, _)| *k == key) {
+                        Some(slot) => slot.1 = v,
+                        None => out.push((key, v)),
+                    }
+                }
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_any(MapVisitor)
+}

@@ -1,7 +1,6 @@
 //! The standard alert event (SPEC section 3), posted as is by any webhook sender.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use super::{decode, flex, ParseSettings, PushBody};
 use crate::error::{ApiError, ApiResult};
@@ -18,8 +17,8 @@ struct StandardPayload {
     alert_key: Option<String>,
     #[serde(default, deserialize_with = "flex::opt_string")]
     description: Option<String>,
-    #[serde(default)]
-    labels: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "flex::opt_scalar_map")]
+    labels: Option<Vec<(String, String)>>,
     #[serde(default, deserialize_with = "flex::opt_i64")]
     event_time: Option<i64>,
 }
@@ -32,19 +31,7 @@ pub fn parse(body: &PushBody<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Ve
             payload.event_status
         ))
     })?;
-    let mut labels = Vec::new();
-    for (key, value) in payload.labels.unwrap_or_default() {
-        if value.is_null() {
-            continue;
-        }
-        let text = flex::scalar_to_string(&value).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "labels.{key}: must be a string, got {}",
-                flex::kind(&value)
-            ))
-        })?;
-        labels.push((key, text));
-    }
+    let labels = payload.labels.unwrap_or_default();
     let event_time_ms = payload.event_time.map(event_time_to_ms).transpose()?;
     Ok(vec![ParsedEvent::Apply(IncomingEvent {
         origin: Origin::Standard,

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::event::is_valid_label_key;
 use crate::hashing::random_hex;
-use crate::http::{failure, media_type, new_request_id, success, Inbound, Outbound};
+use crate::http::{media_type, new_request_id, respond, Inbound, Outbound};
 use crate::integrations::{from_value, IntegrationKind};
 use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration};
 use crate::ratelimit::RateLimit;
@@ -31,21 +31,7 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
             Ok(()) => route(app, &req).await,
             Err(e) => Err(e),
         };
-        match result {
-            Ok(data) => {
-                tracing::info!(status = 200, "api request served");
-                success(&request_id, data)
-            }
-            Err(err) => {
-                tracing::warn!(
-                    status = err.status(),
-                    code = err.code(),
-                    message = err.message(),
-                    "api request refused"
-                );
-                failure(&request_id, &err)
-            }
-        }
+        respond(&request_id, result)
     }
     .instrument(span)
     .await

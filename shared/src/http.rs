@@ -121,6 +121,25 @@ pub fn new_request_id() -> String {
     random_hex(16).unwrap_or_else(|_| format!("{:032x}", crate::store::now_ms()))
 }
 
+/// The envelope for a handler's result, logged once with its outcome.
+pub fn respond(request_id: &str, result: Result<Value, ApiError>) -> Outbound {
+    match result {
+        Ok(data) => {
+            tracing::info!(status = 200, "request served");
+            success(request_id, data)
+        }
+        Err(err) => {
+            tracing::warn!(
+                status = err.status(),
+                code = err.code(),
+                message = err.message(),
+                "request refused"
+            );
+            failure(request_id, &err)
+        }
+    }
+}
+
 pub fn success(request_id: &str, data: Value) -> Outbound {
     Outbound {
         status: 200,

@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::engine::Outcome;
 use crate::error::{ApiError, ApiResult};
 use crate::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
-use crate::http::{failure, media_type, new_request_id, success, Inbound, Outbound};
+use crate::http::{media_type, new_request_id, respond, Inbound, Outbound};
 use crate::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
 use crate::model::{Channel, Integration};
 use crate::ratelimit::too_frequent;
@@ -30,25 +30,9 @@ pub type ChannelCache = Arc<Mutex<HashMap<String, (Instant, Channel)>>>;
 pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outbound {
     let request_id = new_request_id();
     let span = tracing::info_span!("push", request_id = %request_id, integration = kind.slug());
-    async {
-        match push(app, kind, &req).await {
-            Ok(data) => {
-                tracing::info!(status = 200, "push accepted");
-                success(&request_id, data)
-            }
-            Err(err) => {
-                tracing::warn!(
-                    status = err.status(),
-                    code = err.code(),
-                    message = err.message(),
-                    "push refused"
-                );
-                failure(&request_id, &err)
-            }
-        }
-    }
-    .instrument(span)
-    .await
+    async { respond(&request_id, push(app, kind, &req).await) }
+        .instrument(span)
+        .await
 }
 
 /// The checks that need no storage, in the order the spec lists them.

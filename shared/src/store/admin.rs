@@ -100,6 +100,37 @@ impl Store {
         Ok(out.item().cloned())
     }
 
+    /// Every item of one partition (of the table, or of `index`), page by page.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        pk_name: &str,
+        pk: String,
+    ) -> ApiResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression(format!("{pk_name} = :pk"))
+                .expression_attribute_values(":pk", s(pk.clone()))
+                // Indexes are only eventually consistent; the table is read strongly.
+                .consistent_read(index.is_none())
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| storage_error("Query", e))?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(out),
+            }
+        }
+    }
+
     async fn put_new(&self, item: Item) -> ApiResult<bool> {
         let result = self
             .client
@@ -177,28 +208,11 @@ impl Store {
     }
 
     pub async fn list_channels(&self) -> ApiResult<Vec<Channel>> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s("CHANNELS"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| storage_error("Query", e))?;
-            for item in page.items() {
-                out.push(item_to_channel(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return Ok(out),
-            }
-        }
+        self.query_all(Some(GSI1), "gsi1pk", "CHANNELS".into())
+            .await?
+            .iter()
+            .map(item_to_channel)
+            .collect()
     }
 
     /// Replace a channel's settings; `Ok(false)` when it does not exist.
@@ -380,26 +394,7 @@ impl Store {
     }
 
     async fn incident_partition(&self, incident_id: &str) -> ApiResult<Vec<Item>> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(incident_pk(incident_id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| storage_error("Query", e))?;
-            out.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return Ok(out),
-            }
-        }
+        self.query_all(None, "pk", incident_pk(incident_id)).await
     }
 
     /// The alert a record stands for: its snapshot once archived, else the live head.
@@ -439,28 +434,12 @@ impl Store {
             return Ok(None);
         };
         let mut alert = self.alert_from_record(record).await?;
-        let mut events = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(events_pk(alert_id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| storage_error("Query", e))?;
-            for item in page.items() {
-                events.push(item_to_event(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => break,
-            }
-        }
+        let events = self
+            .query_all(None, "pk", events_pk(alert_id))
+            .await?
+            .iter()
+            .map(item_to_event)
+            .collect::<ApiResult<Vec<_>>>()?;
         alert.events = Some(events);
         Ok(Some(alert))
     }

@@ -70,7 +70,6 @@ struct Hints {
     head: Option<Option<AlertHead>>,
     /// Active-alert count of the alert's incident, from a failed condition.
     incident_active: Option<i64>,
-    incident_closed: bool,
     /// `Some(None)`: the group has no incident. `Some(Some(id))`: it points at `id`.
     group: Option<Option<String>>,
     /// The group's incident refused the merge (closed or out of window).
@@ -132,14 +131,18 @@ impl Store {
                 Err(WriteFailure::Fatal(e)) => return Err(e),
                 Err(WriteFailure::Conflict) => {}
                 Err(WriteFailure::IncidentMismatch { incident }) => {
+                    if matches!(decision, Decision::Open) {
+                        // The group's incident refused the merge: closed, or
+                        // past its window. Open a new one for the group.
+                        hints.group_incident_unusable = true;
+                        hints.head = Some(head);
+                        continue;
+                    }
                     let closed = incident
                         .as_ref()
                         .and_then(|i| get_opt_s(i, "status"))
                         .is_none_or(|s| s == IncidentStatus::Closed.as_str());
-                    if closed && matches!(decision, Decision::Open) {
-                        hints.group_incident_unusable = true;
-                        hints.head = Some(head);
-                    } else if closed {
+                    if closed {
                         // The incident was closed by hand while this alert was
                         // still marked open: close the alert, then re-decide.
                         if let Some(h) = &head {
@@ -151,7 +154,6 @@ impl Store {
                             .and_then(|i| get_opt_n(i, "active_alert_count"));
                         hints.head = Some(head);
                     }
-                    hints.incident_closed = closed;
                     continue;
                 }
             }

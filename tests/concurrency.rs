@@ -264,3 +264,62 @@ fn expected_projection(events: &[Event]) -> Projection {
         open_incidents: groups.into_values().collect(),
     }
 }
+
+/// When other instances keep winning, an event gives up after its attempt
+/// budget with `InternalError` and leaves nothing half-written; re-sending
+/// what failed converges to the state the newest event asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exhausted_retries_answer_500_and_write_nothing_partial() {
+    let app = test_app().await;
+    let setup = grouped_setup(&app).await;
+    let mut starved = another_instance(&app).await;
+    starved.store.max_attempts = 1;
+    let starved = Arc::new(starved);
+    let key = Arc::new(setup.integration_key.clone());
+    // 48 different events for one key at once: opens, status changes, recoveries.
+    let bodies: Vec<Value> = (0..48i64)
+        .map(|i| {
+            let status = ["Warning", "Critical", "Ok", "Info"][(i % 4) as usize];
+            json!({"title_rule": format!("t{}", i % 3), "event_status": status, "alert_key": "hot",
+                   "labels": {"group": "g0"}, "event_time": 1_763_000_000 + i})
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(bodies.len()));
+    let mut tasks = Vec::new();
+    for body in bodies.clone() {
+        let (app, key, barrier) = (starved.clone(), key.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            (push(&app, &key, &body).await, body)
+        }));
+    }
+    let mut failed = Vec::new();
+    for t in tasks {
+        let (out, body) = t.await.expect("task");
+        match out.status {
+            200 => {}
+            500 => {
+                assert_eq!(out.json()["error"]["code"], "InternalError");
+                failed.push(body);
+            }
+            other => panic!("unexpected {other}: {}", out.body),
+        }
+    }
+    eprintln!("{} of 48 gave up after one attempt", failed.len());
+    assert!(
+        !failed.is_empty(),
+        "one attempt under this contention should lose sometimes"
+    );
+    // Nothing half-written: every counter still matches a recount.
+    check(&app).await;
+    // The sender re-sends what failed, with the normal budget.
+    failed.sort_by_key(|b| b["event_time"].as_i64());
+    for body in &failed {
+        let out = push(&app, &key, body).await;
+        assert_eq!(out.status, 200, "{}", out.body);
+    }
+    let (state, _) = check(&app).await;
+    // The newest event (i = 47, Info) decides: the alert is open with its content.
+    let (status, title, _) = state.alerts["hot"].clone().expect("open");
+    assert_eq!((status.as_str(), title.as_str()), ("Info", "t2"));
+}

@@ -25,7 +25,7 @@ use crate::event::StandardEvent;
 use crate::hashing::random_hex;
 use crate::model::{AlertHead, Channel, IncidentStatus, WindowType};
 
-/// Conflicts (another instance wrote first) are retried this many times.
+/// Conflicts (another instance wrote first) are retried up to this many times by default.
 pub const MAX_ATTEMPTS: u32 = 16;
 
 /// What one event did, as the push response reports it.
@@ -87,7 +87,7 @@ impl Store {
     ) -> ApiResult<Applied> {
         let fp = engine::fingerprint(ev);
         let mut hints = Hints::default();
-        for attempt in 0..MAX_ATTEMPTS {
+        for attempt in 0..self.max_attempts {
             if attempt > 0 {
                 backoff(attempt).await;
             }
@@ -163,7 +163,8 @@ impl Store {
             "conflict retries exhausted"
         );
         Err(ApiError::internal(format!(
-            "too many concurrent changes to this alert; gave up after {MAX_ATTEMPTS} attempts, nothing was written; retry the request"
+            "too many concurrent changes to this alert; gave up after {} attempts, nothing was written; retry the request",
+            self.max_attempts
         )))
     }
 

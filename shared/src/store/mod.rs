@@ -62,6 +62,8 @@ pub struct Store {
     pub meter: Arc<Meter>,
     /// How long stored events are kept (DynamoDB TTL).
     pub event_retention_secs: i64,
+    /// Attempts per event when other instances keep winning the conditional writes.
+    pub max_attempts: u32,
 }
 
 impl Store {
@@ -71,6 +73,7 @@ impl Store {
             table: table.into(),
             meter: Arc::new(Meter::default()),
             event_retention_secs: 90 * 86_400,
+            max_attempts: alerts::MAX_ATTEMPTS,
         }
     }
 

@@ -346,3 +346,37 @@ async fn resolve_closes_every_open_alert_of_a_grouped_incident() {
     .await;
     assert_eq!((o.as_str(), j.as_str()), ("merged", i.as_str()));
 }
+
+/// Alertmanager-style senders repeat the same content with the same start
+/// time for as long as the alert fires. Inside the retry window a repeat is a
+/// retry; past it, a duplicate while open, and a new alert once closed by hand.
+#[tokio::test]
+async fn repeats_with_a_constant_start_time_after_the_retry_window() {
+    let app = test_app().await;
+    let ch = channel(&app, json!({"method": "none"}), true).await;
+    let e = ev("am", EventStatus::Critical, &[("alertname", "X")], T0);
+    let (o, first) = apply(&app, &ch, e.clone(), T0).await;
+    assert_eq!(o, "new_incident");
+    assert_eq!(
+        apply(&app, &ch, e.clone(), T0 + 1000).await.0,
+        "already_applied"
+    );
+    let window = shared::engine::RETRY_WINDOW_MS;
+    assert_eq!(
+        apply(&app, &ch, e.clone(), T0 + window + 1000).await.0,
+        "deduplicated"
+    );
+    api_ok(
+        &app,
+        "POST",
+        &format!("/api/incidents/{first}/resolve"),
+        None,
+    )
+    .await;
+    let (o, second) = apply(&app, &ch, e.clone(), T0 + 2 * window + 2000).await;
+    assert_eq!(
+        o, "new_incident",
+        "still firing after a manual close: a new alert"
+    );
+    assert_ne!(second, first);
+}

@@ -26,7 +26,10 @@ fn normalise_and_decide(bytes: &[u8]) -> usize {
         if let ParsedEvent::Apply(ev) = p {
             if let Ok(ev) = normalise(ev, &ctx) {
                 let fp = fingerprint(&ev);
-                n += matches!(decide(None, &ev, &fp), shared::engine::Decision::Open) as usize;
+                n += matches!(
+                    decide(None, &ev, &fp, ctx.now_ms),
+                    shared::engine::Decision::Open
+                ) as usize;
             }
         }
     }

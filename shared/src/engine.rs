@@ -2,7 +2,7 @@
 //! purely from the current state. The store reads the state, asks here, and
 //! writes the answer with conditions, retrying with fresh state on conflict.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -83,12 +83,29 @@ pub enum Decision {
     Watermark,
 }
 
-pub fn decide(head: Option<&AlertHead>, ev: &StandardEvent, fp: &Fingerprint) -> Decision {
+/// How long after it was applied a re-sent event counts as a retry. Senders
+/// whose event time is the alert's start (Alertmanager's `startsAt`) repeat
+/// the same content and time for hours: past this window such a repeat is a
+/// new observation (a duplicate, or a new alert after a close).
+pub const RETRY_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// At most this many same-time fingerprints are remembered per alert key.
+pub const MAX_RECENT_CONTENTS: usize = 16;
+
+pub fn decide(
+    head: Option<&AlertHead>,
+    ev: &StandardEvent,
+    fp: &Fingerprint,
+    now_ms: i64,
+) -> Decision {
     if let Some(h) = head {
         if ev.event_time_ms < h.last_time_ms {
             return Decision::Nothing(Outcome::Ignored);
         }
-        if ev.event_time_ms == h.last_time_ms && h.last_time_contents.contains(&fp.content) {
+        let retry = h
+            .recent_contents
+            .get(&fp.content)
+            .is_some_and(|&at| now_ms - at < RETRY_WINDOW_MS);
+        if ev.event_time_ms == h.last_time_ms && retry {
             return Decision::Nothing(Outcome::AlreadyApplied);
         }
         if h.active {
@@ -121,13 +138,35 @@ pub struct NewAlert<'a> {
     pub incident_id: &'a str,
 }
 
-fn contents_at(head: Option<&AlertHead>, ev: &StandardEvent, fp: &Fingerprint) -> BTreeSet<String> {
-    let mut set = match head {
-        Some(h) if h.last_time_ms == ev.event_time_ms => h.last_time_contents.clone(),
-        _ => BTreeSet::new(),
+/// The fingerprints to remember after applying `ev`: those of the same event
+/// time still inside the retry window, plus this one; at most MAX_RECENT_CONTENTS.
+fn recent_after(
+    head: Option<&AlertHead>,
+    ev: &StandardEvent,
+    fp: &Fingerprint,
+    now_ms: i64,
+) -> BTreeMap<String, i64> {
+    let mut recent: BTreeMap<String, i64> = match head {
+        Some(h) if h.last_time_ms == ev.event_time_ms => h
+            .recent_contents
+            .iter()
+            .filter(|(_, &at)| now_ms - at < RETRY_WINDOW_MS)
+            .map(|(k, &v)| (k.clone(), v))
+            .collect(),
+        _ => BTreeMap::new(),
     };
-    set.insert(fp.content.clone());
-    set
+    recent.insert(fp.content.clone(), now_ms);
+    while recent.len() > MAX_RECENT_CONTENTS {
+        let oldest = recent
+            .iter()
+            .min_by_key(|(_, &at)| at)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => recent.remove(&k),
+            None => break,
+        };
+    }
+    recent
 }
 
 /// The head after applying `decision`. `None` for decisions that write no head.
@@ -138,9 +177,10 @@ pub fn next_head(
     fp: &Fingerprint,
     decision: Decision,
     new_alert: Option<NewAlert<'_>>,
-    now_s: i64,
+    now_ms: i64,
 ) -> Option<AlertHead> {
-    let last_time_contents = contents_at(head, ev, fp);
+    let now_s = now_ms / 1000;
+    let recent_contents = recent_after(head, ev, fp, now_ms);
     let version = head.map_or(0, |h| h.version) + 1;
     match (decision, head, new_alert) {
         (Decision::Open, _, Some(ids)) => Some(AlertHead {
@@ -157,7 +197,7 @@ pub fn next_head(
             last_content: fp.content.clone(),
             last_brief: fp.brief.clone(),
             last_time_ms: ev.event_time_ms,
-            last_time_contents,
+            recent_contents: recent_contents.clone(),
             event_count: 1,
             duplicate_count: 0,
             refresh_count: 0,
@@ -168,7 +208,7 @@ pub fn next_head(
         }),
         (Decision::Duplicate, Some(h), _) => Some(AlertHead {
             last_time_ms: ev.event_time_ms,
-            last_time_contents,
+            recent_contents: recent_contents.clone(),
             event_count: h.event_count + 1,
             duplicate_count: h.duplicate_count + 1,
             last_event_at: now_s,
@@ -179,7 +219,7 @@ pub fn next_head(
             labels: ev.labels.clone(),
             last_content: fp.content.clone(),
             last_time_ms: ev.event_time_ms,
-            last_time_contents,
+            recent_contents: recent_contents.clone(),
             event_count: h.event_count + 1,
             refresh_count: h.refresh_count + 1,
             last_event_at: now_s,
@@ -195,7 +235,7 @@ pub fn next_head(
             last_content: fp.content.clone(),
             last_brief: fp.brief.clone(),
             last_time_ms: ev.event_time_ms,
-            last_time_contents,
+            recent_contents: recent_contents.clone(),
             event_count: h.event_count + 1,
             last_event_at: now_s,
             version,
@@ -213,7 +253,7 @@ pub fn next_head(
                 last_content: fp.content.clone(),
                 last_brief: fp.brief.clone(),
                 last_time_ms: ev.event_time_ms,
-                last_time_contents,
+                recent_contents: recent_contents.clone(),
                 event_count: h.event_count + 1,
                 last_event_at: now_s,
                 closed_at: Some(now_s),
@@ -223,7 +263,7 @@ pub fn next_head(
         }
         (Decision::Watermark, Some(h), _) => Some(AlertHead {
             last_time_ms: ev.event_time_ms,
-            last_time_contents,
+            recent_contents: recent_contents.clone(),
             version,
             ..h.clone()
         }),
@@ -343,17 +383,17 @@ mod tests {
 
     fn step(head: &AlertHead, ev: &StandardEvent) -> (Decision, Option<AlertHead>) {
         let fp = fingerprint(ev);
-        let d = decide(Some(head), ev, &fp);
+        let d = decide(Some(head), ev, &fp, 200);
         (d, next_head(Some(head), "ch", ev, &fp, d, None, 200))
     }
 
     #[test]
     fn first_firing_opens_and_first_ok_is_ignored() {
         let fire = event(EventStatus::Warning, "t", &[], 1000);
-        assert_eq!(decide(None, &fire, &fingerprint(&fire)), Decision::Open);
+        assert_eq!(decide(None, &fire, &fingerprint(&fire), 0), Decision::Open);
         let ok = event(EventStatus::Ok, "t", &[], 1000);
         assert_eq!(
-            decide(None, &ok, &fingerprint(&ok)),
+            decide(None, &ok, &fingerprint(&ok), 0),
             Decision::Nothing(Outcome::Ignored)
         );
     }
@@ -385,12 +425,46 @@ mod tests {
         let (d, next) = step(&h, &crit);
         assert_eq!(d, Decision::Update);
         let next = next.unwrap();
-        assert_eq!(next.last_time_contents.len(), 2);
+        assert_eq!(next.recent_contents.len(), 2);
         // A retry of the first event, arriving after the second, must not flip the alert back.
         assert_eq!(
             step(&next, &event(EventStatus::Warning, "t", &[], 1000)).0,
             Decision::Nothing(Outcome::AlreadyApplied)
         );
+    }
+
+    #[test]
+    fn same_content_and_time_after_the_retry_window_is_new_again() {
+        let ev = event(EventStatus::Warning, "t", &[], 1000);
+        let h = open(&ev);
+        let fp = fingerprint(&ev);
+        let later = 100 + RETRY_WINDOW_MS;
+        // Still firing, same startsAt hours later: a duplicate, not a retry.
+        assert_eq!(decide(Some(&h), &ev, &fp, later), Decision::Duplicate);
+        // Closed meanwhile (by hand): the repeat opens a new alert.
+        let closed = AlertHead {
+            active: false,
+            ..h.clone()
+        };
+        assert_eq!(decide(Some(&closed), &ev, &fp, later), Decision::Open);
+        // Remembered fingerprints expire and are bounded.
+        let dup = next_head(Some(&h), "ch", &ev, &fp, Decision::Duplicate, None, later).unwrap();
+        assert_eq!(dup.recent_contents.len(), 1);
+        let mut many = h.clone();
+        for i in 0..40 {
+            let e = event(EventStatus::Warning, &format!("t{i}"), &[], 1000);
+            many = next_head(
+                Some(&many),
+                "ch",
+                &e,
+                &fingerprint(&e),
+                Decision::Update,
+                None,
+                200 + i,
+            )
+            .unwrap();
+        }
+        assert_eq!(many.recent_contents.len(), MAX_RECENT_CONTENTS);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Domain records and their JSON shapes in the management API (SPEC section 8).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -147,9 +147,10 @@ pub struct AlertHead {
     /// Newest event time applied, in ms. Survives alert generations, so stale
     /// events can never reopen or close anything.
     pub last_time_ms: i64,
-    /// Content fingerprints applied at exactly `last_time_ms`: how a retried
-    /// request is told apart from a new event of the same second.
-    pub last_time_contents: BTreeSet<String>,
+    /// Content fingerprints applied at exactly `last_time_ms`, with when each
+    /// was received: a re-send of one of them within the retry window is a
+    /// retry, not a new event. Entries older than the window are dropped.
+    pub recent_contents: BTreeMap<String, i64>,
     pub event_count: i64,
     pub duplicate_count: i64,
     pub refresh_count: i64,

@@ -420,7 +420,7 @@ async fn main() {
             alert_id: "0123456789abcdef0123456789abcdef",
             incident_id: "0123456789abcdef0123456789abcdef",
         }),
-        t0,
+        t0 * 1000,
     )
     .expect("head");
     for k in 0..64 {
@@ -501,7 +501,7 @@ async fn main() {
                         "active = :true AND last_content = :content AND last_time < :t",
                     )
                     .update_expression(
-                        "SET last_time = :t, last_time_contents = :contents, last_event_at = :now \
+                        "SET last_time = :t, recent_contents = :contents, last_event_at = :now \
                          ADD event_count :one, duplicate_count :one, version :one",
                     )
                     .expression_attribute_values(":true", AttributeValue::Bool(true))
@@ -509,7 +509,10 @@ async fn main() {
                     .expression_attribute_values(":t", n(t))
                     .expression_attribute_values(
                         ":contents",
-                        AttributeValue::L(vec![s(&fp.content)]),
+                        AttributeValue::M(std::collections::HashMap::from([(
+                            fp.content.clone(),
+                            n(t0 * 1000),
+                        )])),
                     )
                     .expression_attribute_values(":now", n(t0))
                     .expression_attribute_values(":one", n(1))

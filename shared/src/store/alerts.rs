@@ -106,7 +106,7 @@ impl Store {
                     Err(current) => current,
                 },
             };
-            let decision = engine::decide(head.as_ref(), ev, &fp);
+            let decision = engine::decide(head.as_ref(), ev, &fp, now_ms);
             let result = match decision {
                 Decision::Nothing(outcome) => return Ok(Applied::new(ev, outcome, head.as_ref())),
                 Decision::Duplicate | Decision::Refresh | Decision::Watermark => {
@@ -204,13 +204,19 @@ impl Store {
             .set_key(Some(key(head_pk(channel_id, &ev.alert_key), HEAD_SK)))
             .condition_expression("active = :true AND last_content = :content AND last_time < :t")
             .update_expression(
-                "SET last_time = :t, last_time_contents = :contents, last_event_at = :now \
+                "SET last_time = :t, recent_contents = :contents, last_event_at = :now \
                  ADD event_count :one, duplicate_count :one, version :one",
             )
             .expression_attribute_values(":true", b(true))
             .expression_attribute_values(":content", s(&fp.content))
             .expression_attribute_values(":t", n(ev.event_time_ms))
-            .expression_attribute_values(":contents", AttributeValue::L(vec![s(&fp.content)]))
+            .expression_attribute_values(
+                ":contents",
+                AttributeValue::M(std::collections::HashMap::from([(
+                    fp.content.clone(),
+                    n(now_ms),
+                )])),
+            )
             .expression_attribute_values(":now", n(now_ms / 1000))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
@@ -291,15 +297,9 @@ impl Store {
         decision: Decision,
         now_ms: i64,
     ) -> Result<Applied, WriteFailure> {
-        let Some(next) = engine::next_head(
-            head,
-            &channel.channel_id,
-            ev,
-            fp,
-            decision,
-            None,
-            now_ms / 1000,
-        ) else {
+        let Some(next) =
+            engine::next_head(head, &channel.channel_id, ev, fp, decision, None, now_ms)
+        else {
             return Err(WriteFailure::Conflict);
         };
         let request = self
@@ -355,7 +355,7 @@ impl Store {
             fp,
             Decision::Update,
             None,
-            now_ms / 1000,
+            now_ms,
         ) else {
             return Err(WriteFailure::Conflict);
         };
@@ -410,7 +410,7 @@ impl Store {
             fp,
             Decision::Recover,
             None,
-            now_ms / 1000,
+            now_ms,
         ) else {
             return Err(WriteFailure::Conflict);
         };
@@ -511,7 +511,7 @@ impl Store {
                 alert_id: &alert_id,
                 incident_id: &incident_id,
             }),
-            now_ms / 1000,
+            now_ms,
         )
         .ok_or(WriteFailure::Conflict)?;
 

@@ -1,6 +1,6 @@
 //! Item codecs: domain records to DynamoDB attribute maps and back.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -162,8 +162,13 @@ pub fn head_to_item(h: &AlertHead) -> Item {
         ("last_brief".to_string(), s(&h.last_brief)),
         ("last_time".to_string(), n(h.last_time_ms)),
         (
-            "last_time_contents".to_string(),
-            string_list(&h.last_time_contents),
+            "recent_contents".to_string(),
+            AttributeValue::M(
+                h.recent_contents
+                    .iter()
+                    .map(|(k, v)| (k.clone(), n(*v)))
+                    .collect(),
+            ),
         ),
         ("event_count".to_string(), n(h.event_count)),
         ("duplicate_count".to_string(), n(h.duplicate_count)),
@@ -193,9 +198,18 @@ pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
         last_content: get_s(item, "last_content")?,
         last_brief: get_s(item, "last_brief")?,
         last_time_ms: get_n(item, "last_time")?,
-        last_time_contents: get_list(item, "last_time_contents")
-            .into_iter()
-            .collect::<BTreeSet<_>>(),
+        recent_contents: match item.get("recent_contents") {
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .filter_map(|(k, v)| {
+                    v.as_n()
+                        .ok()
+                        .and_then(|n| n.parse().ok())
+                        .map(|n| (k.clone(), n))
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        },
         event_count: get_n(item, "event_count")?,
         duplicate_count: get_n(item, "duplicate_count")?,
         refresh_count: get_opt_n(item, "refresh_count").unwrap_or(0),

@@ -380,3 +380,62 @@ async fn repeats_with_a_constant_start_time_after_the_retry_window() {
     );
     assert_ne!(second, first);
 }
+
+/// A resolve cut short after closing the incident (a crash before the sweep):
+/// the alert is still marked open. A state change for its key must not land
+/// on it; it closes it and opens a new alert. Resolving again finishes the sweep.
+#[tokio::test]
+async fn interrupted_resolve_sweep_does_not_swallow_state_changes() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = test_app().await;
+    let ch = channel(
+        &app,
+        json!({"method": "rules", "equals": [["labels.service"]]}),
+        true,
+    )
+    .await;
+    let l = [("service", "api")];
+    let (_, first) = apply(&app, &ch, ev("a", EventStatus::Warning, &l, T0), T0).await;
+    apply(&app, &ch, ev("b", EventStatus::Warning, &l, T0), T0).await;
+    // Only the first half of a resolve: the incident is closed, the alerts are not.
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .set_key(Some(shared::store::items::key(
+            format!("INC#{first}"),
+            "INCIDENT",
+        )))
+        .update_expression("SET #st = :closed, active_alert_count = :zero")
+        .expression_attribute_names("#st", "status")
+        .expression_attribute_values(":closed", AttributeValue::S("Closed".into()))
+        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+    let (o, second) = apply(
+        &app,
+        &ch,
+        ev("a", EventStatus::Critical, &l, T0 + 1000),
+        T0 + 1000,
+    )
+    .await;
+    assert_eq!(o, "new_incident");
+    assert_ne!(second, first);
+    // Resolving the closed incident again closes b, and only b.
+    api_ok(
+        &app,
+        "POST",
+        &format!("/api/incidents/{first}/resolve"),
+        None,
+    )
+    .await;
+    let old = incident(&app, &first).await;
+    assert!(old["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["active"] == false));
+    assert_eq!(incident(&app, &second).await["alerts"][0]["active"], true);
+    integration_tests::invariants::check(&app).await;
+}

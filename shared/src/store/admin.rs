@@ -6,7 +6,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem,
+    Update,
 };
 
 use super::items::*;
@@ -590,24 +591,41 @@ impl Store {
                 }
             }
         }
+        // One conditional update per open alert: it closes the alert only if
+        // the key still holds this alert, and cannot lose a race to a push.
         for record in self.incident_partition(incident_id).await? {
-            if !get_opt_s(&record, "sk").is_some_and(|sk| sk.starts_with("ALERT#")) {
+            if !get_opt_s(&record, "sk").is_some_and(|sk| sk.starts_with("ALERT#"))
+                || get_bool(&record, "archived").unwrap_or(false)
+            {
                 continue;
             }
-            if get_bool(&record, "archived").unwrap_or(false) {
-                continue;
-            }
-            let alert_id = get_s(&record, "alert_id")?;
-            let (channel_id, alert_key) =
-                (get_s(&record, "channel_id")?, get_s(&record, "alert_key")?);
-            for _ in 0..super::alerts::MAX_ATTEMPTS {
-                match self.get_head(&channel_id, &alert_key).await? {
-                    Some(h) if h.alert_id == alert_id && h.active => {
-                        if self.close_orphaned_head(&h, now_ms).await? {
-                            break;
-                        }
-                    }
-                    _ => break,
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    head_pk(
+                        &get_s(&record, "channel_id")?,
+                        &get_s(&record, "alert_key")?,
+                    ),
+                    HEAD_SK,
+                )))
+                .update_expression("SET active = :false, closed_at = :now ADD version :one")
+                .condition_expression("alert_id = :alert AND active = :true")
+                .expression_attribute_values(":alert", s(get_s(&record, "alert_id")?))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":false", AttributeValue::Bool(false))
+                .expression_attribute_values(":now", n(now_s))
+                .expression_attribute_values(":one", n(1))
+                .send()
+                .await;
+            if let Err(err) = result {
+                if !matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) {
+                    // The incident is closed; resolving again finishes the sweep.
+                    return Err(storage_error("UpdateItem", err));
                 }
             }
         }

@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::Serialize;
 
@@ -367,10 +367,14 @@ impl Store {
                 .put(self.event_put(&next.alert_id, ev, fp, now_ms)?)
                 .build(),
         ];
+        // Always conditional on the incident being open: an alert whose
+        // incident was closed by hand must not take state changes.
+        let incident_key = key(incident_pk(&current.incident_id), INCIDENT_SK);
+        let closed = s(IncidentStatus::Closed.as_str());
         if engine::raises_incident_severity(current, ev) {
             let update = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(incident_pk(&current.incident_id), INCIDENT_SK)))
+                .set_key(Some(incident_key))
                 .update_expression("ADD severities :sev SET updated_at = :now")
                 .condition_expression("attribute_exists(pk) AND #st <> :closed")
                 .expression_attribute_names("#st", "status")
@@ -379,13 +383,26 @@ impl Store {
                     AttributeValue::Ss(vec![ev.event_status.as_str().to_string()]),
                 )
                 .expression_attribute_values(":now", n(now_ms / 1000))
-                .expression_attribute_values(":closed", s(IncidentStatus::Closed.as_str()))
+                .expression_attribute_values(":closed", closed)
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .build()
                 .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
             items.push(TransactWriteItem::builder().update(update).build());
+        } else {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(incident_key))
+                .condition_expression("attribute_exists(pk) AND #st <> :closed")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":closed", closed)
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
         }
         self.transact(items, 2).await?;
         Ok(Applied::new(ev, Outcome::Updated, Some(&next)))

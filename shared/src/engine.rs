@@ -242,8 +242,12 @@ pub fn next_head(
             ..h.clone()
         }),
         (Decision::Recover, Some(h), _) => {
+            // Only labels the alert lacks, and never past the 50-label limit.
             let mut labels = h.labels.clone();
             for (k, v) in &ev.labels {
+                if labels.len() >= crate::event::LABELS_MAX {
+                    break;
+                }
                 labels.entry(k.clone()).or_insert_with(|| v.clone());
             }
             Some(AlertHead {
@@ -504,6 +508,17 @@ mod tests {
             BTreeMap::from([("a".into(), "1".into()), ("b".into(), "2".into())])
         );
         assert_eq!(next.severity, EventStatus::Warning);
+    }
+
+    #[test]
+    fn recovery_never_grows_labels_past_the_limit() {
+        let a: Vec<String> = (0..50).map(|i| format!("a{i}")).collect();
+        let b: Vec<String> = (0..50).map(|i| format!("b{i}")).collect();
+        let many: Vec<(&str, &str)> = a.iter().map(|k| (k.as_str(), "v")).collect();
+        let more: Vec<(&str, &str)> = b.iter().map(|k| (k.as_str(), "v")).collect();
+        let h = open(&event(EventStatus::Warning, "t", &many, 1000));
+        let (_, rec) = step(&h, &event(EventStatus::Ok, "t", &more, 2000));
+        assert_eq!(rec.unwrap().labels.len(), 50);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 use std::collections::BTreeMap;
 
 const TPL_PREFIX: &str = "[TPL]";
+/// Rendering stops once the title is this long: the title is cut to 512
+/// characters anyway, and a template must not be able to expand a 256 KiB
+/// body into gigabytes (`{{.Title}}` repeated, or `${label}` over long values).
+const RENDER_BUDGET_BYTES: usize = 4 * 512 + 8;
 const NO_VALUE: &str = "<no value>";
 
 pub struct TemplateContext<'a> {
@@ -41,8 +45,18 @@ fn render_segments(rule: &str, ctx: &TemplateContext<'_>) -> String {
                 None => trimmed.to_string(),
             }
         })
-        .collect::<Vec<_>>()
-        .join(" / ")
+        .try_fold(String::new(), |mut out, segment| {
+            if !out.is_empty() {
+                out.push_str(" / ");
+            }
+            out.push_str(&segment);
+            if out.len() > RENDER_BUDGET_BYTES {
+                Err(out)
+            } else {
+                Ok(out)
+            }
+        })
+        .unwrap_or_else(|full| full)
 }
 
 /// Forms 2 and 3 (they may be mixed). `None` means the template is malformed.
@@ -50,6 +64,9 @@ fn render_tpl(body: &str, raw_rule: &str, ctx: &TemplateContext<'_>) -> Option<S
     let mut out = String::with_capacity(body.len());
     let mut rest = body;
     loop {
+        if out.len() > RENDER_BUDGET_BYTES {
+            return Some(out);
+        }
         let next_dollar = rest.find("${");
         let next_action = rest.find("{{");
         let (at, is_action) = match (next_dollar, next_action) {
@@ -187,6 +204,18 @@ mod tests {
             render("[TPL]${a}-{{.Labels.b}}", &[("a", "1"), ("b", "2")]),
             "1-2"
         );
+    }
+
+    #[test]
+    fn expansion_is_bounded() {
+        let bomb = format!("[TPL]{}", "{{.Title}}".repeat(20_000));
+        assert!(render(&bomb, &[]).len() <= 2 * RENDER_BUDGET_BYTES + bomb.len());
+        let long = "x".repeat(2048);
+        let labels = [("a", long.as_str())];
+        let dollar = format!("[TPL]{}", "${a}".repeat(50_000));
+        assert!(render(&dollar, &labels).len() <= RENDER_BUDGET_BYTES + 2048);
+        let segments = vec!["$a"; 50_000].join("::");
+        assert!(render(&segments, &labels).len() <= RENDER_BUDGET_BYTES + 2048 + 3);
     }
 
     #[test]

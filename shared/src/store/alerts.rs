@@ -138,6 +138,15 @@ impl Store {
                         hints.head = Some(head);
                         continue;
                     }
+                    // DynamoDB returns the item whose condition failed; if it
+                    // did not, read it rather than guess.
+                    let incident = match incident {
+                        Some(item) => Some(item),
+                        None => match &head {
+                            Some(h) => self.get_incident_item(&h.incident_id).await?,
+                            None => None,
+                        },
+                    };
                     let closed = incident
                         .as_ref()
                         .and_then(|i| get_opt_s(i, "status"))

@@ -134,13 +134,26 @@ async fn retried_request_is_not_counted_twice() {
 }
 
 #[tokio::test]
-async fn ok_without_open_alert_changes_nothing() {
+async fn ok_without_open_alert_changes_nothing_and_orders_a_late_firing() {
     let app = test_app().await;
     let s = standard_setup(&app).await;
-    let before = state_dump(&app).await;
-    let data = push_ok(&app, &s.integration_key, &at(recovery(), 1000)).await;
+    let data = push_ok(&app, &s.integration_key, &at(recovery(), 2000)).await;
     assert_eq!(data["outcome"], "ignored");
-    assert_eq!(state_dump(&app).await, before);
+    assert!(data["alert_id"].is_null() && data["incident_id"].is_null());
+    assert!(incidents(&app, "").await.is_empty());
+    // The firing it overtook (older) arrives late: it must not open anything.
+    assert_eq!(
+        push_ok(&app, &s.integration_key, &at(firing(), 1000)).await["outcome"],
+        "ignored"
+    );
+    assert!(incidents(&app, "").await.is_empty());
+    // A newer firing does.
+    assert_eq!(
+        push_ok(&app, &s.integration_key, &at(firing(), 3000)).await["outcome"],
+        "new_incident"
+    );
+    assert_eq!(incidents(&app, "").await.len(), 1);
+    integration_tests::invariants::check(&app).await;
 }
 
 #[tokio::test]

@@ -125,8 +125,10 @@ pub fn decide(
         }
         return Decision::Open;
     }
+    // An `Ok` for a key never seen: nothing to recover, but its time is
+    // recorded so that a firing it overtook is recognised as stale.
     if ev.event_status.is_ok() {
-        Decision::Nothing(Outcome::Ignored)
+        Decision::Watermark
     } else {
         Decision::Open
     }
@@ -271,6 +273,30 @@ pub fn next_head(
             version,
             ..h.clone()
         }),
+        // A placeholder: an ordering watermark with no alert behind it yet.
+        (Decision::Watermark, None, _) => Some(AlertHead {
+            channel_id: channel_id.to_string(),
+            alert_key: ev.alert_key.clone(),
+            alert_id: String::new(),
+            incident_id: String::new(),
+            active: false,
+            event_status: EventStatus::Ok,
+            severity: EventStatus::Info,
+            title: ev.title.clone(),
+            description: ev.description.clone(),
+            labels: ev.labels.clone(),
+            last_content: fp.content.clone(),
+            last_brief: fp.brief.clone(),
+            last_time_ms: ev.event_time_ms,
+            recent_contents: recent_contents.clone(),
+            event_count: 0,
+            duplicate_count: 0,
+            refresh_count: 0,
+            created_at: now_s,
+            last_event_at: now_s,
+            closed_at: None,
+            version,
+        }),
         _ => None,
     }
 }
@@ -395,9 +421,14 @@ mod tests {
     fn first_firing_opens_and_first_ok_is_ignored() {
         let fire = event(EventStatus::Warning, "t", &[], 1000);
         assert_eq!(decide(None, &fire, &fingerprint(&fire), 0), Decision::Open);
-        let ok = event(EventStatus::Ok, "t", &[], 1000);
+        let ok = event(EventStatus::Ok, "t", &[], 2000);
+        assert_eq!(decide(None, &ok, &fingerprint(&ok), 0), Decision::Watermark);
+        // The placeholder it leaves makes the firing it overtook stale.
+        let fp = fingerprint(&ok);
+        let placeholder = next_head(None, "ch", &ok, &fp, Decision::Watermark, None, 0).unwrap();
+        assert!(!placeholder.active && placeholder.alert_id.is_empty());
         assert_eq!(
-            decide(None, &ok, &fingerprint(&ok), 0),
+            decide(Some(&placeholder), &fire, &fingerprint(&fire), 0),
             Decision::Nothing(Outcome::Ignored)
         );
     }

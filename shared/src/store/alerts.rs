@@ -43,6 +43,8 @@ pub struct Applied {
 
 impl Applied {
     fn new(ev: &StandardEvent, outcome: Outcome, head: Option<&AlertHead>) -> Self {
+        // A placeholder head (an `Ok` seen before any alert) has no ids to report.
+        let head = head.filter(|h| !h.alert_id.is_empty());
         Applied {
             alert_key: ev.alert_key.clone(),
             outcome,
@@ -552,7 +554,7 @@ impl Store {
                 .put(self.event_put(&alert_id, ev, fp, now_ms)?)
                 .build(),
         ];
-        if let Some(previous) = head {
+        if let Some(previous) = head.filter(|p| !p.alert_id.is_empty()) {
             // The superseded alert keeps its final state in its record.
             items.push(
                 TransactWriteItem::builder()

@@ -46,6 +46,11 @@ step() {
   [ "$rc" -eq 0 ] || exit "$rc"
 }
 
+# Generous storage timeouts for the suite: on two loaded cores a request can
+# otherwise time out on the client and land later. tests/faults.rs sets the
+# production values (3 s per attempt, 8 s per operation) for itself.
+export DYNAMODB_ATTEMPT_TIMEOUT_SECS=10 DYNAMODB_OPERATION_TIMEOUT_SECS=30
+
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 test_log="$root/.cache/cargo-test.log"

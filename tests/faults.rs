@@ -122,6 +122,9 @@ async fn killed_database_gives_prompt_500s_and_resending_converges() {
         "AWS_ENDPOINT_URL_DYNAMODB",
         format!("http://127.0.0.1:{port}"),
     );
+    // The production bounds, whatever the suite uses: they are what is measured here.
+    std::env::set_var("DYNAMODB_ATTEMPT_TIMEOUT_SECS", "3");
+    std::env::set_var("DYNAMODB_OPERATION_TIMEOUT_SECS", "8");
 
     let events = stream();
     let (before, during) = (20, 40);

@@ -34,8 +34,24 @@ fn s_of(item: &Item, name: &str) -> String {
     get_opt_s(item, name).unwrap_or_default()
 }
 
+/// Scan until two consecutive scans agree. A request that timed out on the
+/// client may still land in DynamoDB afterwards, and a Scan is not isolated
+/// from a transaction in flight: checking a moving table would see half of one.
+async fn settled_items(app: &App) -> Vec<Item> {
+    let mut previous = crate::table_dump(app).await;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let now = crate::table_dump(app).await;
+        if now == previous {
+            break;
+        }
+        previous = now;
+    }
+    crate::scan_all(app).await
+}
+
 pub async fn check(app: &App) -> (Projection, Totals) {
-    let items = crate::scan_all(app).await;
+    let items = settled_items(app).await;
     let mut heads = Vec::new();
     let mut incidents: BTreeMap<String, Item> = BTreeMap::new();
     let mut records: BTreeMap<String, Vec<Item>> = BTreeMap::new();

@@ -503,11 +503,59 @@ impl Store {
         })
     }
 
+    async fn require_incident(&self, incident_id: &str) -> ApiResult<Incident> {
+        self.get_incident(incident_id).await?.ok_or_else(|| {
+            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
+        })
+    }
+
+    /// Set an incident's status, with its index keys (the listing reads them),
+    /// `updated_at`, and the `extra_set` assignments, if `condition` holds
+    /// (`:to` is the new status). A failed condition is not an error: the
+    /// caller reads the incident back and decides.
+    async fn move_incident(
+        &self,
+        incident: &Incident,
+        to: IncidentStatus,
+        extra_set: &str,
+        condition: &str,
+        extra_values: &[(&str, AttributeValue)],
+        now_s: i64,
+    ) -> ApiResult<()> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(incident_pk(&incident.incident_id), INCIDENT_SK)))
+            .update_expression(format!(
+                "SET #st = :to, updated_at = :now, gsi1pk = :scope, gsi2pk = :scope_all, {extra_set}"
+            ))
+            .condition_expression(condition)
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":now", n(now_s))
+            .expression_attribute_values(":scope", s(incident_scope(&incident.channel_id, to)))
+            .expression_attribute_values(":scope_all", s(incident_scope_all(to)));
+        for (name, value) in extra_values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(storage_error("UpdateItem", err)),
+        }
+    }
+
     /// Acknowledge: `Triggered` → `Processing`. Acknowledging again is a no-op.
     pub async fn acknowledge_incident(&self, incident_id: &str, now_s: i64) -> ApiResult<Incident> {
-        let incident = self.get_incident(incident_id).await?.ok_or_else(|| {
-            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
-        })?;
+        let incident = self.require_incident(incident_id).await?;
         match incident.status {
             IncidentStatus::Processing => return Ok(incident),
             IncidentStatus::Closed => {
@@ -517,35 +565,16 @@ impl Store {
             }
             IncidentStatus::Triggered => {}
         }
-        let processing = IncidentStatus::Processing;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(incident_pk(incident_id), INCIDENT_SK)))
-            .update_expression(
-                "SET #st = :processing, acknowledged_at = :now, updated_at = :now, gsi1pk = :scope, gsi2pk = :scope_all",
-            )
-            .condition_expression("#st = :triggered")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":processing", s(processing.as_str()))
-            .expression_attribute_values(":triggered", s(IncidentStatus::Triggered.as_str()))
-            .expression_attribute_values(":now", n(now_s))
-            .expression_attribute_values(":scope", s(incident_scope(&incident.channel_id, processing)))
-            .expression_attribute_values(":scope_all", s(incident_scope_all(processing)))
-            .send()
-            .await;
-        if let Err(err) = result {
-            if !matches!(
-                err.as_service_error(),
-                Some(UpdateItemError::ConditionalCheckFailedException(_))
-            ) {
-                return Err(storage_error("UpdateItem", err));
-            }
-        }
-        let after = self.get_incident(incident_id).await?.ok_or_else(|| {
-            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
-        })?;
+        self.move_incident(
+            &incident,
+            IncidentStatus::Processing,
+            "acknowledged_at = :now",
+            "#st = :triggered",
+            &[(":triggered", s(IncidentStatus::Triggered.as_str()))],
+            now_s,
+        )
+        .await?;
+        let after = self.require_incident(incident_id).await?;
         if after.status == IncidentStatus::Closed {
             return Err(ApiError::invalid(format!(
                 "incident {incident_id} is closed and cannot be acknowledged"
@@ -558,38 +587,18 @@ impl Store {
     /// incident is closed first, so no alert can join it while we sweep;
     /// resolving again finishes a sweep that was interrupted.
     pub async fn resolve_incident(&self, incident_id: &str, now_ms: i64) -> ApiResult<Incident> {
-        let incident = self.get_incident(incident_id).await?.ok_or_else(|| {
-            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
-        })?;
+        let incident = self.require_incident(incident_id).await?;
         let now_s = now_ms / 1000;
         if incident.status != IncidentStatus::Closed {
-            let closed = IncidentStatus::Closed;
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(incident_pk(incident_id), INCIDENT_SK)))
-                .update_expression(
-                    "SET #st = :closed, closed_at = :now, updated_at = :now, active_alert_count = :zero, \
-                     gsi1pk = :scope, gsi2pk = :scope_all",
-                )
-                .condition_expression("#st <> :closed")
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_values(":closed", s(closed.as_str()))
-                .expression_attribute_values(":now", n(now_s))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":scope", s(incident_scope(&incident.channel_id, closed)))
-                .expression_attribute_values(":scope_all", s(incident_scope_all(closed)))
-                .send()
-                .await;
-            if let Err(err) = result {
-                if !matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) {
-                    return Err(storage_error("UpdateItem", err));
-                }
-            }
+            self.move_incident(
+                &incident,
+                IncidentStatus::Closed,
+                "closed_at = :now, active_alert_count = :zero",
+                "#st <> :to",
+                &[(":zero", n(0))],
+                now_s,
+            )
+            .await?;
         }
         // One conditional update per open alert: it closes the alert only if
         // the key still holds this alert, and cannot lose a race to a push.
@@ -629,9 +638,7 @@ impl Store {
                 }
             }
         }
-        self.get_incident(incident_id).await?.ok_or_else(|| {
-            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
-        })
+        self.require_incident(incident_id).await
     }
 
     /// Heads in bulk (for tests and recounts).

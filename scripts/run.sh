@@ -188,8 +188,8 @@ banner="$root/.cache/run-info.txt"
   echo
   echo "# recover it (event_status Ok):"
   echo "curl -sS -X POST '$push_url' -H 'Content-Type: application/json' -d '$ok'"
-  # Each vendor's sample payloads, when ../shared/fixtures is beside the repo.
-  DEMO="$demo" BASE="http://localhost:$PORT" FIXTURES="$root/../shared/fixtures" python3 -c '
+  # Each vendor's sample payloads, from the fixtures kept in the repository.
+  DEMO="$demo" BASE="http://localhost:$PORT" FIXTURES="$root/shared/fixtures" python3 -c '
 import json, os
 d = json.loads(os.environ["DEMO"])
 fixtures = os.path.realpath(os.environ["FIXTURES"])

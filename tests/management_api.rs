@@ -3,7 +3,7 @@
 
 use integration_tests::*;
 use serde_json::json;
-use shared::http::Inbound;
+use shared::intake::http::Inbound;
 
 #[tokio::test]
 async fn app_key_is_required_and_checked() {

@@ -2,7 +2,7 @@
 
 use integration_tests::*;
 use serde_json::{json, Value};
-use shared::integrations::IntegrationKind;
+use shared::intake::integrations::IntegrationKind;
 
 fn firing() -> Value {
     serde_json::from_str(&fixture("standard/firing.json")).unwrap()

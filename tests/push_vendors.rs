@@ -5,7 +5,7 @@
 use integration_tests::*;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
-use shared::integrations::IntegrationKind;
+use shared::intake::integrations::IntegrationKind;
 
 fn fixture_json(path: &str) -> Value {
     serde_json::from_str(&fixture(path)).unwrap()

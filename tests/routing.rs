@@ -8,8 +8,8 @@ use std::sync::Arc;
 use integration_tests::*;
 use serde_json::{json, Value};
 use shared::app::App;
-use shared::integrations::IntegrationKind;
-use shared::ratelimit::RateLimit;
+use shared::intake::integrations::IntegrationKind;
+use shared::intake::ratelimit::RateLimit;
 
 async fn channel(app: &App, name: &str) -> String {
     api_ok(app, "POST", "/api/channels", Some(json!({ "name": name }))).await["channel_id"]

@@ -4,10 +4,13 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use shared::engine::{decide, fingerprint};
-use shared::event::{normalise, NormaliseContext, ParsedEvent};
-use shared::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
+use shared::intake::event::{normalise, NormaliseContext, ParsedEvent};
+use shared::intake::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
 
-const PAYLOAD: &[u8] = include_bytes!("../../../shared/fixtures/standard/firing.json");
+const PAYLOAD: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/standard/firing.json"
+));
 
 fn normalise_and_decide(bytes: &[u8]) -> usize {
     let body = PushBody {

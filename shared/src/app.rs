@@ -9,7 +9,7 @@ pub struct App {
     pub store: Store,
     /// How long a channel's settings may be served from this instance's memory.
     pub channel_cache_ttl: Duration,
-    pub(crate) channels: crate::push::ChannelCache,
+    pub(crate) channels: crate::intake::push::ChannelCache,
 }
 
 impl App {

@@ -1,24 +1,24 @@
-//! The library every function of the alert-intake service uses.
+//! The library every function of the alert-intake service uses. Its folders
+//! follow the path an event takes:
 //!
-//! The path an event takes, module by module: [`http`] checks the request,
-//! [`integrations`] parses the vendor payload, [`event`] applies the limits of
-//! the standard event (with [`template`] for titles), [`engine`] decides what
-//! the event does to its alert and incident, and [`store`] makes it so in
-//! DynamoDB. [`push`] and [`api`] are the two handlers the functions run.
+//! 1. [`intake`]: the HTTP edge, the push handler, one parser per sender,
+//!    the standard event and its limits, title templates, rate limits.
+//! 2. [`rules`]: the condition language and routing.
+//! 3. [`engine`]: pure decisions: what an event does to its alert, and every
+//!    incident transition.
+//! 4. [`store`]: DynamoDB, turning decisions into conditional writes.
+//! 5. [`api`]: the management API.
+//!
+//! [`app`] and [`runtime`] wire a function together; [`model`] holds the
+//! records the API shows; [`error`] is the one error type.
 
 pub mod api;
 pub mod app;
-pub mod conditions;
 pub mod engine;
 pub mod error;
-pub mod event;
 pub mod hashing;
-pub mod http;
-pub mod integrations;
+pub mod intake;
 pub mod model;
-pub mod push;
-pub mod ratelimit;
-pub mod routing;
+pub mod rules;
 pub mod runtime;
 pub mod store;
-pub mod template;

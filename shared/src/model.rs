@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::EventStatus;
+use crate::intake::event::EventStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -194,8 +194,8 @@ pub struct Integration {
     /// A private integration's channel; `None` for a shared one (`routes`).
     pub channel_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub routes: Option<crate::routing::Routes>,
-    pub rate_limit: crate::ratelimit::RateLimit,
+    pub routes: Option<crate::rules::routing::Routes>,
+    pub rate_limit: crate::intake::ratelimit::RateLimit,
     pub created_at: i64,
     #[serde(skip_serializing)]
     pub callback_token: Option<String>,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use lambda_http::{service_fn, Body, Error, Request, Response};
 
 use crate::app::App;
-use crate::http::Inbound;
-use crate::integrations::IntegrationKind;
+use crate::intake::http::Inbound;
+use crate::intake::integrations::IntegrationKind;
 
 /// JSON logs, one object per line; the handlers' spans put the request id on each.
 pub fn init_tracing() {
@@ -34,7 +34,7 @@ pub async fn serve_push(kind: IntegrationKind) -> Result<(), Error> {
     lambda_http::run(service_fn(move |req: Request| {
         let app = Arc::clone(&app);
         async move {
-            let out = crate::push::handle_push(&app, kind, Inbound::from_lambda(req)).await;
+            let out = crate::intake::push::handle_push(&app, kind, Inbound::from_lambda(req)).await;
             Ok::<Response<Body>, Error>(out.into_lambda())
         }
     }))

@@ -10,24 +10,51 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
-use shared::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
+use shared::intake::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
 
 const STANDARD: &[&str] = &[
-    include_str!("../../../shared/fixtures/standard/firing.json"),
-    include_str!("../../../shared/fixtures/standard/recovery.json"),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/standard/firing.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/standard/recovery.json"
+    )),
 ];
 const BLUEKING: &[&str] = &[
-    include_str!("../../../shared/fixtures/blueking/anomaly.json"),
-    include_str!("../../../shared/fixtures/blueking/recovery.json"),
-    include_str!("../../../shared/fixtures/blueking/closed.json"),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/blueking/anomaly.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/blueking/recovery.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/blueking/closed.json"
+    )),
 ];
 const ALIYUN_PROMETHEUS: &[&str] = &[
-    include_str!("../../../shared/fixtures/aliyun-prometheus/firing.json"),
-    include_str!("../../../shared/fixtures/aliyun-prometheus/resolved.json"),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/aliyun-prometheus/firing.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/aliyun-prometheus/resolved.json"
+    )),
 ];
 const JIANKONGBAO: &[&str] = &[
-    include_str!("../../../shared/fixtures/jiankongbao/alarm.json"),
-    include_str!("../../../shared/fixtures/jiankongbao/recovery.json"),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/jiankongbao/alarm.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/jiankongbao/recovery.json"
+    )),
 ];
 
 /// Field names the parsers look for, so that generated objects hit real paths.

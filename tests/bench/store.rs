@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use integration_tests::*;
 use serde_json::json;
 use shared::app::App;
-use shared::event::{EventStatus, StandardEvent};
+use shared::intake::event::{EventStatus, StandardEvent};
 use shared::model::{Channel, Grouping, GroupingMethod};
 use shared::store::items::{key, s};
 use shared::store::now_ms;
@@ -358,7 +358,7 @@ async fn main() {
     println!("\n(channel settings: one more read per request when the instance's cache (CHANNEL_CACHE_SECONDS) is cold)");
 
     // What the rate limiter adds to every accepted push: one conditional UpdateItem.
-    let limit = shared::ratelimit::RateLimit {
+    let limit = shared::intake::ratelimit::RateLimit {
         per_second: 1_000_000,
         per_minute: 1_000_000,
     };
@@ -473,7 +473,7 @@ async fn main() {
                     .send()
                     .await;
                 // The rate limiter's counter, as every accepted push writes it.
-                let (minute, second) = shared::ratelimit::windows(now_ms());
+                let (minute, second) = shared::intake::ratelimit::windows(now_ms());
                 let _ = client
                     .update_item()
                     .table_name(&table)

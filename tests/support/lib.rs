@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 use shared::app::App;
 use shared::hashing::random_hex;
-use shared::http::{Inbound, Outbound};
-use shared::integrations::IntegrationKind;
+use shared::intake::http::{Inbound, Outbound};
+use shared::intake::integrations::IntegrationKind;
 use shared::store::{client_from_env, schema, Store};
 
 pub const APP_KEY: &str = "test-app-key-0123456789";
@@ -121,7 +121,7 @@ pub async fn push_raw(
     .header("content-type", content_type);
     let mut req = req;
     req.body = body.as_bytes().to_vec();
-    shared::push::handle_push(app, kind, req).await
+    shared::intake::push::handle_push(app, kind, req).await
 }
 
 pub async fn push(app: &App, key: &str, body: &Value) -> Outbound {

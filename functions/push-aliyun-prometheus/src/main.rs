@@ -2,5 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::integrations::IntegrationKind::AliyunPrometheus).await
+    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::AliyunPrometheus)
+        .await
 }

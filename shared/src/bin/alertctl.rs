@@ -4,7 +4,7 @@
 
 use shared::app::App;
 use shared::hashing::random_hex;
-use shared::integrations::IntegrationKind;
+use shared::intake::integrations::IntegrationKind;
 use shared::model::{Channel, Integration};
 use shared::store::{now_ms, schema, Store};
 

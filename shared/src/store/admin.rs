@@ -14,8 +14,8 @@ use super::items::*;
 use super::{build_error, storage_error, Store, GSI1, GSI2};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
+use crate::intake::ratelimit::RateLimit;
 use crate::model::{Alert, Channel, Incident, IncidentStatus, Integration};
-use crate::ratelimit::RateLimit;
 
 fn ikey_pk(key_hash: &str) -> String {
     format!("IKEY#{key_hash}")

@@ -21,8 +21,8 @@ use super::items::*;
 use super::{build_error, storage_error, Store};
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
-use crate::event::StandardEvent;
 use crate::hashing::random_hex;
+use crate::intake::event::StandardEvent;
 use crate::model::{AlertHead, Channel, IncidentStatus, WindowType};
 
 /// Conflicts (another instance wrote first) are retried up to this many times by default.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::{ApiError, ApiResult};
-use crate::event::EventStatus;
+use crate::intake::event::EventStatus;
 use crate::model::{Alert, AlertHead, Channel, Grouping, Incident, IncidentStatus, StoredEvent};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -235,7 +235,7 @@ pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
 
 pub fn event_item(
     alert_id: &str,
-    ev: &crate::event::StandardEvent,
+    ev: &crate::intake::event::StandardEvent,
     content: &str,
     expires_at: i64,
 ) -> Item {

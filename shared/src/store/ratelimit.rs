@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionChe
 use super::items::{get_opt_n, key, n};
 use super::{storage_error, Store};
 use crate::error::ApiResult;
-use crate::ratelimit::{windows, RateLimit};
+use crate::intake::ratelimit::{windows, RateLimit};
 
 impl Store {
     /// `Ok(None)`: admitted and counted. `Ok(Some(minute_full))`: refused, and

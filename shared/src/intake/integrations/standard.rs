@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::{decode, flex, ParseSettings, PushBody};
 use crate::error::{ApiError, ApiResult};
-use crate::event::{
+use crate::intake::event::{
     event_time_to_ms, EventStatus, IncomingEvent, Origin, ParsedEvent, TitleSource,
 };
 
@@ -47,7 +47,7 @@ pub fn parse(body: &PushBody<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrations::BodyFormat;
+    use crate::intake::integrations::BodyFormat;
 
     fn parse_json(json: &str) -> ApiResult<Vec<ParsedEvent>> {
         parse(
@@ -68,7 +68,10 @@ mod tests {
 
     #[test]
     fn fixture_firing_parses() {
-        let raw = include_str!("../../../../shared/fixtures/standard/firing.json");
+        let raw = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/standard/firing.json"
+        ));
         let ev = only(parse_json(raw).unwrap());
         assert_eq!(ev.event_status, EventStatus::Warning);
         assert_eq!(ev.alert_key.as_deref(), Some("web-01-latency"));
@@ -77,7 +80,10 @@ mod tests {
 
     #[test]
     fn fixture_recovery_parses() {
-        let raw = include_str!("../../../../shared/fixtures/standard/recovery.json");
+        let raw = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/standard/recovery.json"
+        ));
         assert_eq!(only(parse_json(raw).unwrap()).event_status, EventStatus::Ok);
     }
 

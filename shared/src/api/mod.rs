@@ -9,13 +9,13 @@ use tracing::Instrument;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::event::is_valid_label_key;
 use crate::hashing::random_hex;
-use crate::http::{media_type, new_request_id, respond, Inbound, Outbound};
-use crate::integrations::{from_value, IntegrationKind};
+use crate::intake::event::is_valid_label_key;
+use crate::intake::http::{media_type, new_request_id, respond, Inbound, Outbound};
+use crate::intake::integrations::{from_value, IntegrationKind};
+use crate::intake::ratelimit::RateLimit;
 use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration};
-use crate::ratelimit::RateLimit;
-use crate::routing::{CompiledRoutes, Routes};
+use crate::rules::routing::{CompiledRoutes, Routes};
 use crate::store::now_ms;
 
 pub const MAX_WINDOW_MINUTES: u32 = 43_200;
@@ -104,7 +104,7 @@ fn json_body(req: &Inbound) -> ApiResult<Value> {
             "Content-Type must be application/json".into(),
         ));
     }
-    if req.body.len() > crate::push::MAX_BODY_BYTES {
+    if req.body.len() > crate::intake::push::MAX_BODY_BYTES {
         return Err(ApiError::invalid("body: over the limit of 262144 bytes"));
     }
     let value: Value = serde_json::from_slice(&req.body)
@@ -245,7 +245,7 @@ struct IntegrationBody {
 fn push_path(kind: &str, key: &str) -> String {
     format!(
         "{}{kind}?integration_key={key}",
-        crate::push::PUSH_PATH_PREFIX
+        crate::intake::push::PUSH_PATH_PREFIX
     )
 }
 

@@ -40,10 +40,10 @@ use serde_json::Value;
 use super::common::{flatten_to_string, parse_naive_utc, parse_rfc3339, LabelBuilder};
 use super::{decode, flex, ParseSettings, PushBody};
 use crate::error::{ApiError, ApiResult};
-use crate::event::{
+use crate::hashing::stable_key;
+use crate::intake::event::{
     event_time_to_ms, truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
-use crate::hashing::stable_key;
 
 /// Dimensions that name the monitored target, in order of preference.
 const TARGET_DIMENSIONS: [&str; 4] = [
@@ -350,12 +350,21 @@ fn time_ms(raw: &Value, field: &str) -> ApiResult<Option<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrations::BodyFormat;
+    use crate::intake::integrations::BodyFormat;
     use serde_json::json;
 
-    const ANOMALY: &str = include_str!("../../../../shared/fixtures/blueking/anomaly.json");
-    const RECOVERY: &str = include_str!("../../../../shared/fixtures/blueking/recovery.json");
-    const CLOSED: &str = include_str!("../../../../shared/fixtures/blueking/closed.json");
+    const ANOMALY: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/blueking/anomaly.json"
+    ));
+    const RECOVERY: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/blueking/recovery.json"
+    ));
+    const CLOSED: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/blueking/closed.json"
+    ));
 
     fn parse_json(json: &str) -> ApiResult<Vec<ParsedEvent>> {
         parse(
@@ -399,12 +408,12 @@ mod tests {
     #[test]
     fn fixture_anomaly() {
         let ev = only(parse_json(ANOMALY).unwrap());
-        assert_eq!(ev.origin, crate::event::Origin::Vendor);
+        assert_eq!(ev.origin, crate::intake::event::Origin::Vendor);
         assert_eq!(ev.event_status, EventStatus::Critical);
         assert_eq!(ev.alert_key.as_deref(), Some("17632051301042"));
         assert_eq!(
             ev.title,
-            crate::event::TitleSource::Plain("Disk usage above 90% (10.0.1.7)".into())
+            crate::intake::event::TitleSource::Plain("Disk usage above 90% (10.0.1.7)".into())
         );
         assert_eq!(
             ev.description.as_deref(),
@@ -610,7 +619,7 @@ mod tests {
         assert_eq!(ev.event_status, EventStatus::Info);
         assert_eq!(
             ev.title,
-            crate::event::TitleSource::Plain("BlueKing alert".into())
+            crate::intake::event::TitleSource::Plain("BlueKing alert".into())
         );
         assert!(ev.alert_key.is_some());
         assert!(ev.labels.is_empty());
@@ -622,7 +631,7 @@ mod tests {
         );
         assert_eq!(
             ev.title,
-            crate::event::TitleSource::Plain("BlueKing strategy 7 (::1)".into())
+            crate::intake::event::TitleSource::Plain("BlueKing strategy 7 (::1)".into())
         );
     }
 
@@ -642,7 +651,7 @@ mod tests {
         let ev = only(parse_value(&v).unwrap());
         assert_eq!(
             ev.title,
-            crate::event::TitleSource::Plain("Disk usage above 90% (77)".into())
+            crate::intake::event::TitleSource::Plain("Disk usage above 90% (77)".into())
         );
         assert_eq!(label(&ev, "tags_env"), Some("prod"));
         assert_eq!(label(&ev, "bk_biz_id"), Some("2"));
@@ -654,7 +663,7 @@ mod tests {
         assert!(ev
             .labels
             .iter()
-            .all(|(k, _)| crate::event::is_valid_label_key(k)));
+            .all(|(k, _)| crate::intake::event::is_valid_label_key(k)));
     }
 
     #[test]
@@ -667,7 +676,7 @@ mod tests {
         let ev = only(parse_value(&v).unwrap());
         assert_eq!(
             ev.title,
-            crate::event::TitleSource::Plain("Disk usage above 90% (10.0.1.8)".into())
+            crate::intake::event::TitleSource::Plain("Disk usage above 90% (10.0.1.8)".into())
         );
         assert_eq!(label(&ev, "device_name"), Some("/data"));
         v["event"]["dimensions"] = json!([{"value": "x"}]);
@@ -743,7 +752,7 @@ mod tests {
         let ev = only(parse_value(&v).unwrap());
         assert_eq!(
             ev.title,
-            crate::event::TitleSource::Plain("磁盘使用率超过90% 🚨 (10.0.1.7)".into())
+            crate::intake::event::TitleSource::Plain("磁盘使用率超过90% 🚨 (10.0.1.7)".into())
         );
         v["event"]["id"] = json!("9".repeat(300));
         assert!(err_message(&v).starts_with("event.id:"));

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::stable_key;
-use crate::template::{render_title, TemplateContext};
+use crate::intake::template::{render_title, TemplateContext};
 
 pub const TITLE_MAX_CHARS: usize = 512;
 pub const DESCRIPTION_MAX_CHARS: usize = 2048;

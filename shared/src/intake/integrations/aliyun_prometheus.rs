@@ -36,8 +36,10 @@ use serde_json::{Map, Value};
 use super::common::{parse_rfc3339, LabelBuilder};
 use super::{decode, flex, ParseSettings, PushBody};
 use crate::error::{ApiError, ApiResult};
-use crate::event::{truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 use crate::hashing::stable_key;
+use crate::intake::event::{
+    truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
+};
 
 #[derive(Deserialize)]
 struct Payload {
@@ -211,13 +213,18 @@ fn time_ms(raw: Option<&str>, i: usize, field: &str) -> ApiResult<Option<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::TitleSource;
-    use crate::integrations::BodyFormat;
+    use crate::intake::event::TitleSource;
+    use crate::intake::integrations::BodyFormat;
     use serde_json::json;
 
-    const FIRING: &str = include_str!("../../../../shared/fixtures/aliyun-prometheus/firing.json");
-    const RESOLVED: &str =
-        include_str!("../../../../shared/fixtures/aliyun-prometheus/resolved.json");
+    const FIRING: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/aliyun-prometheus/firing.json"
+    ));
+    const RESOLVED: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/aliyun-prometheus/resolved.json"
+    ));
 
     fn parse_json(json: &str) -> ApiResult<Vec<ParsedEvent>> {
         parse(
@@ -290,7 +297,7 @@ mod tests {
         assert_eq!(label(a, "_aliyun_arms_alert_rule_id"), Some("10342"));
         assert_eq!(label(a, "value"), Some("6"));
         assert_eq!(a.labels.len(), 9);
-        assert_eq!(a.origin, crate::event::Origin::Vendor);
+        assert_eq!(a.origin, crate::intake::event::Origin::Vendor);
     }
 
     #[test]
@@ -435,7 +442,7 @@ mod tests {
         assert!(ev
             .labels
             .iter()
-            .all(|(k, _)| crate::event::is_valid_label_key(k)));
+            .all(|(k, _)| crate::intake::event::is_valid_label_key(k)));
     }
 
     #[test]

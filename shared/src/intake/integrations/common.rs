@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::event::{is_valid_label_key, normalise_label_key};
+use crate::intake::event::{is_valid_label_key, normalise_label_key};
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -212,7 +212,9 @@ pub struct LabelBuilder {
 
 impl LabelBuilder {
     fn valid_name(raw: &str) -> String {
-        if is_valid_label_key(raw) && raw.chars().count() <= crate::event::LABEL_KEY_MAX_CHARS {
+        if is_valid_label_key(raw)
+            && raw.chars().count() <= crate::intake::event::LABEL_KEY_MAX_CHARS
+        {
             raw.to_string()
         } else {
             normalise_label_key(raw)

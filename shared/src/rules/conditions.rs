@@ -8,7 +8,7 @@ use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
-use crate::event::{is_valid_label_key, StandardEvent};
+use crate::intake::event::{is_valid_label_key, StandardEvent};
 
 pub const MAX_VALUES: usize = 100;
 pub const MAX_VALUE_CHARS: usize = 1024;
@@ -191,7 +191,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventStatus;
+    use crate::intake::event::EventStatus;
 
     fn ev(title: &str, labels: &[(&str, &str)]) -> StandardEvent {
         StandardEvent {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::event::{EventStatus, StandardEvent};
-use crate::hashing::{absorb, digest_parts, short_hex, Sha256};
-use crate::model::{AlertHead, Grouping, GroupingMethod, WindowType};
+use crate::hashing::{absorb, short_hex, Sha256};
+use crate::intake::event::{EventStatus, StandardEvent};
+use crate::model::AlertHead;
 
 /// What happened to one event, as the push response tells the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -247,7 +247,7 @@ pub fn next_head(
             // Only labels the alert lacks, and never past the 50-label limit.
             let mut labels = h.labels.clone();
             for (k, v) in &ev.labels {
-                if labels.len() >= crate::event::LABELS_MAX {
+                if labels.len() >= crate::intake::event::LABELS_MAX {
                     break;
                 }
                 labels.entry(k.clone()).or_insert_with(|| v.clone());
@@ -304,75 +304,6 @@ pub fn next_head(
 /// Whether the event changes what the incident shows as its severity set.
 pub fn raises_incident_severity(head: &AlertHead, ev: &StandardEvent) -> bool {
     !ev.event_status.is_ok() && ev.event_status != head.severity
-}
-
-/// The incident severity: the highest one in the set its alerts contributed.
-pub fn highest_severity<'a>(severities: impl IntoIterator<Item = &'a EventStatus>) -> EventStatus {
-    severities
-        .into_iter()
-        .copied()
-        .filter(|s| !s.is_ok())
-        .max_by_key(|s| s.rank())
-        .unwrap_or(EventStatus::Info)
-}
-
-/// The merge group of an alert under `rules` grouping: the first key group
-/// whose values the alert has (with `strict`, a missing value never matches;
-/// without, it counts as empty). `None`: the alert gets an incident of its own.
-pub fn group_key(grouping: &Grouping, ev: &StandardEvent) -> Option<String> {
-    if grouping.method != GroupingMethod::Rules {
-        return None;
-    }
-    for (index, keys) in grouping.equals.iter().enumerate() {
-        if keys.is_empty() {
-            continue;
-        }
-        let mut parts = vec![index.to_string()];
-        let mut complete = true;
-        for key in keys {
-            let value = match key.as_str() {
-                "title" => Some(ev.title.as_str()),
-                "severity" => Some(ev.event_status.as_str()),
-                other => other
-                    .strip_prefix("labels.")
-                    .and_then(|name| ev.labels.get(name))
-                    .map(String::as_str),
-            };
-            match value {
-                Some(v) => {
-                    parts.push(key.clone());
-                    parts.push(v.to_string());
-                }
-                None if grouping.strict => {
-                    complete = false;
-                    break;
-                }
-                None => {
-                    parts.push(key.clone());
-                    parts.push(String::new());
-                }
-            }
-        }
-        if complete {
-            let mut key = digest_parts(&parts);
-            key.truncate(32);
-            return Some(key);
-        }
-    }
-    None
-}
-
-/// Until when (unix ms) an incident opened or merged into at `now_ms` takes
-/// new alerts; 0 means until it closes.
-pub fn merge_deadline(grouping: &Grouping, incident_created_ms: i64, now_ms: i64) -> i64 {
-    if grouping.window_minutes == 0 {
-        return 0;
-    }
-    let window = i64::from(grouping.window_minutes) * 60_000;
-    match grouping.window_type {
-        WindowType::Tumbling => incident_created_ms + window,
-        WindowType::Sliding => now_ms + window,
-    }
 }
 
 #[cfg(test)]
@@ -602,61 +533,5 @@ mod tests {
         let b = fingerprint(&event(EventStatus::Warning, "t", &[("a", "2")], 2));
         assert_eq!(a.brief, b.brief);
         assert_ne!(a.content, b.content);
-    }
-
-    #[test]
-    fn highest_severity_ignores_ok() {
-        assert_eq!(
-            highest_severity(&[
-                EventStatus::Info,
-                EventStatus::Critical,
-                EventStatus::Warning
-            ]),
-            EventStatus::Critical
-        );
-        assert_eq!(highest_severity(&[EventStatus::Ok]), EventStatus::Info);
-    }
-
-    #[test]
-    fn grouping_keys() {
-        let mut g = Grouping {
-            method: GroupingMethod::Rules,
-            equals: vec![
-                vec!["labels.service".into(), "severity".into()],
-                vec!["title".into()],
-            ],
-            strict: true,
-            ..Default::default()
-        };
-        let a = event(EventStatus::Warning, "t", &[("service", "api")], 1);
-        let b = event(EventStatus::Warning, "other", &[("service", "api")], 1);
-        assert_eq!(group_key(&g, &a), group_key(&g, &b));
-        let c = event(EventStatus::Critical, "t", &[("service", "api")], 1);
-        assert_ne!(group_key(&g, &a), group_key(&g, &c));
-        // strict: no service label → falls through to the title group
-        let d = event(EventStatus::Warning, "t", &[], 1);
-        let e = event(EventStatus::Critical, "t", &[], 1);
-        assert_eq!(group_key(&g, &d), group_key(&g, &e));
-        assert_ne!(group_key(&g, &d), group_key(&g, &a));
-        g.equals = vec![vec!["labels.service".into()]];
-        assert_eq!(group_key(&g, &d), None);
-        g.strict = false;
-        assert!(group_key(&g, &d).is_some());
-        g.method = GroupingMethod::None;
-        assert_eq!(group_key(&g, &a), None);
-    }
-
-    #[test]
-    fn windows() {
-        let mut g = Grouping {
-            method: GroupingMethod::Rules,
-            window_minutes: 10,
-            ..Default::default()
-        };
-        assert_eq!(merge_deadline(&g, 1_000, 5_000), 1_000 + 600_000);
-        g.window_type = WindowType::Sliding;
-        assert_eq!(merge_deadline(&g, 1_000, 5_000), 5_000 + 600_000);
-        g.window_minutes = 0;
-        assert_eq!(merge_deadline(&g, 1_000, 5_000), 0);
     }
 }

@@ -29,10 +29,10 @@ use serde_json::Value;
 
 use super::{body_to_value, flex, from_value, ParseSettings, PushBody};
 use crate::error::{ApiError, ApiResult};
-use crate::event::{
+use crate::hashing::hex;
+use crate::intake::event::{
     event_time_to_ms, truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
-use crate::hashing::hex;
 
 #[derive(Deserialize)]
 struct Payload {
@@ -216,12 +216,18 @@ fn decode_content(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::TitleSource;
-    use crate::integrations::BodyFormat;
+    use crate::intake::event::TitleSource;
+    use crate::intake::integrations::BodyFormat;
     use serde_json::json;
 
-    const ALARM: &str = include_str!("../../../../shared/fixtures/jiankongbao/alarm.json");
-    const RECOVERY: &str = include_str!("../../../../shared/fixtures/jiankongbao/recovery.json");
+    const ALARM: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/jiankongbao/alarm.json"
+    ));
+    const RECOVERY: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/jiankongbao/recovery.json"
+    ));
 
     fn run(bytes: &[u8], format: BodyFormat, token: Option<&str>) -> ApiResult<Vec<ParsedEvent>> {
         parse(
@@ -299,7 +305,7 @@ mod tests {
                 ("task_name".to_string(), "shop homepage".to_string()),
             ]
         );
-        assert_eq!(ev.origin, crate::event::Origin::Vendor);
+        assert_eq!(ev.origin, crate::intake::event::Origin::Vendor);
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::conditions::{ConditionGroups, Matcher};
 use crate::error::{ApiError, ApiResult};
-use crate::event::StandardEvent;
+use crate::intake::event::StandardEvent;
+use crate::rules::conditions::{ConditionGroups, Matcher};
 
 pub const MAX_CASES: usize = 100;
 pub const MAX_CHANNELS_PER_ROUTE: usize = 20;
@@ -126,7 +126,7 @@ impl CompiledRoutes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventStatus;
+    use crate::intake::event::EventStatus;
 
     fn ev(labels: &[(&str, &str)]) -> StandardEvent {
         StandardEvent {

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::event::ParsedEvent;
+use crate::intake::event::ParsedEvent;
 
 pub mod aliyun_prometheus;
 pub mod blueking;

@@ -12,12 +12,12 @@ use tracing::Instrument;
 use crate::app::App;
 use crate::engine::Outcome;
 use crate::error::{ApiError, ApiResult};
-use crate::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
-use crate::http::{media_type, new_request_id, respond, Inbound, Outbound};
-use crate::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
+use crate::intake::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
+use crate::intake::http::{media_type, new_request_id, respond, Inbound, Outbound};
+use crate::intake::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
+use crate::intake::ratelimit::too_frequent;
 use crate::model::{Channel, Integration};
-use crate::ratelimit::too_frequent;
-use crate::routing::CompiledRoutes;
+use crate::rules::routing::CompiledRoutes;
 use crate::store::alerts::Applied;
 use crate::store::now_ms;
 

@@ -1,0 +1,11 @@
+//! The HTTP edge: where a push enters. The request is checked ([`http`],
+//! [`push`]), the sender's payload parsed by its [`integrations`] source, each
+//! alert normalised into the [`event`] shape (titles by [`template`]), and the
+//! integration's [`ratelimit`] consulted before anything is written.
+
+pub mod event;
+pub mod http;
+pub mod integrations;
+pub mod push;
+pub mod ratelimit;
+pub mod template;

@@ -10,6 +10,7 @@ pub struct App {
     /// How long a channel's settings may be served from this instance's memory.
     pub channel_cache_ttl: Duration,
     pub(crate) channels: crate::intake::push::ChannelCache,
+    pub(crate) routes: crate::intake::push::RoutesCache,
 }
 
 impl App {
@@ -18,6 +19,7 @@ impl App {
             store,
             channel_cache_ttl: Duration::from_secs(0),
             channels: Default::default(),
+            routes: Default::default(),
         }
     }
 

@@ -195,6 +195,9 @@ pub struct Integration {
     pub channel_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routes: Option<crate::rules::routing::Routes>,
+    /// Names the routes' current version; the key lookup carries only this.
+    #[serde(skip)]
+    pub routes_version: Option<String>,
     pub rate_limit: crate::intake::ratelimit::RateLimit,
     pub created_at: i64,
     #[serde(skip_serializing)]

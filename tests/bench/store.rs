@@ -545,12 +545,7 @@ async fn main() {
                     let items = vec![
                         put(head_to_item(&head)),
                         put(alert_record(&head, false)),
-                        put(event_item(
-                            &format!("bare{t}"),
-                            &sample_new,
-                            &fp.content,
-                            t0 + 86_400,
-                        )),
+                        put(event_item(&format!("bare{t}"), &sample_new, 1, t0 + 86_400)),
                         put(incident),
                     ];
                     let _ = client

@@ -21,12 +21,13 @@ pub const APP_KEY: &str = "test-app-key-0123456789";
 pub static UNLIMITED: std::sync::LazyLock<Value> =
     std::sync::LazyLock::new(|| json!({"per_second": 1_000_000, "per_minute": 1_000_000}));
 
+/// A sample payload from the repository's own fixtures (`shared/fixtures/`).
 pub fn fixture(path: &str) -> String {
-    let full = format!(
-        "{}/../../shared/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("fixture {full}: {e}"))
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent");
+    let full = workspace.join("shared").join("fixtures").join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
 }
 
 fn ensure_local_credentials() {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::engine::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
 use crate::intake::event::is_valid_label_key;
@@ -72,11 +73,13 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "incidents"], "GET") => list_incidents(app, req).await,
         (["api", "incidents", id], "GET") => get_incident(app, id).await,
         (["api", "incidents", id, "ack"], "POST") => Ok(json!(
-            app.store.acknowledge_incident(id, now_ms() / 1000).await?
+            app.store.act_on_incident(id, Action::Ack, now_ms()).await?
         )),
-        (["api", "incidents", id, "resolve"], "POST") => {
-            Ok(json!(app.store.resolve_incident(id, now_ms()).await?))
-        }
+        (["api", "incidents", id, "resolve"], "POST") => Ok(json!(
+            app.store
+                .act_on_incident(id, Action::Resolve, now_ms())
+                .await?
+        )),
         (["api", "alerts", id], "GET") => get_alert(app, id).await,
         (
             ["api", "channels"]
@@ -312,6 +315,7 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
         kind: kind.slug().to_string(),
         channel_id,
         routes,
+        routes_version: None,
         rate_limit,
         created_at: now_ms() / 1000,
         callback_token: body.callback_token.filter(|t| !t.is_empty()),

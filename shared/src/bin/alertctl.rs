@@ -81,6 +81,7 @@ async fn demo(store: &Store, now_s: i64) -> Result<(), String> {
             kind: kind.slug().into(),
             channel_id: Some(channel.channel_id.clone()),
             routes: None,
+            routes_version: None,
             rate_limit: Default::default(),
             created_at: now_s,
             callback_token: None,

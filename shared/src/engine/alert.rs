@@ -108,6 +108,16 @@ pub fn decide(
         if ev.event_time_ms == h.last_time_ms && retry {
             return Decision::Nothing(Outcome::AlreadyApplied);
         }
+        // Ties: a recovery is final. A firing stamped with the very time of
+        // the `Ok` that closed the alert (or left the mark) is a retry or a
+        // race the `Ok` already answered, not a new outage.
+        if !h.active
+            && h.event_status.is_ok()
+            && !ev.event_status.is_ok()
+            && ev.event_time_ms == h.last_time_ms
+        {
+            return Decision::Nothing(Outcome::Ignored);
+        }
         if h.active {
             if ev.event_status.is_ok() {
                 return Decision::Recover;
@@ -244,14 +254,7 @@ pub fn next_head(
             ..h.clone()
         }),
         (Decision::Recover, Some(h), _) => {
-            // Only labels the alert lacks, and never past the 50-label limit.
-            let mut labels = h.labels.clone();
-            for (k, v) in &ev.labels {
-                if labels.len() >= crate::intake::event::LABELS_MAX {
-                    break;
-                }
-                labels.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+            let labels = labels_after_recovery(&h.labels, &ev.labels);
             Some(AlertHead {
                 active: false,
                 event_status: EventStatus::Ok,
@@ -268,6 +271,8 @@ pub fn next_head(
             })
         }
         (Decision::Watermark, Some(h), _) => Some(AlertHead {
+            // The mark of an `Ok`: a firing at this very time is a tie it wins.
+            event_status: EventStatus::Ok,
             last_time_ms: ev.event_time_ms,
             recent_contents: recent_contents.clone(),
             version,
@@ -299,6 +304,31 @@ pub fn next_head(
         }),
         _ => None,
     }
+}
+
+/// A recovery adds only labels the alert lacks, never past the 50-label
+/// limit nor the label byte budget, so that an `Ok` can always be stored.
+pub fn labels_after_recovery(
+    alert: &BTreeMap<String, String>,
+    recovery: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    use crate::intake::event::{label_bytes, LABELS_MAX, LABELS_MAX_BYTES};
+    let mut labels = alert.clone();
+    let mut used: usize = labels.iter().map(|(k, v)| label_bytes(k, v)).sum();
+    for (k, v) in recovery {
+        if labels.len() >= LABELS_MAX {
+            break;
+        }
+        if labels.contains_key(k) {
+            continue;
+        }
+        used += label_bytes(k, v);
+        if used > LABELS_MAX_BYTES {
+            break;
+        }
+        labels.insert(k.clone(), v.clone());
+    }
+    labels
 }
 
 /// Whether the event changes what the incident shows as its severity set.

@@ -16,8 +16,13 @@ pub const LABELS_MAX: usize = 50;
 pub const LABEL_KEY_MAX_CHARS: usize = 128;
 pub const LABEL_VALUE_MAX_CHARS: usize = 2048;
 /// Event times further ahead than this are taken as sender clock errors and
-/// clamped to the time of receipt, so one bad clock cannot pin an alert forever.
-pub const MAX_FUTURE_SKEW_MS: i64 = 10 * 60 * 1000;
+/// replaced by the time of receipt (SPEC section 3), so one bad clock cannot
+/// make a key's real events look stale.
+pub const MAX_FUTURE_SKEW_MS: i64 = 60 * 1000;
+/// The most label text (keys and values, UTF-8 bytes) an event or an alert
+/// carries. Fifty labels of 2,048 four-byte characters would be 400 KiB, past
+/// DynamoDB's item limit; labels past this budget are left off.
+pub const LABELS_MAX_BYTES: usize = 64 * 1024;
 /// Numbers at or above this are milliseconds; below, seconds (1e11 s is the year 5138).
 const MILLIS_THRESHOLD: i64 = 100_000_000_000;
 
@@ -260,10 +265,34 @@ fn normalise_labels(
     Ok(labels)
 }
 
+/// The bytes a label costs against [`LABELS_MAX_BYTES`].
+pub fn label_bytes(key: &str, value: &str) -> usize {
+    key.len() + value.len()
+}
+
+/// Keep labels in name order while they fit the byte budget; the first one
+/// that does not fit and every one after it are left off.
+pub fn keep_within_label_budget(labels: &mut BTreeMap<String, String>) {
+    let mut used = 0;
+    let mut cut: Option<String> = None;
+    for (k, v) in labels.iter() {
+        used += label_bytes(k, v);
+        if used > LABELS_MAX_BYTES {
+            cut = Some(k.clone());
+            break;
+        }
+    }
+    if let Some(first_left_off) = cut {
+        let dropped = labels.split_off(&first_left_off).len();
+        tracing::info!(dropped, "labels past the byte budget were left off");
+    }
+}
+
 /// Apply the limits and defaults of SPEC section 3. Truncates where the spec
 /// says truncate and refuses (naming the field and the limit) where it says refuse.
 pub fn normalise(event: IncomingEvent, ctx: &NormaliseContext<'_>) -> ApiResult<StandardEvent> {
-    let labels = normalise_labels(event.origin, event.labels)?;
+    let mut labels = normalise_labels(event.origin, event.labels)?;
+    keep_within_label_budget(&mut labels);
 
     let alert_key = match event.alert_key {
         Some(k) if k.chars().count() > ALERT_KEY_MAX_CHARS => {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
@@ -24,7 +25,15 @@ use crate::store::now_ms;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const PUSH_PATH_PREFIX: &str = "/event/push/alert/";
 
+/// Events of distinct alert keys applied at once, per push.
+pub const PUSH_CONCURRENCY: usize = 32;
+
 pub type ChannelCache = Arc<Mutex<HashMap<String, (Instant, Channel)>>>;
+/// One event of a chain: its result slot, the event and its channel.
+type ChainLink = (usize, Arc<StandardEvent>, Arc<Channel>);
+
+/// Compiled routes per integration, with the version they were compiled from.
+pub type RoutesCache = Arc<Mutex<HashMap<String, (String, Arc<CompiledRoutes>)>>>;
 
 /// The push handler every integration function runs.
 pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outbound {
@@ -122,6 +131,8 @@ pub fn prepare_events(
 }
 
 async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Value> {
+    // The time of receipt: event times are judged against it (SPEC section 3).
+    let received_ms = now_ms();
     let format = check_request(kind, req)?;
     let key = req
         .query
@@ -144,85 +155,200 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
             kind.slug()
         )));
     }
-    let now = now_ms();
     let body = PushBody {
         bytes: &req.body,
         format,
     };
-    let events = prepare_events(kind, &body, &integration, now)?;
-    let targets = route_events(&integration, &events)?;
+    let events = prepare_events(kind, &body, &integration, received_ms)?;
+    let targets = route_events(app, &integration, &events).await?;
 
     // Every channel must exist, and the rate limit admit the request, before the first write.
-    let mut channels: HashMap<String, Channel> = HashMap::new();
+    let mut channels: HashMap<String, Arc<Channel>> = HashMap::new();
     for id in targets.iter().flatten() {
         if !channels.contains_key(id) {
-            channels.insert(id.clone(), channel(app, id).await?);
+            channels.insert(id.clone(), Arc::new(channel(app, id).await?));
         }
     }
     if let Some(minute_full) = app
         .store
-        .admit_request(&integration.integration_id, &integration.rate_limit, now)
+        .admit_request(
+            &integration.integration_id,
+            &integration.rate_limit,
+            received_ms,
+        )
         .await?
     {
-        return Err(too_frequent(&integration.rate_limit, minute_full, now));
+        return Err(too_frequent(
+            &integration.rate_limit,
+            minute_full,
+            received_ms,
+        ));
     }
 
+    // One result slot per (event, channel), in payload order. Events of one
+    // (channel, alert key) form a chain applied in order; chains run concurrently.
     let mut keys = Vec::with_capacity(events.len());
-    let mut results = Vec::with_capacity(events.len());
+    let mut slots: Vec<Option<Applied>> = Vec::new();
+    let mut chains: Vec<Vec<ChainLink>> = Vec::new();
+    let mut chain_of: HashMap<(String, String), usize> = HashMap::new();
     for (event, channel_ids) in events.into_iter().zip(targets) {
         match event {
             Ok(ev) => {
                 keys.push(ev.alert_key.clone());
+                let ev = Arc::new(ev);
                 for id in channel_ids {
                     let channel = channels
                         .get(&id)
+                        .cloned()
                         .ok_or_else(|| ApiError::internal("channel vanished"))?;
-                    let mut applied = app.store.apply_event(channel, &ev, now).await?;
-                    applied.channel_id = Some(id);
-                    results.push(applied);
+                    let chain = *chain_of
+                        .entry((id, ev.alert_key.clone()))
+                        .or_insert_with(|| {
+                            chains.push(Vec::new());
+                            chains.len() - 1
+                        });
+                    chains[chain].push((slots.len(), Arc::clone(&ev), channel));
+                    slots.push(None);
                 }
             }
             Err(ignored) => {
                 keys.push(ignored.alert_key.clone());
-                results.push(ignored);
+                slots.push(Some(ignored));
             }
         }
     }
+    let shared_integration = integration
+        .routes_version
+        .is_some()
+        .then_some(integration.integration_id.as_str());
+    let applied: Vec<Vec<(usize, ApiResult<Applied>)>> = stream::iter(chains)
+        .map(|chain| async move {
+            let mut done = Vec::with_capacity(chain.len());
+            for (slot, ev, channel) in chain {
+                let result = app
+                    .store
+                    .apply_event_via(&channel, &ev, received_ms, shared_integration)
+                    .await
+                    .map(|mut a| {
+                        a.channel_id = Some(channel.channel_id.clone());
+                        a
+                    });
+                let failed = result.is_err();
+                done.push((slot, result));
+                if failed {
+                    // Later events of this key wait for a re-send, in order.
+                    break;
+                }
+            }
+            done
+        })
+        .buffer_unordered(PUSH_CONCURRENCY)
+        .collect()
+        .await;
+    for (slot, result) in applied.into_iter().flatten() {
+        slots[slot] = Some(result?);
+    }
+    let results = slots
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::internal("an event was not applied"))?;
     Ok(response_data(kind, keys, results))
 }
 
 /// The channels each event goes to: the integration's own, or its routes'.
-/// An event no route takes refuses the whole push, before anything is written.
-fn route_events(
+/// An `Ok` also goes wherever its key's firing went (its routes may not match
+/// an `Ok`, which carries no severity and maybe fewer labels). An event no
+/// route takes refuses the whole push, before anything is written.
+async fn route_events(
+    app: &App,
     integration: &Integration,
     events: &[Result<StandardEvent, Applied>],
 ) -> ApiResult<Vec<Vec<String>>> {
-    match (&integration.routes, &integration.channel_id) {
-        (Some(routes), _) => {
-            let compiled = CompiledRoutes::compile(routes)?;
-            events
-                .iter()
-                .map(|e| match e {
-                    Ok(ev) => {
-                        let channels = compiled.channels_for(ev);
-                        if channels.is_empty() {
-                            Err(ApiError::invalid(format!(
-                                "routes: no route matched the event with alert_key {:?} and the integration has no default route",
-                                ev.alert_key
-                            )))
-                        } else {
-                            Ok(channels)
-                        }
-                    }
-                    Err(_) => Ok(Vec::new()),
-                })
-                .collect()
+    let compiled = match (&integration.routes_version, &integration.channel_id) {
+        (Some(version), _) => compiled_routes(app, integration, version).await?,
+        (None, Some(channel_id)) => {
+            return Ok(events.iter().map(|_| vec![channel_id.clone()]).collect())
         }
-        (None, Some(channel_id)) => Ok(events.iter().map(|_| vec![channel_id.clone()]).collect()),
-        (None, None) => Err(ApiError::internal(
-            "integration has neither a channel nor routes",
-        )),
+        (None, None) => {
+            return Err(ApiError::internal(
+                "integration has neither a channel nor routes",
+            ))
+        }
+    };
+    let recovering: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.as_ref().ok())
+        .filter(|ev| ev.event_status.is_ok())
+        .map(|ev| ev.alert_key.clone())
+        .collect();
+    let remembered: HashMap<String, Vec<String>> = stream::iter(recovering)
+        .map(|alert_key| async move {
+            let channels = app
+                .store
+                .remembered_channels(&integration.integration_id, &alert_key)
+                .await?;
+            Ok::<_, ApiError>((alert_key, channels))
+        })
+        .buffer_unordered(PUSH_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<ApiResult<_>>()?;
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| match e {
+            Ok(ev) => {
+                let mut channels = compiled.channels_for(ev);
+                for id in remembered.get(&ev.alert_key).into_iter().flatten() {
+                    if !channels.contains(id) {
+                        channels.push(id.clone());
+                    }
+                }
+                if channels.is_empty() {
+                    Err(ApiError::invalid(format!(
+                        "routes: no route matched event {i} and the integration has no default route"
+                    )))
+                } else {
+                    Ok(channels)
+                }
+            }
+            Err(_) => Ok(Vec::new()),
+        })
+        .collect()
+}
+
+/// An integration's routes, compiled once per instance and kept while the
+/// key lookup (strongly consistent, on every push) names the same version.
+async fn compiled_routes(
+    app: &App,
+    integration: &Integration,
+    version: &str,
+) -> ApiResult<Arc<CompiledRoutes>> {
+    if let Ok(cache) = app.routes.lock() {
+        if let Some((cached, compiled)) = cache.get(&integration.integration_id) {
+            if cached == version {
+                return Ok(Arc::clone(compiled));
+            }
+        }
     }
+    let record = app
+        .store
+        .get_integration(&integration.integration_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("integration record vanished"))?;
+    let routes = record
+        .routes
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("shared integration without routes"))?;
+    let compiled = Arc::new(CompiledRoutes::compile(routes)?);
+    if let (Ok(mut cache), Some(read_version)) = (app.routes.lock(), record.routes_version) {
+        cache.insert(
+            integration.integration_id.clone(),
+            (read_version, Arc::clone(&compiled)),
+        );
+    }
+    Ok(compiled)
 }
 
 /// One result per (event, channel). Single-alert integrations answer

@@ -12,10 +12,23 @@ use aws_sdk_dynamodb::types::{
 
 use super::items::*;
 use super::{build_error, storage_error, Store, GSI1, GSI2};
+use futures_util::StreamExt;
+
+use crate::engine::{self, Action, Change, ClosedBy, Refusal, Transition};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
 use crate::intake::ratelimit::RateLimit;
 use crate::model::{Alert, Channel, Incident, IncidentStatus, Integration};
+
+/// Alerts closed at once by a manual resolve.
+const SWEEP_CONCURRENCY: usize = 32;
+
+const IKEY_SK: &str = "IKEY";
+
+/// A short digest of the routes' JSON: changes whenever they do.
+fn routes_version(json: &str) -> String {
+    sha256_hex(json)[..16].to_string()
+}
 
 fn ikey_pk(key_hash: &str) -> String {
     format!("IKEY#{key_hash}")
@@ -44,7 +57,12 @@ fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> Ap
     if let Some(r) = &i.routes {
         let json = serde_json::to_string(r)
             .map_err(|e| ApiError::internal(format!("could not encode routes: {e}")))?;
-        item.insert("routes".into(), s(json));
+        // The key lookup item, read on every push, stays small: it names the
+        // routes' version, and instances keep the compiled routes of that version.
+        item.insert("routes_version".into(), s(routes_version(&json)));
+        if sk != IKEY_SK {
+            item.insert("routes".into(), s(json));
+        }
     }
     if let Some(t) = &i.callback_token {
         item.insert("callback_token".into(), s(t));
@@ -57,6 +75,7 @@ fn item_to_integration(item: &Item) -> ApiResult<Integration> {
         .map(|json| serde_json::from_str(&json))
         .transpose()
         .map_err(|_| ApiError::internal("stored item has malformed `routes`"))?;
+    let routes_version = get_opt_s(item, "routes_version");
     let default = RateLimit::default();
     let rate = |name: &str, fallback: u32| {
         get_opt_n(item, name)
@@ -69,6 +88,7 @@ fn item_to_integration(item: &Item) -> ApiResult<Integration> {
         kind: get_s(item, "kind")?,
         channel_id: get_opt_s(item, "channel_id"),
         routes,
+        routes_version,
         rate_limit: RateLimit {
             per_second: rate("rate_per_second", default.per_second),
             per_minute: rate("rate_per_minute", default.per_minute),
@@ -297,7 +317,7 @@ impl Store {
         &self,
         integration_key: &str,
     ) -> ApiResult<Option<Integration>> {
-        self.get(ikey_pk(&sha256_hex(integration_key)), "IKEY")
+        self.get(ikey_pk(&sha256_hex(integration_key)), IKEY_SK)
             .await?
             .as_ref()
             .map(item_to_integration)
@@ -509,37 +529,175 @@ impl Store {
         })
     }
 
-    /// Set an incident's status, with its index keys (the listing reads them),
-    /// `updated_at`, and the `extra_set` assignments, if `condition` holds
-    /// (`:to` is the new status). A failed condition is not an error: the
-    /// caller reads the incident back and decides.
-    async fn move_incident(
+    /// Apply a person's action to an incident: the engine decides the
+    /// change from the status read, and it is written only if the status is
+    /// still that one (else read again and decide again).
+    pub async fn act_on_incident(
+        &self,
+        incident_id: &str,
+        action: Action,
+        now_ms: i64,
+    ) -> ApiResult<Incident> {
+        for _ in 0..5 {
+            let incident = self.require_incident(incident_id).await?;
+            let change = match engine::decide_action(incident.status, action) {
+                Ok(Some(change)) => change,
+                Ok(None) => return Ok(incident),
+                Err(Refusal(why)) => {
+                    return Err(ApiError::invalid(format!("incident {incident_id}: {why}")))
+                }
+            };
+            if let Transition::Resolve(_) = change.transition {
+                self.seal_and_sweep(&incident, now_ms).await?;
+            }
+            if self
+                .write_incident_change(&incident, change, now_ms / 1000)
+                .await?
+            {
+                return self.require_incident(incident_id).await;
+            }
+        }
+        Err(ApiError::internal(
+            "the incident kept changing concurrently; retry",
+        ))
+    }
+
+    /// Write a decided change: status, its index keys (the listing reads
+    /// them), the transition's timestamps, if the status is still `from`.
+    /// `Ok(false)`: it was not.
+    async fn write_incident_change(
         &self,
         incident: &Incident,
-        to: IncidentStatus,
-        extra_set: &str,
-        condition: &str,
-        extra_values: &[(&str, AttributeValue)],
+        change: Change,
         now_s: i64,
-    ) -> ApiResult<()> {
-        let mut request = self
+    ) -> ApiResult<bool> {
+        let extra = match change.transition {
+            Transition::Ack => "SET acknowledged_at = :now",
+            Transition::Unack => "REMOVE acknowledged_at",
+            Transition::Resolve(ClosedBy::Manual) => {
+                "SET closed_at = :now, active_alert_count = :zero, closed_by = :manual"
+            }
+            Transition::Reopen => "REMOVE closed_at, sealed, closed_by",
+            // Opening, merging and auto-closing are written by the push path.
+            Transition::Open | Transition::Merge | Transition::Resolve(ClosedBy::Auto) => {
+                return Err(ApiError::internal("not a management transition"))
+            }
+        };
+        let (set_extra, remove) = match extra.strip_prefix("SET ") {
+            Some(set) => (format!(", {set}"), String::new()),
+            None => (String::new(), format!(" {extra}")),
+        };
+        let to = change.to;
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(incident_pk(&incident.incident_id), INCIDENT_SK)))
             .update_expression(format!(
-                "SET #st = :to, updated_at = :now, gsi1pk = :scope, gsi2pk = :scope_all, {extra_set}"
+                "SET #st = :to, updated_at = :now, gsi1pk = :scope, gsi2pk = :scope_all{set_extra}{remove}"
             ))
-            .condition_expression(condition)
+            .condition_expression("#st = :from")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":to", s(to.as_str()))
-            .expression_attribute_values(":now", n(now_s))
-            .expression_attribute_values(":scope", s(incident_scope(&incident.channel_id, to)))
-            .expression_attribute_values(":scope_all", s(incident_scope_all(to)));
-        for (name, value) in extra_values {
-            request = request.expression_attribute_values(*name, value.clone());
+            .set_expression_attribute_values({
+                let mut values = HashMap::from([
+                    (":from".to_string(), s(change.from.as_str())),
+                    (":to".to_string(), s(to.as_str())),
+                    (":now".to_string(), n(now_s)),
+                    (":scope".to_string(), s(incident_scope(&incident.channel_id, to))),
+                    (":scope_all".to_string(), s(incident_scope_all(to))),
+                ]);
+                if set_extra.contains(":zero") {
+                    values.insert(":zero".to_string(), n(0));
+                }
+                if set_extra.contains(":manual") {
+                    values.insert(":manual".to_string(), s("manual"));
+                }
+                Some(values)
+            })
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(storage_error("UpdateItem", err)),
         }
-        match request.send().await {
+    }
+
+    /// Before a manual close: seal the incident (it takes no new alert from
+    /// here on), then close every open alert of it. Only then is the incident
+    /// marked closed, so no event can land on an alert of a closed incident;
+    /// a resolve cut short leaves an open, sealed incident that resolving
+    /// again finishes.
+    async fn seal_and_sweep(&self, incident: &Incident, now_ms: i64) -> ApiResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(incident_pk(&incident.incident_id), INCIDENT_SK)))
+            .update_expression("SET sealed = :true")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| storage_error("UpdateItem", e))?;
+        let open: Vec<(String, String, String)> = self
+            .alert_records_of(&incident.incident_id)
+            .await?
+            .iter()
+            .filter(|r| !get_bool(r, "archived").unwrap_or(false))
+            .map(|r| {
+                Ok((
+                    get_s(r, "channel_id")?,
+                    get_s(r, "alert_key")?,
+                    get_s(r, "alert_id")?,
+                ))
+            })
+            .collect::<ApiResult<_>>()?;
+        let now_s = now_ms / 1000;
+        let closes = open.into_iter().map(|(channel_id, alert_key, alert_id)| {
+            let store = self.clone();
+            async move {
+                store
+                    .close_alert(&channel_id, &alert_key, &alert_id, now_s)
+                    .await
+            }
+        });
+        let results: Vec<ApiResult<()>> = futures_util::stream::iter(closes)
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Close the alert of `(channel, key)` if it is still `alert_id` and open.
+    async fn close_alert(
+        &self,
+        channel_id: &str,
+        alert_key: &str,
+        alert_id: &str,
+        now_s: i64,
+    ) -> ApiResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(head_pk(channel_id, alert_key), HEAD_SK)))
+            .update_expression("SET active = :false, closed_at = :now ADD version :one")
+            .condition_expression("alert_id = :alert AND active = :true")
+            .expression_attribute_values(":alert", s(alert_id))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now_s))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(()),
             Err(err)
                 if matches!(
@@ -553,92 +711,30 @@ impl Store {
         }
     }
 
-    /// Acknowledge: `Triggered` → `Processing`. Acknowledging again is a no-op.
-    pub async fn acknowledge_incident(&self, incident_id: &str, now_s: i64) -> ApiResult<Incident> {
-        let incident = self.require_incident(incident_id).await?;
-        match incident.status {
-            IncidentStatus::Processing => return Ok(incident),
-            IncidentStatus::Closed => {
-                return Err(ApiError::invalid(format!(
-                    "incident {incident_id} is closed and cannot be acknowledged"
-                )))
-            }
-            IncidentStatus::Triggered => {}
-        }
-        self.move_incident(
-            &incident,
-            IncidentStatus::Processing,
-            "acknowledged_at = :now",
-            "#st = :triggered",
-            &[(":triggered", s(IncidentStatus::Triggered.as_str()))],
-            now_s,
-        )
-        .await?;
-        let after = self.require_incident(incident_id).await?;
-        if after.status == IncidentStatus::Closed {
-            return Err(ApiError::invalid(format!(
-                "incident {incident_id} is closed and cannot be acknowledged"
-            )));
-        }
-        Ok(after)
-    }
-
-    /// Close the incident by hand, then close each of its open alerts. The
-    /// incident is closed first, so no alert can join it while we sweep;
-    /// resolving again finishes a sweep that was interrupted.
-    pub async fn resolve_incident(&self, incident_id: &str, now_ms: i64) -> ApiResult<Incident> {
-        let incident = self.require_incident(incident_id).await?;
-        let now_s = now_ms / 1000;
-        if incident.status != IncidentStatus::Closed {
-            self.move_incident(
-                &incident,
-                IncidentStatus::Closed,
-                "closed_at = :now, active_alert_count = :zero",
-                "#st <> :to",
-                &[(":zero", n(0))],
-                now_s,
-            )
-            .await?;
-        }
-        // One conditional update per open alert: it closes the alert only if
-        // the key still holds this alert, and cannot lose a race to a push.
-        for record in self.incident_partition(incident_id).await? {
-            if !get_opt_s(&record, "sk").is_some_and(|sk| sk.starts_with("ALERT#"))
-                || get_bool(&record, "archived").unwrap_or(false)
-            {
-                continue;
-            }
-            let result = self
+    /// The alert records of an incident, only the fields a sweep needs.
+    async fn alert_records_of(&self, incident_id: &str) -> ApiResult<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
                 .client
-                .update_item()
+                .query()
                 .table_name(&self.table)
-                .set_key(Some(key(
-                    head_pk(
-                        &get_s(&record, "channel_id")?,
-                        &get_s(&record, "alert_key")?,
-                    ),
-                    HEAD_SK,
-                )))
-                .update_expression("SET active = :false, closed_at = :now ADD version :one")
-                .condition_expression("alert_id = :alert AND active = :true")
-                .expression_attribute_values(":alert", s(get_s(&record, "alert_id")?))
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":false", AttributeValue::Bool(false))
-                .expression_attribute_values(":now", n(now_s))
-                .expression_attribute_values(":one", n(1))
+                .key_condition_expression("pk = :pk AND begins_with(sk, :alert)")
+                .expression_attribute_values(":pk", s(incident_pk(incident_id)))
+                .expression_attribute_values(":alert", s("ALERT#"))
+                .projection_expression("channel_id, alert_key, alert_id, archived")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
                 .send()
-                .await;
-            if let Err(err) = result {
-                if !matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) {
-                    // The incident is closed; resolving again finishes the sweep.
-                    return Err(storage_error("UpdateItem", err));
-                }
+                .await
+                .map_err(|e| storage_error("Query", e))?;
+            out.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(out),
             }
         }
-        self.require_incident(incident_id).await
     }
 
     /// Heads in bulk (for tests and recounts).

@@ -5,28 +5,37 @@
 //! touches several items is one transaction. When a condition fails, the
 //! state is read again and the engine asked again, a bounded number of times.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
+    AttributeValue, CancellationReason, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::Serialize;
 
 use super::items::*;
+use super::merge::Joiner;
 use super::{build_error, storage_error, Store};
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
 use crate::intake::event::StandardEvent;
-use crate::model::{AlertHead, Channel, IncidentStatus, WindowType};
+use crate::model::{AlertHead, Channel, IncidentStatus};
 
-/// Conflicts (another instance wrote first) are retried up to this many times by default.
-pub const MAX_ATTEMPTS: u32 = 16;
+/// Conflicts (another instance wrote first) are retried, with fresh state,
+/// until this much time has passed since the event's first attempt. A storm
+/// of merges into one incident from many instances drains at the rate the
+/// incident item takes writes; the budget keeps every push inside the
+/// function's 15 s timeout.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(10);
+/// And at most this many attempts (tests lower it to provoke exhaustion).
+pub const MAX_ATTEMPTS: u32 = 10_000;
+/// How long a shared integration remembers the channels a key's firing went
+/// to, so that its `Ok` reaches them whatever the routes say about an `Ok`.
+pub const ROUTE_MEMORY_SECS: i64 = 90 * 86_400;
 
 /// What one event did, as the push response reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,7 +65,8 @@ impl Applied {
 }
 
 /// Why a write did not happen.
-enum WriteFailure {
+#[derive(Clone)]
+pub(crate) enum WriteFailure {
     /// Someone changed what we read: read again.
     Conflict,
     /// Only the incident was not as guessed; the head read is still good.
@@ -87,12 +97,28 @@ impl Store {
         ev: &StandardEvent,
         now_ms: i64,
     ) -> ApiResult<Applied> {
+        self.apply_event_via(channel, ev, now_ms, None).await
+    }
+
+    /// [`Store::apply_event`] for an event that a shared integration routed:
+    /// a new alert records its channel under `(integration, alert_key)`, so
+    /// that the key's `Ok` finds it ([`Store::remembered_channels`]).
+    pub async fn apply_event_via(
+        &self,
+        channel: &Channel,
+        ev: &StandardEvent,
+        now_ms: i64,
+        shared_integration: Option<&str>,
+    ) -> ApiResult<Applied> {
         let fp = engine::fingerprint(ev);
         let mut hints = Hints::default();
-        for attempt in 0..self.max_attempts {
+        let started = Instant::now();
+        let mut attempt = 0;
+        while attempt < self.max_attempts && started.elapsed() < self.retry_budget {
             if attempt > 0 {
                 backoff(attempt).await;
             }
+            attempt += 1;
             let head = match hints.head.take() {
                 Some(head) => head,
                 None if ev.event_status.is_ok() => {
@@ -124,8 +150,16 @@ impl Store {
                         .await
                 }
                 Decision::Open => {
-                    self.write_open(channel, head.as_ref(), ev, &fp, now_ms, &mut hints)
-                        .await
+                    self.write_open(
+                        channel,
+                        head.as_ref(),
+                        ev,
+                        &fp,
+                        now_ms,
+                        shared_integration,
+                        &mut hints,
+                    )
+                    .await
                 }
             };
             match result {
@@ -174,8 +208,7 @@ impl Store {
             "conflict retries exhausted"
         );
         Err(ApiError::internal(format!(
-            "too many concurrent changes to this alert; gave up after {} attempts, nothing was written; retry the request",
-            self.max_attempts
+            "too many concurrent changes to this alert; gave up after {attempt} attempts, nothing was written; retry the request"
         )))
     }
 
@@ -276,17 +309,25 @@ impl Store {
             .map_err(|e| WriteFailure::Fatal(build_error(e)))
     }
 
+    /// The event's place in its alert's history: `sequence` is the alert's
+    /// event count once it is applied, unique per alert, so a stored event is
+    /// never overwritten (history is append-only).
     fn event_put(
         &self,
-        alert_id: &str,
+        next: &AlertHead,
         ev: &StandardEvent,
-        fp: &Fingerprint,
         now_ms: i64,
     ) -> Result<Put, WriteFailure> {
         let expires_at = now_ms / 1000 + self.event_retention_secs;
         Put::builder()
             .table_name(&self.table)
-            .set_item(Some(event_item(alert_id, ev, &fp.content, expires_at)))
+            .set_item(Some(event_item(
+                &next.alert_id,
+                ev,
+                next.event_count,
+                expires_at,
+            )))
+            .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| WriteFailure::Fatal(build_error(e)))
     }
@@ -375,7 +416,7 @@ impl Store {
                 .put(self.head_put(&next, head)?)
                 .build(),
             TransactWriteItem::builder()
-                .put(self.event_put(&next.alert_id, ev, fp, now_ms)?)
+                .put(self.event_put(&next, ev, now_ms)?)
                 .build(),
         ];
         // Always conditional on the incident being open: an alert whose
@@ -491,7 +532,7 @@ impl Store {
                 .put(self.head_put(&next, head)?)
                 .build(),
             TransactWriteItem::builder()
-                .put(self.event_put(&next.alert_id, ev, fp, now_ms)?)
+                .put(self.event_put(&next, ev, now_ms)?)
                 .build(),
             TransactWriteItem::builder().update(update).build(),
         ];
@@ -499,6 +540,7 @@ impl Store {
         Ok(Applied::new(ev, Outcome::Recovered, Some(&next)))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_open(
         &self,
         channel: &Channel,
@@ -506,6 +548,7 @@ impl Store {
         ev: &StandardEvent,
         fp: &Fingerprint,
         now_ms: i64,
+        shared_integration: Option<&str>,
         hints: &mut Hints,
     ) -> Result<Applied, WriteFailure> {
         let group = engine::group_key(&channel.grouping, ev);
@@ -551,7 +594,7 @@ impl Store {
                 .put(self.plain_put(alert_record(&next, false))?)
                 .build(),
             TransactWriteItem::builder()
-                .put(self.event_put(&alert_id, ev, fp, now_ms)?)
+                .put(self.event_put(&next, ev, now_ms)?)
                 .build(),
         ];
         if let Some(previous) = head.filter(|p| !p.alert_id.is_empty()) {
@@ -562,103 +605,151 @@ impl Store {
                     .build(),
             );
         }
-        let incident_index = items.len();
-        let severity_set = AttributeValue::Ss(vec![ev.event_status.as_str().to_string()]);
-        match &existing {
-            Some(id) => {
-                let mut update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(incident_pk(id), INCIDENT_SK)))
-                    .condition_expression(
-                        "attribute_exists(pk) AND #st <> :closed AND (merge_deadline = :zero OR merge_deadline > :now_ms)",
-                    )
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":closed", s(IncidentStatus::Closed.as_str()))
-                    .expression_attribute_values(":zero", n(0))
-                    .expression_attribute_values(":now_ms", n(now_ms))
-                    .expression_attribute_values(":now", n(now_ms / 1000))
-                    .expression_attribute_values(":one", n(1))
-                    .expression_attribute_values(":sev", severity_set)
-                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-                update = if channel.grouping.window_type == WindowType::Sliding
-                    && channel.grouping.window_minutes > 0
-                {
-                    update
-                        .update_expression(
-                            "SET updated_at = :now, merge_deadline = :deadline \
-                             ADD alert_count :one, active_alert_count :one, severities :sev",
-                        )
-                        .expression_attribute_values(
-                            ":deadline",
-                            n(engine::merge_deadline(&channel.grouping, now_ms, now_ms)),
-                        )
-                } else {
-                    update.update_expression(
-                        "SET updated_at = :now ADD alert_count :one, active_alert_count :one, severities :sev",
-                    )
-                };
-                let update = update
-                    .build()
-                    .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-                items.push(TransactWriteItem::builder().update(update).build());
-            }
-            None => {
-                let incident = new_incident_item(&NewIncident {
-                    incident_id: &incident_id,
-                    channel_id: &channel.channel_id,
-                    title: &ev.title,
-                    labels: &ev.labels,
-                    severity: ev.event_status,
+        if let Some(integration_id) = shared_integration {
+            items.push(self.route_memory_update(integration_id, channel, ev, now_ms)?);
+        }
+        if let Some(id) = &existing {
+            let bytes = 2 * item_bytes(&head_to_item(&next)) + 2 * 1024;
+            let joined = self
+                .join_incident(
+                    id,
+                    &channel.grouping,
                     now_ms,
-                    merge_deadline_ms: if group.is_some() {
-                        engine::merge_deadline(&channel.grouping, now_ms, now_ms)
-                    } else {
-                        0
+                    Joiner {
+                        head_pk: head_pk(&channel.channel_id, &ev.alert_key),
+                        items,
+                        severity: ev.event_status,
+                        bytes,
                     },
-                    group_key: group.as_deref(),
-                });
-                let put = Put::builder()
+                )
+                .await;
+            return match joined {
+                Ok(()) => Ok(Applied::new(ev, Outcome::Merged, Some(&next))),
+                Err(WriteFailure::Conflict) => {
+                    // The group pointer may have moved: read it again next time.
+                    hints.group = None;
+                    hints.group_incident_unusable = false;
+                    Err(WriteFailure::Conflict)
+                }
+                Err(other) => Err(other),
+            };
+        }
+
+        let incident_index = items.len();
+        let incident = new_incident_item(&NewIncident {
+            incident_id: &incident_id,
+            channel_id: &channel.channel_id,
+            title: &ev.title,
+            labels: &ev.labels,
+            severity: ev.event_status,
+            now_ms,
+            merge_deadline_ms: if group.is_some() {
+                engine::merge_deadline(&channel.grouping, now_ms, now_ms)
+            } else {
+                0
+            },
+            group_key: group.as_deref(),
+        });
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(incident))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+        items.push(TransactWriteItem::builder().put(put).build());
+        if let Some(g) = &group {
+            let mut pointer = key(group_pk(&channel.channel_id, g), "GROUP");
+            pointer.insert("incident_id".into(), s(&incident_id));
+            let builder = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(pointer));
+            let builder = match &hints.group {
+                Some(Some(old)) => builder
+                    .condition_expression("incident_id = :old")
+                    .expression_attribute_values(":old", s(old)),
+                _ => builder.condition_expression("attribute_not_exists(pk)"),
+            };
+            let put = builder
+                .build()
+                .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            if let Some(Some(old)) = &hints.group {
+                // The group moves on: seal the incident it leaves, so that an
+                // instance whose clock still sees it inside its window cannot
+                // merge into it (one open incident per group).
+                let seal = Update::builder()
                     .table_name(&self.table)
-                    .set_item(Some(incident))
-                    .condition_expression("attribute_not_exists(pk)")
+                    .set_key(Some(key(incident_pk(old), INCIDENT_SK)))
+                    .update_expression("SET sealed = :true")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":true", b(true))
                     .build()
                     .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-                items.push(TransactWriteItem::builder().put(put).build());
-                if let Some(g) = &group {
-                    let mut pointer = key(group_pk(&channel.channel_id, g), "GROUP");
-                    pointer.insert("incident_id".into(), s(&incident_id));
-                    let builder = Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(pointer));
-                    let builder = match &hints.group {
-                        Some(Some(old)) => builder
-                            .condition_expression("incident_id = :old")
-                            .expression_attribute_values(":old", s(old)),
-                        _ => builder.condition_expression("attribute_not_exists(pk)"),
-                    };
-                    let put = builder
-                        .build()
-                        .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-                    items.push(TransactWriteItem::builder().put(put).build());
-                }
+                items.push(TransactWriteItem::builder().update(seal).build());
             }
         }
         match self.transact(items, incident_index).await {
-            Ok(()) => {}
-            Err(WriteFailure::Conflict) => {
+            Ok(()) => Ok(Applied::new(ev, Outcome::NewIncident, Some(&next))),
+            Err(WriteFailure::Conflict | WriteFailure::IncidentMismatch { .. }) => {
                 // The group pointer may have moved: read it again next time.
                 hints.group = None;
                 hints.group_incident_unusable = false;
-                return Err(WriteFailure::Conflict);
+                Err(WriteFailure::Conflict)
             }
-            Err(other) => return Err(other),
+            Err(other) => Err(other),
         }
-        let outcome = if existing.is_some() {
-            Outcome::Merged
-        } else {
-            Outcome::NewIncident
-        };
-        Ok(Applied::new(ev, outcome, Some(&next)))
+    }
+
+    /// Remember that `ev`'s key fired into `channel` through a shared integration.
+    fn route_memory_update(
+        &self,
+        integration_id: &str,
+        channel: &Channel,
+        ev: &StandardEvent,
+        now_ms: i64,
+    ) -> Result<TransactWriteItem, WriteFailure> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                route_memory_pk(integration_id, &ev.alert_key),
+                ROUTE_MEMORY_SK,
+            )))
+            .update_expression("ADD channel_ids :channel SET expires_at = :expires")
+            .expression_attribute_values(
+                ":channel",
+                AttributeValue::Ss(vec![channel.channel_id.clone()]),
+            )
+            .expression_attribute_values(":expires", n(now_ms / 1000 + ROUTE_MEMORY_SECS))
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The channels the firing of `alert_key` went to through this shared
+    /// integration: where its `Ok` must go, whatever the routes say.
+    pub async fn remembered_channels(
+        &self,
+        integration_id: &str,
+        alert_key: &str,
+    ) -> ApiResult<Vec<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                route_memory_pk(integration_id, alert_key),
+                ROUTE_MEMORY_SK,
+            )))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| storage_error("GetItem", e))?;
+        self.count(out.consumed_capacity());
+        Ok(out
+            .item()
+            .map(|i| get_list(i, "channel_ids"))
+            .unwrap_or_default())
     }
 
     async fn get_group_incident(&self, channel_id: &str, group: &str) -> ApiResult<Option<String>> {
@@ -717,6 +808,35 @@ impl Store {
         items: Vec<TransactWriteItem>,
         incident_index: usize,
     ) -> Result<(), WriteFailure> {
+        match self.send_transaction(items).await {
+            Ok(()) => Ok(()),
+            Err(Cancelled::Reasons(reasons)) => {
+                let failed: Vec<usize> = reasons
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.code().is_some_and(|c| c != "None"))
+                    .map(|(i, _)| i)
+                    .collect();
+                let only_incident = failed == [incident_index]
+                    && reasons[incident_index].code() == Some("ConditionalCheckFailed");
+                if only_incident {
+                    Err(WriteFailure::IncidentMismatch {
+                        incident: reasons[incident_index].item().cloned(),
+                    })
+                } else {
+                    Err(WriteFailure::Conflict)
+                }
+            }
+            Err(Cancelled::Fatal(e)) => Err(WriteFailure::Fatal(e)),
+        }
+    }
+
+    /// One TransactWriteItems request, metered; a cancellation answers why,
+    /// item by item.
+    pub(crate) async fn send_transaction(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), Cancelled> {
         let result = self
             .client
             .transact_write_items()
@@ -735,35 +855,25 @@ impl Store {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match err.as_service_error() {
                     Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-                        let reasons = e.cancellation_reasons();
-                        let failed: Vec<usize> = reasons
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, r)| r.code().is_some_and(|c| c != "None"))
-                            .map(|(i, _)| i)
-                            .collect();
-                        let only_incident = failed == [incident_index]
-                            && reasons[incident_index].code() == Some("ConditionalCheckFailed");
-                        if only_incident {
-                            let incident: Option<HashMap<String, AttributeValue>> =
-                                reasons[incident_index].item().cloned();
-                            Err(WriteFailure::IncidentMismatch { incident })
-                        } else {
-                            Err(WriteFailure::Conflict)
-                        }
+                        Err(Cancelled::Reasons(e.cancellation_reasons().to_vec()))
                     }
-                    _ => Err(WriteFailure::Fatal(storage_error(
-                        "TransactWriteItems",
-                        err,
-                    ))),
+                    _ => Err(Cancelled::Fatal(storage_error("TransactWriteItems", err))),
                 }
             }
         }
     }
 }
 
-/// Jittered exponential backoff: 5 ms doubling to at most ~160 ms.
-async fn backoff(attempt: u32) {
+/// Why a transaction did not commit.
+pub(crate) enum Cancelled {
+    /// DynamoDB cancelled it; one reason per item, in order.
+    Reasons(Vec<CancellationReason>),
+    Fatal(ApiError),
+}
+
+/// Jittered exponential backoff: 5 ms doubling to at most ~160 ms, then
+/// steady, so that a long storm does not starve the unlucky.
+pub(crate) async fn backoff(attempt: u32) {
     let base = 5u64 << attempt.min(5);
     let mut byte = [0u8; 1];
     let jitter = if getrandom::getrandom(&mut byte).is_ok() {

@@ -123,6 +123,13 @@ pub fn events_pk(alert_id: &str) -> String {
     format!("EV#{alert_id}")
 }
 
+/// Which channels the firing of `alert_key` went to through a shared integration.
+pub fn route_memory_pk(integration_id: &str, alert_key: &str) -> String {
+    format!("RT#{integration_id}#{alert_key}")
+}
+
+pub const ROUTE_MEMORY_SK: &str = "ROUTE";
+
 pub fn group_pk(channel_id: &str, group: &str) -> String {
     format!("GRP#{channel_id}#{group}")
 }
@@ -233,15 +240,17 @@ pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
     item
 }
 
+/// A stored event, sorted by event time and then by its place in the
+/// alert's history (`sequence`, unique per alert).
 pub fn event_item(
     alert_id: &str,
     ev: &crate::intake::event::StandardEvent,
-    content: &str,
+    sequence: i64,
     expires_at: i64,
 ) -> Item {
     let mut item = key(
         events_pk(alert_id),
-        format!("{:015}#{}", ev.event_time_ms, content),
+        format!("{:015}#{sequence:010}", ev.event_time_ms),
     );
     item.extend([
         ("event_status".to_string(), s(ev.event_status.as_str())),
@@ -363,4 +372,24 @@ pub fn item_to_channel(item: &Item) -> ApiResult<Channel> {
         auto_close: get_bool(item, "auto_close")?,
         created_at: get_n(item, "created_at")?,
     })
+}
+
+/// About how many bytes DynamoDB counts for an item: names plus values.
+pub fn item_bytes(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_bytes(v)).sum()
+}
+
+fn value_bytes(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, v)| k.len() + 1 + value_bytes(v))
+                .sum::<usize>()
+        }
+        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_bytes(v)).sum::<usize>(),
+        AttributeValue::Ss(l) => l.iter().map(String::len).sum(),
+        _ => 1,
+    }
 }

@@ -11,6 +11,7 @@
 //! | alert record (membership; snapshot once superseded) | `INC#{incident}` | `ALERT#{alert}` |
 //! | stored event (TTL) | `EV#{alert}` | `{event_time_ms:015}#{fingerprint}` |
 //! | merge group → open incident | `GRP#{channel}#{group}` | `GROUP` |
+//! | channels a key fired into via a shared integration (TTL) | `RT#{integration}#{alert_key}` | `ROUTE` |
 //! | channel | `CH#{channel}` | `CHANNEL` |
 //! | integration | `INT#{integration}` | `INTEGRATION` |
 //! | integration key (hash) → integration | `IKEY#{sha256(key)}` | `IKEY` |
@@ -23,6 +24,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod items;
+pub mod merge;
 pub mod ratelimit;
 pub mod schema;
 
@@ -64,6 +66,10 @@ pub struct Store {
     pub event_retention_secs: i64,
     /// Attempts per event when other instances keep winning the conditional writes.
     pub max_attempts: u32,
+    /// How long an event keeps retrying conflicts before the push answers 500.
+    pub retry_budget: Duration,
+    /// Joins of this instance's alerts into open incidents, queued per incident.
+    pub(crate) merges: Arc<merge::MergeQueues>,
 }
 
 impl Store {
@@ -74,6 +80,8 @@ impl Store {
             meter: Arc::new(Meter::default()),
             event_retention_secs: 90 * 86_400,
             max_attempts: alerts::MAX_ATTEMPTS,
+            retry_budget: alerts::RETRY_BUDGET,
+            merges: Arc::default(),
         }
     }
 

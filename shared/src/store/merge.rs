@@ -1,0 +1,249 @@
+//! Alerts joining one open incident, committed together.
+//!
+//! Every alert that joins an incident must count itself on the incident item
+//! in the same transaction as its own items, so concurrent joins fight over
+//! that one item. Joins of one instance (the alerts of a large push) are
+//! queued per incident: whoever finds the queue idle commits what is waiting,
+//! up to DynamoDB's transaction limits, with one incident update for the lot,
+//! and answers each waiter. Joins from other instances still contend on the
+//! item; they are retried within the store's retry budget.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use super::alerts::{backoff, Cancelled, WriteFailure};
+use super::items::*;
+use super::{build_error, Store};
+use crate::engine;
+use crate::intake::event::EventStatus;
+use crate::model::{Grouping, IncidentStatus, WindowType};
+
+/// DynamoDB's limits on one transaction, with room for the incident update.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+const MAX_TRANSACTION_BYTES: usize = 3 * 1024 * 1024;
+/// Rounds a batch is retried when it lost to another writer, before its
+/// members go back to deciding afresh.
+const ROUNDS: u32 = 6;
+
+/// One alert's share of a join: its own items (head, record, event, ...).
+pub(crate) struct Joiner {
+    /// The alert key's head: two joins of one key never share a transaction
+    /// (DynamoDB refuses two operations on one item; one of them is stale anyway).
+    pub head_pk: String,
+    pub items: Vec<TransactWriteItem>,
+    pub severity: EventStatus,
+    /// About how many bytes its items weigh.
+    pub bytes: usize,
+}
+
+struct Waiting {
+    joiner: Joiner,
+    reply: oneshot::Sender<Result<(), WriteFailure>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    committing: bool,
+    waiting: VecDeque<Waiting>,
+}
+
+/// The per-incident queues of one instance.
+#[derive(Default)]
+pub struct MergeQueues {
+    queues: Mutex<HashMap<String, Queue>>,
+}
+
+impl Store {
+    /// Join `incident_id` with `joiner`'s items; answers once they are
+    /// committed (or why not: the incident refused, or a member's own state
+    /// moved and it must decide again).
+    pub(crate) async fn join_incident(
+        &self,
+        incident_id: &str,
+        grouping: &Grouping,
+        now_ms: i64,
+        joiner: Joiner,
+    ) -> Result<(), WriteFailure> {
+        let (reply, answer) = oneshot::channel();
+        let lead = {
+            let Ok(mut queues) = self.merges.queues.lock() else {
+                return Err(WriteFailure::Conflict);
+            };
+            let queue = queues.entry(incident_id.to_string()).or_default();
+            queue.waiting.push_back(Waiting { joiner, reply });
+            !std::mem::replace(&mut queue.committing, true)
+        };
+        if lead {
+            // A task of its own: a caller that goes away must not strand the queue.
+            let store = self.clone();
+            let incident_id = incident_id.to_string();
+            let grouping = grouping.clone();
+            tokio::spawn(
+                async move { store.drain_joins(&incident_id, &grouping, now_ms).await }
+                    .instrument(tracing::Span::current()),
+            );
+        }
+        answer.await.unwrap_or(Err(WriteFailure::Conflict))
+    }
+
+    async fn drain_joins(&self, incident_id: &str, grouping: &Grouping, now_ms: i64) {
+        loop {
+            let batch = {
+                let Ok(mut queues) = self.merges.queues.lock() else {
+                    return;
+                };
+                let Some(queue) = queues.get_mut(incident_id) else {
+                    return;
+                };
+                if queue.waiting.is_empty() {
+                    queues.remove(incident_id);
+                    return;
+                }
+                let mut batch: Vec<Waiting> = Vec::new();
+                let mut later = VecDeque::new();
+                let (mut items, mut bytes) = (1, 0);
+                while let Some(next) = queue.waiting.pop_front() {
+                    let fits = items + next.joiner.items.len() <= MAX_TRANSACTION_ITEMS
+                        && bytes + next.joiner.bytes <= MAX_TRANSACTION_BYTES;
+                    if !fits && !batch.is_empty() {
+                        queue.waiting.push_front(next);
+                        break;
+                    }
+                    if batch
+                        .iter()
+                        .any(|w| w.joiner.head_pk == next.joiner.head_pk)
+                    {
+                        later.push_back(next);
+                        continue;
+                    }
+                    items += next.joiner.items.len();
+                    bytes += next.joiner.bytes;
+                    batch.push(next);
+                }
+                // Joins left for a later batch keep their place in the queue.
+                while let Some(w) = later.pop_back() {
+                    queue.waiting.push_front(w);
+                }
+                batch
+            };
+            self.commit_joins(incident_id, grouping, now_ms, batch)
+                .await;
+        }
+    }
+
+    async fn commit_joins(
+        &self,
+        incident_id: &str,
+        grouping: &Grouping,
+        now_ms: i64,
+        mut batch: Vec<Waiting>,
+    ) {
+        for round in 0..ROUNDS {
+            if batch.is_empty() {
+                return;
+            }
+            if round > 0 {
+                backoff(round).await;
+            }
+            let update = match self.incident_join_update(incident_id, grouping, now_ms, &batch) {
+                Ok(u) => u,
+                Err(e) => return answer_all(batch, Err(e)),
+            };
+            let mut items = Vec::new();
+            let mut ranges = Vec::with_capacity(batch.len());
+            for w in &batch {
+                let start = items.len();
+                items.extend(w.joiner.items.iter().cloned());
+                ranges.push(start..items.len());
+            }
+            let incident_index = items.len();
+            items.push(update);
+            match self.send_transaction(items).await {
+                Ok(()) => return answer_all(batch, Ok(())),
+                Err(Cancelled::Fatal(e)) => return answer_all(batch, Err(WriteFailure::Fatal(e))),
+                Err(Cancelled::Reasons(reasons)) => {
+                    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+                    if code(incident_index) == "ConditionalCheckFailed" {
+                        let incident = reasons.get(incident_index).and_then(|r| r.item().cloned());
+                        return answer_all(batch, Err(WriteFailure::IncidentMismatch { incident }));
+                    }
+                    // Members whose own items failed a condition go back to
+                    // deciding; the rest try again together.
+                    let mut kept = Vec::with_capacity(batch.len());
+                    for (w, range) in batch.into_iter().zip(ranges) {
+                        if range.clone().any(|i| code(i) == "ConditionalCheckFailed") {
+                            let _ = w.reply.send(Err(WriteFailure::Conflict));
+                        } else {
+                            kept.push(w);
+                        }
+                    }
+                    batch = kept;
+                }
+            }
+        }
+        answer_all(batch, Err(WriteFailure::Conflict));
+    }
+
+    /// The incident's side of a join: counters, severities and (sliding
+    /// windows) the deadline, if it still takes alerts (see
+    /// [`engine::accepts_alert`]: open, not sealed, inside its window).
+    fn incident_join_update(
+        &self,
+        incident_id: &str,
+        grouping: &Grouping,
+        now_ms: i64,
+        batch: &[Waiting],
+    ) -> Result<TransactWriteItem, WriteFailure> {
+        let joined = batch.len() as i64;
+        let severities: BTreeSet<&str> = batch.iter().map(|w| w.joiner.severity.as_str()).collect();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(incident_pk(incident_id), INCIDENT_SK)))
+            .condition_expression(
+                "attribute_exists(pk) AND #st <> :closed AND attribute_not_exists(sealed) \
+                 AND (merge_deadline = :zero OR merge_deadline > :now_ms)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":closed", s(IncidentStatus::Closed.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .expression_attribute_values(":now", n(now_ms / 1000))
+            .expression_attribute_values(":joined", n(joined))
+            .expression_attribute_values(
+                ":sev",
+                AttributeValue::Ss(severities.into_iter().map(str::to_string).collect()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        update = if grouping.window_type == WindowType::Sliding && grouping.window_minutes > 0 {
+            update
+                .update_expression(
+                    "SET updated_at = :now, merge_deadline = :deadline \
+                     ADD alert_count :joined, active_alert_count :joined, severities :sev",
+                )
+                .expression_attribute_values(
+                    ":deadline",
+                    n(engine::merge_deadline(grouping, now_ms, now_ms)),
+                )
+        } else {
+            update.update_expression(
+                "SET updated_at = :now ADD alert_count :joined, active_alert_count :joined, severities :sev",
+            )
+        };
+        let update = update
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+}
+
+fn answer_all(batch: Vec<Waiting>, result: Result<(), WriteFailure>) {
+    for w in batch {
+        let _ = w.reply.send(result.clone());
+    }
+}

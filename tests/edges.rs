@@ -517,3 +517,66 @@ async fn history_is_append_only_even_for_equal_time_and_content() {
         - a["refresh_count"].as_i64().unwrap();
     assert_eq!(counted, stored);
 }
+
+#[tokio::test]
+async fn repeats_racing_a_resolve_never_land_on_an_alert_of_the_closed_incident() {
+    let app = test_app().await;
+    let s = channel_with_integration(
+        &app,
+        "standard",
+        json!({"name": "race", "grouping": {"method": "rules", "equals": [["labels.service"]]}}),
+    )
+    .await;
+    const KEYS: usize = 300;
+    let body = |i: usize, at: i64| {
+        json!({"title_rule": format!("disk {i}"), "event_status": "Warning", "alert_key": format!("d{i}"),
+               "labels": {"service": "disk"}, "event_time": at})
+    };
+    let t0 = now_ms() / 1000 - 600;
+    for i in 0..KEYS {
+        push_ok(&app, &s.integration_key, &body(i, t0)).await;
+    }
+    let open = incidents(&app, "").await;
+    assert_eq!(open.len(), 1);
+    let id = open[0]["incident_id"].as_str().unwrap().to_string();
+
+    // Repeats of every key keep arriving from another instance while the resolve runs.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = another_instance(&app).await;
+    let key = s.integration_key.clone();
+    let flag = done.clone();
+    let repeats = tokio::spawn(async move {
+        let mut answered_after_close = Vec::new();
+        let mut round = 1;
+        loop {
+            let closed_before = flag.load(std::sync::atomic::Ordering::SeqCst);
+            for i in 0..KEYS {
+                let data = push_ok(&other, &key, &body(i, t0 + round)).await;
+                if closed_before {
+                    answered_after_close.push(data);
+                }
+            }
+            if closed_before {
+                return answered_after_close;
+            }
+            round += 1;
+        }
+    });
+    let resolved = api_ok(&app, "POST", &format!("/api/incidents/{id}/resolve"), None).await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(resolved["status"], "Closed");
+    let after = repeats.await.unwrap();
+    assert_eq!(after.len(), KEYS);
+    for data in &after {
+        assert_ne!(
+            data["incident_id"],
+            json!(id),
+            "landed on the closed incident: {data}"
+        );
+    }
+    // Every alert of the closed incident is closed.
+    let closed = incident(&app, &id).await;
+    for a in closed["alerts"].as_array().unwrap() {
+        assert_eq!(a["active"], json!(false), "{a}");
+    }
+}

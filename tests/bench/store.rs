@@ -79,6 +79,7 @@ fn expected_outcome(path: &str) -> &'static str {
             "new_incident"
         }
         "new alert into open incident (rules)" => "merged",
+        "new alert, new incident (no grouping), via a shared integration" => "new_incident",
         _ => "recovered",
     }
 }
@@ -282,6 +283,54 @@ async fn cost_table(app: &App) -> Vec<Row> {
                         &[("group", &format!("g{i}"))],
                     ),
                 )
+            },
+        )
+        .await,
+    );
+    // Through a shared integration: a new alert also records its channel for
+    // the key's `Ok` (one more item in the transaction), and an `Ok` reads it.
+    let via = |ch: Arc<Channel>, ev: StandardEvent| {
+        let app = app.clone();
+        async move {
+            outcome_name(
+                app.store
+                    .apply_event_via(&ch, &ev, now, Some("shared-bench"))
+                    .await
+                    .expect("apply")
+                    .outcome,
+            )
+        }
+    };
+    rows.push(
+        measure(
+            app,
+            "new alert, new incident (no grouping), via a shared integration",
+            |_| async {},
+            |i| {
+                via(
+                    plain.clone(),
+                    event(&format!("s{i}"), EventStatus::Warning, t0, &labels),
+                )
+            },
+        )
+        .await,
+    );
+    rows.push(
+        measure(
+            app,
+            "route memory read, per Ok via a shared integration",
+            |_| async {},
+            |i| {
+                let app = app.clone();
+                async move {
+                    let channels = app
+                        .store
+                        .remembered_channels("shared-bench", &format!("s{i}"))
+                        .await
+                        .expect("read");
+                    assert_eq!(channels, vec!["plain".to_string()]);
+                    "recovered"
+                }
             },
         )
         .await,

@@ -542,6 +542,12 @@ impl Store {
             let incident = self.require_incident(incident_id).await?;
             let change = match engine::decide_action(incident.status, action) {
                 Ok(Some(change)) => change,
+                Ok(None) if action == Action::Resolve => {
+                    // Already closed: still close any alert left open in it
+                    // (a sweep cut short by an older version), then answer.
+                    self.seal_and_sweep(&incident, now_ms).await?;
+                    return Ok(incident);
+                }
                 Ok(None) => return Ok(incident),
                 Err(Refusal(why)) => {
                     return Err(ApiError::invalid(format!("incident {incident_id}: {why}")))

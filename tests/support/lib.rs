@@ -23,7 +23,7 @@ pub static UNLIMITED: std::sync::LazyLock<Value> =
 
 pub fn fixture(path: &str) -> String {
     let full = format!(
-        "{}/../../shared/fixtures/{path}",
+        "{}/../shared/fixtures/{path}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("fixture {full}: {e}"))

@@ -12,6 +12,9 @@
 #   BOOTSTRAP_APP_KEY  app key to create (default: alertctl generates one)
 #   CONCURRENCY        instances per function in cargo lambda watch (default 4)
 #   RUST_LOG           log filter of the functions (default info)
+#   WATCH_RUST_LOG     log filter of cargo lambda watch itself (default warn:
+#                      its info lines, which include every instance's
+#                      environment, would drown the functions' JSON logs)
 #   ALERTCTL           a prebuilt alertctl to use instead of building it
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,6 +27,7 @@ DYNAMODB_PORT=${DYNAMODB_PORT:-8000}
 TABLE_NAME=${TABLE_NAME:-alert-intake}
 CONCURRENCY=${CONCURRENCY:-4}
 RUST_LOG=${RUST_LOG:-info}
+WATCH_RUST_LOG=${WATCH_RUST_LOG:-warn}
 BOOTSTRAP_APP_KEY=${BOOTSTRAP_APP_KEY:-}
 export TABLE_NAME RUST_LOG
 
@@ -143,8 +147,13 @@ for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY
   printf "%s='%s'\n" "$v" "${!v}" >>"$env_file"
 done
 
-echo "== cargo lambda watch on port $PORT (concurrency $CONCURRENCY)"
-setsid cargo lambda watch --invoke-port "$PORT" --concurrency "$CONCURRENCY" --env-file "$env_file" &
+# Only the service's logs on the terminal: cargo lambda watch reads RUST_LOG
+# for its own log lines, so it gets WATCH_RUST_LOG (its warnings and errors
+# stay), while the functions get RUST_LOG from the env file, which takes
+# precedence over the environment watch passes on. --quiet drops cargo's
+# Finished/Running lines for each instance it starts (build errors still show).
+echo "== cargo lambda watch on port $PORT (concurrency $CONCURRENCY; functions log at $RUST_LOG, watch itself at $WATCH_RUST_LOG)"
+RUST_LOG="$WATCH_RUST_LOG" setsid cargo lambda watch --quiet --invoke-port "$PORT" --concurrency "$CONCURRENCY" --env-file "$env_file" &
 WATCH_PID=$!
 for _ in $(seq 1 300); do
   kill -0 "$WATCH_PID" 2>/dev/null || die "cargo lambda watch exited during start-up"

@@ -558,6 +558,90 @@ fn function_policies_are_least_privilege() {
     }
 }
 
+/// A parameter's `Default` as a number, for a value that is a literal or `!Ref PARAM`.
+fn figure(entries: &[Entry], value: &str) -> Option<f64> {
+    match value.strip_prefix("!Ref ") {
+        Some(param) => entries
+            .iter()
+            .find(|e| e.at(&["Parameters", param, "Default"]))
+            .and_then(|e| e.value.parse().ok()),
+        None => value.parse().ok(),
+    }
+}
+
+#[test]
+fn management_function_has_reserved_concurrency_from_a_parameter() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let t = template();
+    let (id, _) = t
+        .functions
+        .iter()
+        .find(|(_, f)| f.binary.as_deref() == Some("management-api"))
+        .expect("a function builds management-api");
+    // Directly (`!Ref P`) or through a condition (`!If [C, !Ref P, !Ref AWS::NoValue]`).
+    let under: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| {
+            e.path.len() >= 4
+                && e.path[..4]
+                    .iter()
+                    .zip([
+                        "Resources",
+                        id.as_str(),
+                        "Properties",
+                        "ReservedConcurrentExecutions",
+                    ])
+                    .all(|(a, b)| a == b)
+        })
+        .collect();
+    assert!(
+        !under.is_empty(),
+        "{TEMPLATE}: {id} has no ReservedConcurrentExecutions; a push storm could take all the account's concurrency from ack and resolve"
+    );
+    let defaults: Vec<f64> = under
+        .iter()
+        .filter(|e| e.value.starts_with("!Ref ") && e.value != "!Ref AWS::NoValue")
+        .filter_map(|e| figure(&entries, &e.value))
+        .collect();
+    assert!(
+        defaults.iter().any(|d| *d >= 1.0),
+        "{TEMPLATE}: {id} ReservedConcurrentExecutions must come from a parameter whose Default reserves at least 1 ({under:?})"
+    );
+}
+
+#[test]
+fn every_push_route_is_throttled_at_the_gateway() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let t = template();
+    let push_routes: Vec<String> = t
+        .routes()
+        .into_iter()
+        .filter(|(_, _, binary)| binary.starts_with("push-"))
+        .map(|(path, method, _)| format!("{method} {path}"))
+        .collect();
+    assert!(!push_routes.is_empty());
+    for route in &push_routes {
+        for setting in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+            let value = entries
+                .iter()
+                .find(|e| {
+                    e.path.len() == 6
+                        && e.path[0] == "Resources"
+                        && t.types.get(&e.path[1]).map(String::as_str)
+                            == Some("AWS::Serverless::HttpApi")
+                        && e.path[2..] == ["Properties", "RouteSettings", route.as_str(), setting]
+                })
+                .unwrap_or_else(|| {
+                    panic!("{TEMPLATE}: the HttpApi's RouteSettings has no {setting} for {route:?}")
+                });
+            let limit = figure(&entries, &value.value).unwrap_or_else(|| {
+                panic!("{TEMPLATE}: {route} {setting} = {:?} is neither a number nor a parameter with a numeric Default", value.value)
+            });
+            assert!(limit >= 1.0, "{TEMPLATE}: {route} {setting} is {limit}");
+        }
+    }
+}
+
 fn code_lines(source: &str) -> usize {
     let mut in_block = false;
     let mut count = 0;

@@ -331,3 +331,465 @@ async fn incidents_list_newest_first_filtered_and_paginated() {
         404
     );
 }
+
+#[tokio::test]
+async fn unknown_fields_are_refused_naming_the_field() {
+    let app = test_app().await;
+    let ch = api_ok(&app, "POST", "/api/channels", Some(json!({"name": "c"}))).await;
+    let cid = ch["channel_id"].as_str().unwrap();
+    let title_is_x = json!({"key": "title", "oper": "IN", "vals": ["x"]});
+    let integration = |extra: serde_json::Value| {
+        let mut body = json!({"name": "x", "kind": "standard"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let channel_path = format!("/api/channels/{cid}");
+    for (method, path, body, field) in [
+        (
+            "POST",
+            "/api/channels",
+            json!({"name": "x", "autoClose": false}),
+            "autoClose",
+        ),
+        (
+            "PATCH",
+            channel_path.as_str(),
+            json!({"autoClose": false}),
+            "autoClose",
+        ),
+        (
+            "POST",
+            "/api/channels",
+            json!({"name": "x", "grouping": {"method": "none", "window": 5}}),
+            "grouping.window",
+        ),
+        (
+            "POST",
+            "/api/integrations",
+            integration(json!({"channel_id": cid, "rateLimit": {"per_second": 5}})),
+            "rateLimit",
+        ),
+        (
+            "POST",
+            "/api/integrations",
+            integration(
+                json!({"channel_id": cid, "rate_limit": {"per_second": 5, "perMinute": 9}}),
+            ),
+            "rate_limit.perMinute",
+        ),
+        (
+            "POST",
+            "/api/integrations",
+            integration(
+                json!({"routes": {"cases": [{"if": [[{"key": "title", "oper": "IN", "vals": ["x"], "value": "y"}]], "channel_ids": [cid]}]}}),
+            ),
+            "routes.cases[0].if[0][0].value",
+        ),
+        (
+            "POST",
+            "/api/integrations",
+            integration(
+                json!({"routes": {"cases": [{"if": [[title_is_x]], "channel_ids": [cid], "fall_through": true}]}}),
+            ),
+            "routes.cases[0].fall_through",
+        ),
+        (
+            "POST",
+            "/api/integrations",
+            integration(json!({"routes": {"default": {"channel_ids": [cid], "channel": cid}}})),
+            "routes.default.channel",
+        ),
+        (
+            "POST",
+            "/api/integrations",
+            integration(json!({"routes": {"defaults": {"channel_ids": [cid]}}})),
+            "routes.defaults",
+        ),
+        (
+            "POST",
+            "/api/app-keys",
+            json!({"name": "ops", "scope": "all"}),
+            "scope",
+        ),
+    ] {
+        let out = api(&app, method, path, Some(body.clone())).await;
+        assert_eq!(
+            (out.status, out.json()["error"]["code"].as_str()),
+            (400, Some("InvalidParameter")),
+            "{body}: {}",
+            out.body
+        );
+        let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with(&format!("{field}: unknown field")),
+            "{body}: {message}"
+        );
+    }
+    // The refused PATCH changed nothing.
+    assert_eq!(
+        api_ok(&app, "GET", &channel_path, None).await["auto_close"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn status_filter_counts_each_status_once() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    for i in 0..3 {
+        push_ok(
+            &app,
+            &s.integration_key,
+            &json!({"title_rule": format!("t{i}"), "event_status": "Warning", "alert_key": format!("k{i}")}),
+        )
+        .await;
+    }
+    for query in [
+        "status=Triggered,Triggered",
+        "status=Triggered,Processing,Triggered",
+        "status=Triggered, Triggered ,Closed,Triggered",
+    ] {
+        assert_eq!(incidents(&app, query).await.len(), 3, "{query}");
+    }
+    // Paginated, a repeated status neither repeats items nor loses any.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let data = api_ok(
+            &app,
+            "GET",
+            &format!("/api/incidents?status=Triggered,Triggered&limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+        seen.extend(
+            data["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["incident_id"].as_str().unwrap().to_string()),
+        );
+        match data["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (3, 3), "{seen:?}");
+
+    let out = api(&app, "GET", "/api/incidents?status=Triggered,Open", None).await;
+    assert_eq!(out.json()["error"]["code"], "InvalidParameter");
+    let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("status: ") && !message.contains("Open"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_ids_cursors_and_limits_never_reach_dynamodb() {
+    use base64::Engine as _;
+    let app = test_app().await;
+    let (watched, requests) = recorded_instance(&app).await;
+    let long = "a".repeat(3000);
+    let cursor_of = |json: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let cases: Vec<(&str, String, Option<serde_json::Value>, &str)> = vec![
+        ("GET", format!("/api/incidents/{long}"), None, "incident_id"),
+        ("GET", "/api/incidents/inc$1".into(), None, "incident_id"),
+        (
+            "POST",
+            format!("/api/incidents/{long}/ack"),
+            None,
+            "incident_id",
+        ),
+        (
+            "POST",
+            format!("/api/incidents/{long}/resolve"),
+            None,
+            "incident_id",
+        ),
+        ("GET", format!("/api/alerts/{long}"), None, "alert_id"),
+        ("GET", format!("/api/channels/{long}"), None, "channel_id"),
+        (
+            "PATCH",
+            format!("/api/channels/{long}"),
+            Some(json!({"name": "x"})),
+            "channel_id",
+        ),
+        (
+            "DELETE",
+            format!("/api/channels/{long}"),
+            None,
+            "channel_id",
+        ),
+        (
+            "GET",
+            format!("/api/integrations/{long}"),
+            None,
+            "integration_id",
+        ),
+        (
+            "POST",
+            format!("/api/integrations/{long}/rotate-key"),
+            None,
+            "integration_id",
+        ),
+        (
+            "DELETE",
+            format!("/api/app-keys/{long}"),
+            None,
+            "app_key_id",
+        ),
+        (
+            "GET",
+            "/api/incidents?cursor=not!a!cursor".into(),
+            None,
+            "cursor",
+        ),
+        (
+            "GET",
+            format!("/api/incidents?cursor={long}"),
+            None,
+            "cursor",
+        ),
+        (
+            "GET",
+            format!(
+                "/api/incidents?cursor={}",
+                cursor_of(format!(r#"{{"Triggered":"001763626800123#{long}"}}"#))
+            ),
+            None,
+            "cursor",
+        ),
+        (
+            "GET",
+            format!(
+                "/api/incidents?cursor={}",
+                cursor_of(r#"{"Triggered":"zzz"}"#.into())
+            ),
+            None,
+            "cursor",
+        ),
+        (
+            "GET",
+            format!(
+                "/api/incidents?cursor={}",
+                cursor_of(r#"{"Open":"001763626800123#ab"}"#.into())
+            ),
+            None,
+            "cursor",
+        ),
+        (
+            "GET",
+            format!("/api/incidents?channel_id={long}"),
+            None,
+            "channel_id",
+        ),
+        ("GET", "/api/incidents?limit=abc".into(), None, "limit"),
+        ("GET", "/api/incidents?limit=0".into(), None, "limit"),
+        ("GET", "/api/incidents?limit=101".into(), None, "limit"),
+        (
+            "GET",
+            "/api/incidents?limit=99999999999999999999999".into(),
+            None,
+            "limit",
+        ),
+        ("GET", "/api/incidents?limit=-1".into(), None, "limit"),
+        (
+            "POST",
+            "/api/integrations".into(),
+            Some(json!({"name": "x", "kind": "standard", "channel_id": long})),
+            "channel_id",
+        ),
+        (
+            "POST",
+            "/api/integrations".into(),
+            Some(
+                json!({"name": "x", "kind": "standard", "routes": {"default": {"channel_ids": [long]}}}),
+            ),
+            "routes.default.channel_ids[0]",
+        ),
+    ];
+    for (method, path, body, field) in cases {
+        requests.take();
+        let out = api(&watched, method, &path, body).await;
+        let what = format!("{method} {}", &path[..path.len().min(60)]);
+        assert_eq!(
+            (out.status, out.json()["error"]["code"].as_str()),
+            (400, Some("InvalidParameter")),
+            "{what}: {}",
+            &out.body[..out.body.len().min(300)]
+        );
+        let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with(&format!("{field}: ")),
+            "{what}: {message}"
+        );
+        if field == "cursor" {
+            assert_eq!(message, "cursor: not a cursor this API issued");
+        }
+        // Authentication is the one request; nothing was built from the bad value.
+        let sent = requests.take();
+        assert_eq!(sent.len(), 1, "{what}: {sent:?}");
+        assert!(
+            sent[0].contains("GetItem") && sent[0].contains("APPKEY#"),
+            "{what}: {sent:?}"
+        );
+    }
+
+    // Well-formed ids that name nothing: 404, naming the parameter.
+    for (method, path, param) in [
+        ("GET", "/api/incidents/0123456789abcdef", "incident_id"),
+        ("POST", "/api/incidents/0123456789abcdef/ack", "incident_id"),
+        (
+            "POST",
+            "/api/incidents/0123456789abcdef/resolve",
+            "incident_id",
+        ),
+        ("GET", "/api/alerts/0123456789abcdef", "alert_id"),
+        ("GET", "/api/channels/0123456789abcdef", "channel_id"),
+        ("DELETE", "/api/channels/0123456789abcdef", "channel_id"),
+        (
+            "GET",
+            "/api/integrations/0123456789abcdef",
+            "integration_id",
+        ),
+        (
+            "POST",
+            "/api/integrations/0123456789abcdef/rotate-key",
+            "integration_id",
+        ),
+        ("DELETE", "/api/app-keys/0123456789abcdef", "app_key_id"),
+    ] {
+        let out = api(&watched, method, path, None).await;
+        assert_eq!(
+            (out.status, out.json()["error"]["code"].as_str()),
+            (404, Some("ResourceNotFound")),
+            "{method} {path}: {}",
+            out.body
+        );
+        let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with(&format!("{param}: ")) && !message.contains("0123456789abcdef"),
+            "{method} {path}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn app_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
+    let app = test_app().await;
+    let other_instance = another_instance(&app).await;
+    let made = api_ok(
+        &app,
+        "POST",
+        "/api/app-keys",
+        Some(json!({"name": "on-call laptop"})),
+    )
+    .await;
+    let key = made["app_key"].as_str().unwrap().to_string();
+    let id = made["app_key_id"].as_str().unwrap().to_string();
+    assert_eq!(made["name"], "on-call laptop");
+    assert_eq!(key.len(), 48, "192 random bits, hex");
+    assert!(shared::api::check_app_key_strength(&key).is_ok());
+
+    let with_key = |instance: &shared::app::App, key: &str| {
+        let req =
+            Inbound::new("GET", "/api/channels").header("authorization", &format!("Bearer {key}"));
+        let instance = instance.clone();
+        async move { shared::api::handle_api(&instance, req).await.status }
+    };
+    for instance in [&app, &other_instance] {
+        assert_eq!(with_key(instance, &key).await, 200);
+    }
+
+    // Stored only as hashes; listed by id, name and creation time.
+    let dump = table_dump(&app).await.join("\n");
+    assert!(!dump.contains(&key), "the key itself is stored");
+    let listed = api_ok(&app, "GET", "/api/app-keys", None).await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(
+        items.len(),
+        2,
+        "the tests' own key and the new one: {listed}"
+    );
+    let mine = items
+        .iter()
+        .find(|i| i["app_key_id"] == id.as_str())
+        .unwrap();
+    assert_eq!(mine["name"], "on-call laptop");
+    assert_eq!(mine["created_at"], made["created_at"]);
+    for item in items {
+        let mut fields: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort();
+        assert_eq!(fields, ["app_key_id", "created_at", "name"]);
+    }
+    let hash = shared::hashing::sha256_hex(&key);
+    assert!(!listed.to_string().contains(&key) && !listed.to_string().contains(&hash));
+
+    // Revoked: refused at once by every instance; revoking again is 404.
+    let revoked = api_ok(&app, "DELETE", &format!("/api/app-keys/{id}"), None).await;
+    assert_eq!(revoked, json!({"app_key_id": id, "revoked": true}));
+    for instance in [&app, &other_instance] {
+        assert_eq!(with_key(instance, &key).await, 401);
+    }
+    let again = api(&app, "DELETE", &format!("/api/app-keys/{id}"), None).await;
+    assert_eq!(
+        (again.status, again.json()["error"]["code"].as_str()),
+        (404, Some("ResourceNotFound"))
+    );
+    let left = api_ok(&app, "GET", "/api/app-keys", None).await;
+    assert!(!left.to_string().contains(&id), "{left}");
+    assert!(
+        !table_dump(&app).await.join("\n").contains(&hash),
+        "the hash outlived revocation"
+    );
+    // The key the tests call with is untouched.
+    assert_eq!(with_key(&app, APP_KEY).await, 200);
+
+    // A name is required; the routes take only their methods.
+    let out = api(&app, "POST", "/api/app-keys", Some(json!({}))).await;
+    assert!(out.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("name: "));
+    let out = api(&app, "GET", &format!("/api/app-keys/{id}"), None).await;
+    assert_eq!(out.json()["error"]["code"], "MethodNotAllowed");
+}
+
+#[test]
+fn supplied_app_keys_need_128_bits_of_entropy() {
+    use shared::api::check_app_key_strength;
+    let generated = shared::api::new_app_key().unwrap();
+    for good in [
+        generated.as_str(),
+        "0123456789abcdef0123456789abcdef",
+        "Zq3_x-Lr8mN1vB6tY0wE5sD2fG7hJ4kP",
+    ] {
+        assert!(check_app_key_strength(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "",
+        "short-key-0123456789",
+        "0123456789abcdef0123456789abcde",     // 31 characters
+        "0123456789abcdef0123456789abcdef+/=", // outside [A-Za-z0-9_-]
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb", // half and half
+        "abababababababababababababababababab",
+        "passwordpasswordpasswordpassword", // 6 different characters
+        "aaaaaaaaaaaaaaaaaaaaaaaaabcdefghij", // one character is most of it
+    ] {
+        let err = check_app_key_strength(bad).unwrap_err();
+        assert_eq!(err.code(), "InvalidParameter", "{bad}");
+        assert!(bad.is_empty() || !err.message().contains(bad));
+    }
+}

@@ -10,13 +10,15 @@
 //! 5. [`api`]: the management API.
 //!
 //! [`app`] and [`runtime`] wire a function together; [`model`] holds the
-//! records the API shows; [`error`] is the one error type.
+//! records the API shows; [`ids`] says what an id may look like; [`error`] is
+//! the one error type.
 
 pub mod api;
 pub mod app;
 pub mod engine;
 pub mod error;
 pub mod hashing;
+pub mod ids;
 pub mod intake;
 pub mod model;
 pub mod rules;

@@ -8,6 +8,11 @@
 pub mod invariants;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
 
 use serde_json::{json, Value};
 use shared::app::App;
@@ -65,6 +70,107 @@ pub async fn test_app() -> App {
 /// The same table seen through another client, as another Lambda instance would.
 pub async fn another_instance(app: &App) -> App {
     App::new(Store::new(client_from_env().await, app.store.table()))
+}
+
+/// Every DynamoDB request an instance sends (`{X-Amz-Target} {JSON body}`),
+/// for tests of what reaches the database rather than what the handler answers.
+#[derive(Clone, Debug, Default)]
+pub struct RequestLog(Arc<Mutex<Vec<String>>>);
+
+impl RequestLog {
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("request log lock"))
+    }
+}
+
+impl Intercept for RequestLog {
+    fn name(&self) -> &'static str {
+        "RequestLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let target = request.headers().get("x-amz-target").unwrap_or("?");
+        let body = request
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        self.0
+            .lock()
+            .map_err(|_| "request log lock poisoned")?
+            .push(format!("{target} {body}"));
+        Ok(())
+    }
+}
+
+/// Another instance on the same table whose DynamoDB requests are recorded.
+pub async fn recorded_instance(app: &App) -> (App, RequestLog) {
+    let log = RequestLog::default();
+    let client = client_from_env().await;
+    let config = client
+        .config()
+        .to_builder()
+        .interceptor(log.clone())
+        .build();
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        app.store.table(),
+    );
+    (App::new(store), log)
+}
+
+/// Log lines written while a test runs, in the service's production format
+/// (JSON, current span's fields on each line, level `info`). Install with
+/// [`CapturedLogs::install`] on a current-thread runtime (`#[tokio::test]`).
+#[derive(Clone, Debug, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Captures this thread's logs until the guard is dropped.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_target(false)
+            .without_time()
+            .with_writer(self.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("log lock poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 pub async fn api(app: &App, method: &str, path: &str, body: Option<Value>) -> Outbound {

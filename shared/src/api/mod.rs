@@ -1,6 +1,10 @@
 //! The management API (SPEC section 8): one function, routed here by path.
+//!
+//! Everything a caller sends is checked before a storage request is built
+//! from it (ids, the cursor, the query), and no message repeats what was sent:
+//! messages name the field and the rule.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -11,9 +15,10 @@ use crate::app::App;
 use crate::engine::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
+use crate::ids::{check_id, is_valid_id};
 use crate::intake::event::is_valid_label_key;
 use crate::intake::http::{media_type, new_request_id, respond, Inbound, Outbound};
-use crate::intake::integrations::{from_value, IntegrationKind};
+use crate::intake::integrations::{from_value, syntax_error, IntegrationKind};
 use crate::intake::ratelimit::RateLimit;
 use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration};
 use crate::rules::routing::{CompiledRoutes, Routes};
@@ -23,10 +28,25 @@ pub const MAX_WINDOW_MINUTES: u32 = 43_200;
 pub const MAX_KEYS_PER_GROUP: usize = 5;
 pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 100;
+/// Far longer than any cursor this API issues (a bound for each of three
+/// statuses), so that garbage is refused before it is decoded.
+const MAX_CURSOR_CHARS: usize = 1024;
+/// The shortest app key an operator may supply (see [`check_app_key_strength`]).
+pub const MIN_APP_KEY_CHARS: usize = 32;
+/// Fewer different characters than this is a pattern, not a random key.
+const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
 pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
     let request_id = new_request_id();
-    let span = tracing::info_span!("api", request_id = %request_id, method = %req.method, path = %req.path);
+    // The raw path is not logged: it holds whatever the caller typed. The
+    // matched route is recorded once known, and the id once it named something.
+    let span = tracing::info_span!(
+        "api",
+        request_id = %request_id,
+        method = loggable_method(&req.method),
+        route = tracing::field::Empty,
+        id = tracing::field::Empty,
+    );
     async {
         let result = match authenticate(app, &req).await {
             Ok(()) => route(app, &req).await,
@@ -36,6 +56,15 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
     }
     .instrument(span)
     .await
+}
+
+/// The method for the logs: a known one, or `other` (a method is free text).
+fn loggable_method(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(method))
+        .unwrap_or("other")
 }
 
 async fn authenticate(app: &App, req: &Inbound) -> ApiResult<()> {
@@ -57,11 +86,46 @@ async fn authenticate(app: &App, req: &Inbound) -> ApiResult<()> {
     }
 }
 
+/// Every management route: its pattern (for logs and messages) and the
+/// methods it takes.
+fn route_of(segments: &[&str]) -> Option<(&'static str, &'static [&'static str])> {
+    let found: (&'static str, &'static [&'static str]) = match segments {
+        ["api", "channels"] => ("/api/channels", &["GET", "POST"]),
+        ["api", "channels", _] => ("/api/channels/{channel_id}", &["GET", "PATCH", "DELETE"]),
+        ["api", "integrations"] => ("/api/integrations", &["POST"]),
+        ["api", "integrations", _] => ("/api/integrations/{integration_id}", &["GET"]),
+        ["api", "integrations", _, "rotate-key"] => {
+            ("/api/integrations/{integration_id}/rotate-key", &["POST"])
+        }
+        ["api", "incidents"] => ("/api/incidents", &["GET"]),
+        ["api", "incidents", _] => ("/api/incidents/{incident_id}", &["GET"]),
+        ["api", "incidents", _, "ack"] => ("/api/incidents/{incident_id}/ack", &["POST"]),
+        ["api", "incidents", _, "resolve"] => ("/api/incidents/{incident_id}/resolve", &["POST"]),
+        ["api", "alerts", _] => ("/api/alerts/{alert_id}", &["GET"]),
+        ["api", "app-keys"] => ("/api/app-keys", &["GET", "POST"]),
+        ["api", "app-keys", _] => ("/api/app-keys/{app_key_id}", &["DELETE"]),
+        _ => return None,
+    };
+    Some(found)
+}
+
 async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
     let path = req.path.trim_end_matches('/');
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let Some((pattern, methods)) = route_of(&segments) else {
+        return Err(ApiError::RouteNotFound(
+            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts and /api/app-keys".into(),
+        ));
+    };
+    tracing::Span::current().record("route", pattern);
     let method = req.method.to_ascii_uppercase();
-    match (segments.as_slice(), method.as_str()) {
+    if !methods.contains(&method.as_str()) {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "method: {pattern} takes {}",
+            methods.join(", ")
+        )));
+    }
+    let result = match (segments.as_slice(), method.as_str()) {
         (["api", "channels"], "POST") => create_channel(app, req).await,
         (["api", "channels"], "GET") => list_channels(app).await,
         (["api", "channels", id], "GET") => get_channel(app, id).await,
@@ -72,46 +136,48 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "integrations", id, "rotate-key"], "POST") => rotate_key(app, id).await,
         (["api", "incidents"], "GET") => list_incidents(app, req).await,
         (["api", "incidents", id], "GET") => get_incident(app, id).await,
-        (["api", "incidents", id, "ack"], "POST") => Ok(json!(
-            app.store.act_on_incident(id, Action::Ack, now_ms()).await?
-        )),
-        (["api", "incidents", id, "resolve"], "POST") => Ok(json!(
-            app.store
-                .act_on_incident(id, Action::Resolve, now_ms())
-                .await?
-        )),
+        (["api", "incidents", id, "ack"], "POST") => acknowledge_incident(app, id).await,
+        (["api", "incidents", id, "resolve"], "POST") => resolve_incident(app, id).await,
         (["api", "alerts", id], "GET") => get_alert(app, id).await,
-        (
-            ["api", "channels"]
-            | ["api", "channels", _]
-            | ["api", "integrations"]
-            | ["api", "integrations", _]
-            | ["api", "integrations", _, "rotate-key"]
-            | ["api", "incidents"]
-            | ["api", "incidents", _]
-            | ["api", "incidents", _, "ack" | "resolve"]
-            | ["api", "alerts", _],
-            _,
-        ) => Err(ApiError::MethodNotAllowed(format!(
-            "method {method} is not allowed on {path}"
-        ))),
-        _ => Err(ApiError::RouteNotFound(format!(
-            "no route for {method} {path}"
-        ))),
+        (["api", "app-keys"], "GET") => list_app_keys(app).await,
+        (["api", "app-keys"], "POST") => create_app_key(app, req).await,
+        (["api", "app-keys", id], "DELETE") => revoke_app_key(app, id).await,
+        _ => Err(ApiError::internal(
+            "the route table and the handlers disagree",
+        )),
+    };
+    // Only an id that named something is logged (every handler checked it
+    // with `path_id` before succeeding); a refused one is the caller's text.
+    if result.is_ok() {
+        if let Some(id) = segments.get(2) {
+            tracing::Span::current().record("id", *id);
+        }
     }
+    result
+}
+
+/// A path parameter, checked before any storage request is built from it.
+fn path_id<'a>(param: &str, id: &'a str) -> ApiResult<&'a str> {
+    check_id(param, id)?;
+    Ok(id)
+}
+
+/// A well-formed id that names nothing. The id is not repeated: the caller
+/// has it, and the message names the parameter.
+fn not_found(param: &str, what: &str) -> ApiError {
+    ApiError::ResourceNotFound(format!("{param}: no {what} has this id"))
 }
 
 fn json_body(req: &Inbound) -> ApiResult<Value> {
     if media_type(req.get_header("content-type")).as_deref() != Some("application/json") {
         return Err(ApiError::InvalidContentType(
-            "Content-Type must be application/json".into(),
+            "Content-Type: send application/json (a charset parameter is allowed)".into(),
         ));
     }
     if req.body.len() > crate::intake::push::MAX_BODY_BYTES {
         return Err(ApiError::invalid("body: over the limit of 262144 bytes"));
     }
-    let value: Value = serde_json::from_slice(&req.body)
-        .map_err(|e| ApiError::invalid(format!("body: not valid JSON ({e})")))?;
+    let value: Value = serde_json::from_slice(&req.body).map_err(|e| syntax_error(&e))?;
     if !value.is_object() {
         return Err(ApiError::invalid("body: expected a JSON object"));
     }
@@ -131,8 +197,7 @@ fn check_name(field: &str, name: &str) -> ApiResult<String> {
 pub fn validate_grouping(g: &Grouping) -> ApiResult<()> {
     if g.window_minutes > MAX_WINDOW_MINUTES {
         return Err(ApiError::invalid(format!(
-            "grouping.window_minutes: at most {MAX_WINDOW_MINUTES}, got {}",
-            g.window_minutes
+            "grouping.window_minutes: must be 0 to {MAX_WINDOW_MINUTES}"
         )));
     }
     if g.method == GroupingMethod::Rules && g.equals.is_empty() {
@@ -147,13 +212,13 @@ pub fn validate_grouping(g: &Grouping) -> ApiResult<()> {
                 group.len()
             )));
         }
-        for k in group {
+        for (j, k) in group.iter().enumerate() {
             let ok = k == "title"
                 || k == "severity"
                 || k.strip_prefix("labels.").is_some_and(is_valid_label_key);
             if !ok {
                 return Err(ApiError::invalid(format!(
-                    "grouping.equals[{i}]: key {k:?} must be title, severity or labels.NAME"
+                    "grouping.equals[{i}][{j}]: must be title, severity or labels.NAME"
                 )));
             }
         }
@@ -161,7 +226,10 @@ pub fn validate_grouping(g: &Grouping) -> ApiResult<()> {
     Ok(())
 }
 
+/// `POST /api/channels` and `PATCH /api/channels/{id}`. Unknown fields are
+/// refused: a misspelt setting (`autoClose`) must not be silently ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ChannelBody {
     name: Option<String>,
     grouping: Option<Grouping>,
@@ -197,14 +265,16 @@ async fn find_channel(app: &App, id: &str) -> ApiResult<Channel> {
     app.store
         .get_channel(id)
         .await?
-        .ok_or_else(|| ApiError::ResourceNotFound(format!("channel {id} does not exist")))
+        .ok_or_else(|| not_found("channel_id", "channel"))
 }
 
 async fn get_channel(app: &App, id: &str) -> ApiResult<Value> {
+    let id = path_id("channel_id", id)?;
     Ok(json!(find_channel(app, id).await?))
 }
 
 async fn patch_channel(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
+    let id = path_id("channel_id", id)?;
     let body: ChannelBody = from_value(json_body(req)?)?;
     let mut channel = find_channel(app, id).await?;
     if let Some(name) = body.name {
@@ -218,24 +288,24 @@ async fn patch_channel(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
         channel.auto_close = auto_close;
     }
     if !app.store.update_channel(&channel).await? {
-        return Err(ApiError::ResourceNotFound(format!(
-            "channel {id} does not exist"
-        )));
+        return Err(not_found("channel_id", "channel"));
     }
     Ok(json!(channel))
 }
 
 async fn delete_channel(app: &App, id: &str) -> ApiResult<Value> {
+    let id = path_id("channel_id", id)?;
     if app.store.delete_channel(id).await? {
         Ok(json!({ "channel_id": id, "deleted": true }))
     } else {
-        Err(ApiError::ResourceNotFound(format!(
-            "channel {id} does not exist"
-        )))
+        Err(not_found("channel_id", "channel"))
     }
 }
 
+/// `POST /api/integrations`; unknown fields are refused, here and in
+/// everything it nests (routes, cases, conditions, rate_limit).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct IntegrationBody {
     name: Option<String>,
     kind: Option<String>,
@@ -257,6 +327,25 @@ pub fn new_integration_key() -> ApiResult<String> {
     random_hex(16)
 }
 
+/// Where each channel id of the routes sits (`routes.cases[0].channel_ids[1]`).
+fn route_channel_places(routes: &Routes) -> Vec<(String, &str)> {
+    let mut places = Vec::new();
+    for (i, case) in routes.cases.iter().enumerate() {
+        for (j, id) in case.channel_ids.iter().enumerate() {
+            places.push((format!("routes.cases[{i}].channel_ids[{j}]"), id.as_str()));
+        }
+    }
+    for (j, id) in routes
+        .default
+        .iter()
+        .flat_map(|d| d.channel_ids.iter())
+        .enumerate()
+    {
+        places.push((format!("routes.default.channel_ids[{j}]"), id.as_str()));
+    }
+    places
+}
+
 async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
     let body: IntegrationBody = from_value(json_body(req)?)?;
     let name = check_name(
@@ -270,10 +359,7 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
         .ok_or_else(|| ApiError::invalid("kind: required"))?;
     let kind = IntegrationKind::from_slug(&kind_slug).ok_or_else(|| {
         let known: Vec<&str> = IntegrationKind::ALL.iter().map(|k| k.slug()).collect();
-        ApiError::invalid(format!(
-            "kind: {kind_slug:?} is not one of {}",
-            known.join(", ")
-        ))
+        ApiError::invalid(format!("kind: must be one of {}", known.join(", ")))
     })?;
     let (channel_id, routes) = match (body.channel_id, body.routes) {
         (Some(_), Some(_)) => return Err(ApiError::invalid(
@@ -285,19 +371,25 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
             ))
         }
         (Some(channel_id), None) => {
-            find_channel(app, &channel_id).await.map_err(|_| {
-                ApiError::invalid(format!("channel_id: channel {channel_id} does not exist"))
-            })?;
+            check_id("channel_id", &channel_id)?;
+            if app.store.get_channel(&channel_id).await?.is_none() {
+                return Err(ApiError::invalid("channel_id: no channel has this id"));
+            }
             (Some(channel_id), None)
         }
         (None, Some(routes)) => {
             CompiledRoutes::compile(&routes)?;
-            for id in routes.channel_ids() {
+            let mut existing: HashSet<&str> = HashSet::new();
+            for (place, id) in route_channel_places(&routes) {
+                if existing.contains(id) {
+                    continue;
+                }
                 if app.store.get_channel(id).await?.is_none() {
                     return Err(ApiError::invalid(format!(
-                        "routes: channel {id} does not exist"
+                        "{place}: no channel has this id"
                     )));
                 }
+                existing.insert(id);
             }
             (None, Some(routes))
         }
@@ -335,10 +427,12 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
 }
 
 async fn get_integration(app: &App, id: &str) -> ApiResult<Value> {
-    let integration =
-        app.store.get_integration(id).await?.ok_or_else(|| {
-            ApiError::ResourceNotFound(format!("integration {id} does not exist"))
-        })?;
+    let id = path_id("integration_id", id)?;
+    let integration = app
+        .store
+        .get_integration(id)
+        .await?
+        .ok_or_else(|| not_found("integration_id", "integration"))?;
     let has_token = integration.callback_token.is_some();
     let mut value = json!(integration);
     value["has_callback_token"] = json!(has_token);
@@ -346,12 +440,13 @@ async fn get_integration(app: &App, id: &str) -> ApiResult<Value> {
 }
 
 async fn rotate_key(app: &App, id: &str) -> ApiResult<Value> {
+    let id = path_id("integration_id", id)?;
     let key = new_integration_key()?;
     let integration = app
         .store
         .rotate_integration_key(id, &key)
         .await?
-        .ok_or_else(|| ApiError::ResourceNotFound(format!("integration {id} does not exist")))?;
+        .ok_or_else(|| not_found("integration_id", "integration"))?;
     Ok(json!({
         "integration_id": integration.integration_id,
         "integration_key": key,
@@ -359,56 +454,88 @@ async fn rotate_key(app: &App, id: &str) -> ApiResult<Value> {
     }))
 }
 
+/// The listing's continuation: per status, the sort key to continue below.
+/// Anything else is refused before it becomes a key condition, including a
+/// well-encoded cursor this API could not have issued.
 fn decode_cursor(cursor: &str) -> ApiResult<HashMap<String, String>> {
+    let refused = || ApiError::invalid("cursor: not a cursor this API issued");
+    if cursor.len() > MAX_CURSOR_CHARS {
+        return Err(refused());
+    }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
-        .map_err(|_| ApiError::invalid("cursor: not a cursor this API returned"))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|_| ApiError::invalid("cursor: not a cursor this API returned"))
+        .map_err(|_| refused())?;
+    let bounds: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| refused())?;
+    let issued_by_us = !bounds.is_empty()
+        && bounds.iter().all(|(status, bound)| {
+            IncidentStatus::parse(status).is_some() && is_listing_bound(bound)
+        });
+    if issued_by_us {
+        Ok(bounds)
+    } else {
+        Err(refused())
+    }
+}
+
+/// An incident's listing sort key, `{created_ms:015}#{incident_id}`
+/// ([`crate::store::items::incident_order`]).
+fn is_listing_bound(bound: &str) -> bool {
+    bound.split_once('#').is_some_and(|(created_ms, id)| {
+        created_ms.len() == 15 && created_ms.bytes().all(|b| b.is_ascii_digit()) && is_valid_id(id)
+    })
 }
 
 fn encode_cursor(bounds: &HashMap<String, String>) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!(bounds).to_string())
 }
 
-async fn list_incidents(app: &App, req: &Inbound) -> ApiResult<Value> {
-    let q = &req.query;
-    let channel_id = q
-        .get("channel_id")
-        .map(String::as_str)
-        .filter(|c| !c.is_empty());
-    let statuses = match q
-        .get("status")
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        None => vec![
+/// `status`: a comma list, each status once however often it is named.
+fn parse_statuses(list: Option<&str>) -> ApiResult<Vec<IncidentStatus>> {
+    let Some(list) = list.filter(|s| !s.is_empty()) else {
+        return Ok(vec![
             IncidentStatus::Triggered,
             IncidentStatus::Processing,
             IncidentStatus::Closed,
-        ],
-        Some(list) => list
-            .split(',')
-            .map(|s| {
-                IncidentStatus::parse(s.trim()).ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "status: {s:?} is not one of Triggered, Processing, Closed"
-                    ))
-                })
-            })
-            .collect::<ApiResult<Vec<_>>>()?,
+        ]);
     };
-    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
-        None => DEFAULT_PAGE,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "limit: must be 1 to {MAX_PAGE}, got {l:?}"
-                )))
-            }
-        },
+    let mut statuses = Vec::new();
+    for name in list.split(',') {
+        let status = IncidentStatus::parse(name.trim()).ok_or_else(|| {
+            ApiError::invalid(
+                "status: each entry must be Triggered, Processing or Closed (comma-separated)",
+            )
+        })?;
+        if !statuses.contains(&status) {
+            statuses.push(status);
+        }
+    }
+    Ok(statuses)
+}
+
+fn parse_limit(limit: Option<&str>) -> ApiResult<usize> {
+    match limit.filter(|l| !l.is_empty()) {
+        None => Ok(DEFAULT_PAGE),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(format!("limit: must be an integer from 1 to {MAX_PAGE}"))
+            }),
+    }
+}
+
+async fn list_incidents(app: &App, req: &Inbound) -> ApiResult<Value> {
+    let q = &req.query;
+    let channel_id = match q.get("channel_id").filter(|c| !c.is_empty()) {
+        Some(c) => {
+            check_id("channel_id", c)?;
+            Some(c.as_str())
+        }
+        None => None,
     };
+    let statuses = parse_statuses(q.get("status").map(String::as_str))?;
+    let limit = parse_limit(q.get("limit").map(String::as_str))?;
     let bounds = match q.get("cursor").filter(|c| !c.is_empty()) {
         Some(c) => decode_cursor(c)?,
         None => HashMap::new(),
@@ -421,21 +548,126 @@ async fn list_incidents(app: &App, req: &Inbound) -> ApiResult<Value> {
 }
 
 async fn get_incident(app: &App, id: &str) -> ApiResult<Value> {
+    let id = path_id("incident_id", id)?;
     let incident = app
         .store
         .get_incident_with_alerts(id)
         .await?
-        .ok_or_else(|| ApiError::ResourceNotFound(format!("incident {id} does not exist")))?;
+        .ok_or_else(|| not_found("incident_id", "incident"))?;
+    Ok(json!(incident))
+}
+
+/// The store names a missing incident by its id; the API names the parameter.
+fn incident_not_found(err: ApiError) -> ApiError {
+    match err {
+        ApiError::ResourceNotFound(_) => not_found("incident_id", "incident"),
+        other => other,
+    }
+}
+
+async fn acknowledge_incident(app: &App, id: &str) -> ApiResult<Value> {
+    act_on_incident(app, id, Action::Ack).await
+}
+
+async fn resolve_incident(app: &App, id: &str) -> ApiResult<Value> {
+    act_on_incident(app, id, Action::Resolve).await
+}
+
+async fn act_on_incident(app: &App, id: &str, action: Action) -> ApiResult<Value> {
+    let id = path_id("incident_id", id)?;
+    let incident = app
+        .store
+        .act_on_incident(id, action, now_ms())
+        .await
+        .map_err(incident_not_found)?;
     Ok(json!(incident))
 }
 
 async fn get_alert(app: &App, id: &str) -> ApiResult<Value> {
+    let id = path_id("alert_id", id)?;
     let alert = app
         .store
         .get_alert_with_events(id)
         .await?
-        .ok_or_else(|| ApiError::ResourceNotFound(format!("alert {id} does not exist")))?;
+        .ok_or_else(|| not_found("alert_id", "alert"))?;
     Ok(json!(alert))
+}
+
+// ---- app keys ----
+
+/// 192 random bits, hex: shown once, stored only as a hash.
+pub fn new_app_key() -> ApiResult<String> {
+    random_hex(24)
+}
+
+/// The rule for an app key an operator supplies (`alertctl create-app-key
+/// --key`): at least 32 characters from `[A-Za-z0-9_-]`, at least 8 different
+/// ones, and no character more than a third of the key. 32 random characters
+/// of that alphabet carry 192 bits, 32 random hex digits 128; the rule cannot
+/// tell a random key from a made-up one, but it turns away short keys, words
+/// with padding and repeated patterns. A random key passes it (a 32-digit hex
+/// key fails with odds of about 1 in 20,000). Generated keys need no rule.
+pub fn check_app_key_strength(key: &str) -> ApiResult<()> {
+    let refused = || {
+        ApiError::invalid(format!(
+            "app key: must be at least {MIN_APP_KEY_CHARS} characters from [A-Za-z0-9_-], with at least {MIN_APP_KEY_DISTINCT_CHARS} different characters and none making up more than a third of it"
+        ))
+    };
+    let alphabet_ok = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if key.len() < MIN_APP_KEY_CHARS || !alphabet_ok {
+        return Err(refused());
+    }
+    let mut counts = [0usize; 128];
+    for b in key.bytes() {
+        counts[usize::from(b & 0x7f)] += 1;
+    }
+    let distinct = counts.iter().filter(|&&c| c > 0).count();
+    let most_frequent = counts.iter().copied().max().unwrap_or(0);
+    if distinct < MIN_APP_KEY_DISTINCT_CHARS || most_frequent * 3 > key.len() {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// `POST /api/app-keys`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppKeyBody {
+    name: Option<String>,
+}
+
+async fn create_app_key(app: &App, req: &Inbound) -> ApiResult<Value> {
+    let body: AppKeyBody = from_value(json_body(req)?)?;
+    let name = check_name(
+        "name",
+        body.name
+            .as_deref()
+            .ok_or_else(|| ApiError::invalid("name: required"))?,
+    )?;
+    let key = new_app_key()?;
+    let created_at = now_ms() / 1000;
+    let app_key_id = app.store.put_app_key(&key, &name, created_at).await?;
+    Ok(json!({
+        "app_key_id": app_key_id,
+        "name": name,
+        "app_key": key,
+        "created_at": created_at,
+    }))
+}
+
+async fn list_app_keys(app: &App) -> ApiResult<Value> {
+    Ok(json!({ "items": app.store.list_app_keys().await?, "next_cursor": null }))
+}
+
+async fn revoke_app_key(app: &App, id: &str) -> ApiResult<Value> {
+    let id = path_id("app_key_id", id)?;
+    if app.store.revoke_app_key(id).await? {
+        Ok(json!({ "app_key_id": id, "revoked": true }))
+    } else {
+        Err(not_found("app_key_id", "app key"))
+    }
 }
 
 #[cfg(test)]
@@ -468,9 +700,25 @@ mod tests {
 
     #[test]
     fn cursor_round_trip_and_garbage() {
-        let bounds = HashMap::from([("Triggered".to_string(), "000#x".to_string())]);
+        let bound = crate::store::items::incident_order(1_763_626_800_123, "0123456789abcdef");
+        let bounds = HashMap::from([("Triggered".to_string(), bound)]);
         assert_eq!(decode_cursor(&encode_cursor(&bounds)).unwrap(), bounds);
-        assert!(decode_cursor("%%%").is_err());
-        assert!(decode_cursor("aGVsbG8").is_err());
+        let encode = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        for garbage in [
+            "%%%".to_string(),
+            "aGVsbG8".to_string(),
+            "A".repeat(3000),
+            encode("{}"),
+            encode(r#"{"Open": "001763626800123#abc"}"#),
+            encode(r#"{"Triggered": "x"}"#),
+            encode(r#"{"Triggered": "001763626800123#a/b"}"#),
+            encode(&format!(
+                r#"{{"Closed": "001763626800123#{}"}}"#,
+                "a".repeat(3000)
+            )),
+        ] {
+            let err = decode_cursor(&garbage).unwrap_err();
+            assert_eq!(err.message(), "cursor: not a cursor this API issued");
+        }
     }
 }

@@ -1,15 +1,17 @@
-//! Operator commands that talk to the table directly: create it, make the
-//! first app key, seed a demo channel and integrations. Used by `make run` and
-//! by hand (see the README). Reads TABLE_NAME and the usual AWS variables.
+//! Operator commands that talk to the table directly: create it, make, list
+//! and revoke app keys (the first one cannot come from the API it unlocks),
+//! seed a demo channel and integrations. Used by `make run` and by hand (see
+//! the README). Reads TABLE_NAME and the usual AWS variables.
 
+use shared::api::{check_app_key_strength, new_app_key};
 use shared::app::App;
 use shared::hashing::random_hex;
+use shared::ids::check_id;
 use shared::intake::integrations::IntegrationKind;
 use shared::model::{Channel, Integration};
 use shared::store::{now_ms, schema, Store};
 
-const USAGE: &str =
-    "usage: alertctl create-table | create-app-key [--key KEY] [--name NAME] | demo";
+const USAGE: &str = "usage: alertctl create-table | create-app-key [--key KEY] [--name NAME] | list-app-keys | revoke-app-key APP_KEY_ID | demo";
 
 #[tokio::main]
 async fn main() {
@@ -23,11 +25,16 @@ fn text<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+/// The value after `--name`; `Ok(None)` when the flag is absent, an error when
+/// it has no value (a forgotten value must not quietly become a default).
+fn flag(args: &[String], name: &str) -> Result<Option<String>, String> {
+    let Some(at) = args.iter().position(|a| a == name) else {
+        return Ok(None);
+    };
+    match args.get(at + 1) {
+        Some(value) if !value.is_empty() && !value.starts_with("--") => Ok(Some(value.clone())),
+        _ => Err(format!("{name} needs a value\n{USAGE}")),
+    }
 }
 
 async fn run(args: Vec<String>) -> Result<(), String> {
@@ -47,13 +54,32 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             );
         }
         "create-app-key" => {
-            let key = match flag(&args, "--key").filter(|k| !k.is_empty()) {
-                Some(k) => k,
-                None => random_hex(24).map_err(text)?,
+            let key = match flag(&args, "--key")? {
+                Some(k) => {
+                    check_app_key_strength(&k).map_err(|e| e.message().to_string())?;
+                    k
+                }
+                None => new_app_key().map_err(text)?,
             };
-            let name = flag(&args, "--name").unwrap_or_else(|| "bootstrap".into());
-            store.put_app_key(&key, &name, now_s).await.map_err(text)?;
+            let name = flag(&args, "--name")?.unwrap_or_else(|| "bootstrap".into());
+            let id = store.put_app_key(&key, &name, now_s).await.map_err(text)?;
+            eprintln!("app key {id} ({name}) stored; the key is printed once, below");
+            // The key alone on the last line of stdout: scripts read it from there.
             println!("{key}");
+        }
+        "list-app-keys" => {
+            println!("APP_KEY_ID\tCREATED_AT\tNAME");
+            for key in store.list_app_keys().await.map_err(text)? {
+                println!("{}\t{}\t{}", key.app_key_id, key.created_at, key.name);
+            }
+        }
+        "revoke-app-key" => {
+            let id = args.get(1).ok_or(USAGE)?;
+            check_id("app_key_id", id).map_err(|e| e.message().to_string())?;
+            if !store.revoke_app_key(id).await.map_err(text)? {
+                return Err("app_key_id: no app key has this id".into());
+            }
+            eprintln!("app key {id} revoked");
         }
         "demo" => demo(store, now_s).await?,
         _ => return Err(USAGE.into()),

@@ -145,16 +145,16 @@ pub struct NormaliseContext<'a> {
 /// Convert a unix time in seconds or milliseconds (told apart by size) to milliseconds.
 pub fn event_time_to_ms(value: i64) -> ApiResult<i64> {
     if value <= 0 {
-        return Err(ApiError::invalid(format!(
-            "event_time must be a positive unix time in seconds or milliseconds, got {value}"
-        )));
+        return Err(ApiError::invalid(
+            "event_time: must be a positive unix time in seconds or milliseconds",
+        ));
     }
     if value >= MILLIS_THRESHOLD {
         Ok(value)
     } else {
         value
             .checked_mul(1000)
-            .ok_or_else(|| ApiError::invalid("event_time is out of range"))
+            .ok_or_else(|| ApiError::invalid("event_time: out of range"))
     }
 }
 
@@ -220,18 +220,19 @@ fn normalise_labels(
     raw: Vec<(String, String)>,
 ) -> ApiResult<BTreeMap<String, String>> {
     let mut labels = BTreeMap::new();
-    for (key, value) in raw {
+    // Keys are named by position (from 0, in payload order), never quoted:
+    // a sender that put a secret where a key belongs must not see it echoed.
+    for (position, (key, value)) in raw.into_iter().enumerate() {
         let key = match origin {
             Origin::Standard => {
                 if key.chars().count() > LABEL_KEY_MAX_CHARS {
                     return Err(ApiError::invalid(format!(
-                        "labels: key \"{}...\" is longer than {LABEL_KEY_MAX_CHARS} characters",
-                        truncate_chars(&key, 32)
+                        "labels: key {position} is longer than {LABEL_KEY_MAX_CHARS} characters"
                     )));
                 }
                 if !is_valid_label_key(&key) {
                     return Err(ApiError::invalid(format!(
-                        "labels: key {key:?} must match ^[a-zA-Z_][a-zA-Z0-9_]*$"
+                        "labels: key {position} must match ^[a-zA-Z_][a-zA-Z0-9_]*$"
                     )));
                 }
                 key
@@ -306,7 +307,7 @@ pub fn normalise(event: IncomingEvent, ctx: &NormaliseContext<'_>) -> ApiResult<
     };
     if event.event_status.is_ok() && alert_key.is_none() {
         return Err(ApiError::invalid(
-            "alert_key is required when event_status is Ok",
+            "alert_key: required when event_status is Ok",
         ));
     }
 
@@ -316,7 +317,7 @@ pub fn normalise(event: IncomingEvent, ctx: &NormaliseContext<'_>) -> ApiResult<
         TitleSource::Plain(t) => t.clone(),
         TitleSource::Rule(rule) => {
             if rule.trim().is_empty() {
-                return Err(ApiError::invalid("title_rule must not be empty"));
+                return Err(ApiError::invalid("title_rule: must not be empty"));
             }
             render_title(
                 rule,

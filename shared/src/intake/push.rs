@@ -47,30 +47,35 @@ pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outb
 /// The checks that need no storage, in the order the spec lists them.
 pub fn check_request(kind: IntegrationKind, req: &Inbound) -> ApiResult<BodyFormat> {
     if !req.method.eq_ignore_ascii_case("POST") {
-        return Err(ApiError::MethodNotAllowed(format!(
-            "method {} is not allowed; use POST",
-            req.method
-        )));
+        return Err(ApiError::MethodNotAllowed(
+            "method: push endpoints take POST only".into(),
+        ));
     }
     if let Some(slug) = req.path.strip_prefix(PUSH_PATH_PREFIX) {
         if slug.trim_end_matches('/') != kind.slug() {
             return Err(ApiError::RouteNotFound(format!(
-                "no push route for integration {slug:?}"
+                "path: this function serves {PUSH_PATH_PREFIX}{} only",
+                kind.slug()
             )));
         }
     }
     let format = match media_type(req.get_header("content-type")).as_deref() {
         Some("application/json") => BodyFormat::Json,
         Some("application/x-www-form-urlencoded") if kind.accepts_form() => BodyFormat::Form,
+        // The header is not repeated back: the message names what is accepted.
         other => {
             let accepted = if kind.accepts_form() {
                 "application/json or application/x-www-form-urlencoded"
             } else {
                 "application/json"
             };
+            let problem = if other.is_some() {
+                "not accepted"
+            } else {
+                "missing"
+            };
             return Err(ApiError::InvalidContentType(format!(
-                "Content-Type {} is not accepted; send {accepted}",
-                other.map_or("(missing)".to_string(), |o| format!("{o:?}"))
+                "Content-Type: {problem}; send {accepted} (a charset parameter is allowed)"
             )));
         }
     };
@@ -294,6 +299,7 @@ async fn route_events(
         .await
         .into_iter()
         .collect::<ApiResult<_>>()?;
+    let many = events.len() > 1;
     events
         .iter()
         .enumerate()
@@ -306,8 +312,14 @@ async fn route_events(
                     }
                 }
                 if channels.is_empty() {
+                    // Named by position, not by alert_key: the key is the sender's text.
+                    let which = if many {
+                        format!("alerts[{i}]")
+                    } else {
+                        "the event".to_string()
+                    };
                     Err(ApiError::invalid(format!(
-                        "routes: no route matched event {i} and the integration has no default route"
+                        "routes: no route matched {which} and the integration has no default route"
                     )))
                 } else {
                     Ok(channels)

@@ -42,7 +42,7 @@ impl RateLimit {
         ] {
             if v == 0 || v > MAX_RATE {
                 return Err(ApiError::invalid(format!(
-                    "rate_limit.{name}: 1 to {MAX_RATE}, got {v}"
+                    "rate_limit.{name}: must be 1 to {MAX_RATE}"
                 )));
             }
         }

@@ -101,6 +101,18 @@ fn wildcard(value: &str) -> Result<Regex, regex::Error> {
     regex(&pattern)
 }
 
+/// The regex crate's messages quote the pattern, so only the rule is named.
+fn regex_error(place: &str, e: &regex::Error) -> ApiError {
+    match e {
+        regex::Error::CompiledTooBig(limit) => ApiError::invalid(format!(
+            "{place}: the pattern compiles to more than {limit} bytes"
+        )),
+        _ => ApiError::invalid(format!(
+            "{place}: not a valid regex (Rust regex syntax between slashes)"
+        )),
+    }
+}
+
 fn compile_one(c: &Condition, at: &str) -> ApiResult<Compiled> {
     let field = match c.key.as_str() {
         "severity" => Field::Severity,
@@ -110,8 +122,7 @@ fn compile_one(c: &Condition, at: &str) -> ApiResult<Compiled> {
             Some(name) if is_valid_label_key(name) => Field::Label(name.to_string()),
             _ => {
                 return Err(ApiError::invalid(format!(
-                    "{at}.key: {:?} must be severity, title, description or labels.NAME",
-                    c.key
+                    "{at}.key: must be severity, title, description or labels.NAME (NAME matching ^[a-zA-Z_][a-zA-Z0-9_]*$)"
                 )))
             }
         },
@@ -129,18 +140,14 @@ fn compile_one(c: &Condition, at: &str) -> ApiResult<Compiled> {
                 "{at}.vals[{i}]: at most {MAX_VALUE_CHARS} characters"
             )));
         }
-        let pattern =
-            if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
-                Pattern::Regex(regex(&v[1..v.len() - 1]).map_err(|e| {
-                    ApiError::invalid(format!("{at}.vals[{i}]: not a valid regex ({e})"))
-                })?)
-            } else if v.contains(['*', '?']) {
-                Pattern::Regex(wildcard(v).map_err(|e| {
-                    ApiError::invalid(format!("{at}.vals[{i}]: bad wildcard ({e})"))
-                })?)
-            } else {
-                Pattern::Exact(v.clone())
-            };
+        let place = format!("{at}.vals[{i}]");
+        let pattern = if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
+            Pattern::Regex(regex(&v[1..v.len() - 1]).map_err(|e| regex_error(&place, &e))?)
+        } else if v.contains(['*', '?']) {
+            Pattern::Regex(wildcard(v).map_err(|e| regex_error(&place, &e))?)
+        } else {
+            Pattern::Exact(v.clone())
+        };
         patterns.push(pattern);
     }
     Ok(Compiled {

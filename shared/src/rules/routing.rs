@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::check_id;
 use crate::intake::event::StandardEvent;
 use crate::rules::conditions::{ConditionGroups, Matcher};
 
@@ -64,6 +65,9 @@ fn check_channels(ids: &[String], at: &str) -> ApiResult<()> {
             "{at}.channel_ids: 1 to {MAX_CHANNELS_PER_ROUTE} channels, got {}",
             ids.len()
         )));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        check_id(&format!("{at}.channel_ids[{i}]"), id)?;
     }
     Ok(())
 }
@@ -187,6 +191,10 @@ mod tests {
             (
                 r#"{"default": {"channel_ids": []}}"#,
                 "routes.default.channel_ids",
+            ),
+            (
+                r#"{"default": {"channel_ids": ["a", "not/an/id"]}}"#,
+                "routes.default.channel_ids[1]: must be 1 to 64 characters",
             ),
         ] {
             let routes: Routes = serde_json::from_str(json).unwrap();

@@ -16,10 +16,11 @@
 //! | integration | `INT#{integration}` | `INTEGRATION` |
 //! | integration key (hash) → integration | `IKEY#{sha256(key)}` | `IKEY` |
 //! | app key (hash) | `APPKEY#{sha256(key)}` | `APPKEY` |
+//! | app key id → hash, name | `APPKEYID#{id}` | `APPKEYID` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
-//! records by `ALERT#{alert}`, channels by `CHANNELS`. `gsi2` (gsi2pk, gsi2sk):
-//! incidents by `INC#*#{status}` across channels.
+//! records by `ALERT#{alert}`, channels by `CHANNELS`, app keys by `APPKEYS`.
+//! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
 
 pub mod admin;
 pub mod alerts;

@@ -208,19 +208,9 @@ fn level_to_status(level: &Value) -> ApiResult<EventStatus> {
         Some(1) => Ok(EventStatus::Critical),
         Some(2) => Ok(EventStatus::Warning),
         Some(3) => Ok(EventStatus::Info),
-        _ => Err(ApiError::invalid(format!(
-            "event.level: must be 1 (fatal), 2 (warning) or 3 (notice), got {}",
-            describe(level)
-        ))),
-    }
-}
-
-/// A short, safe rendering of an offending value for an error message.
-fn describe(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{:?}", truncate_chars(s, 32)),
-        Value::Number(n) => truncate_chars(&n.to_string(), 32),
-        other => flex::kind(other).to_string(),
+        _ => Err(ApiError::invalid(
+            "event.level: must be 1 (fatal), 2 (warning) or 3 (notice)",
+        )),
     }
 }
 
@@ -322,7 +312,7 @@ fn time_ms(raw: &Value, field: &str) -> ApiResult<Option<i64>> {
     let bad = || {
         ApiError::invalid(format!(
             "{field}: expected a time as YYYY-MM-DD HH:MM:SS (UTC) after 1970, got {}",
-            describe(raw)
+            flex::kind(raw)
         ))
     };
     let ms = match raw {

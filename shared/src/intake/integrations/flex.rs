@@ -138,9 +138,10 @@ pub fn opt_scalar_map<'de, D: Deserializer<'de>>(
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out: Vec<(String, String)> = Vec::with_capacity(map.size_hint().unwrap_or(8));
             while let Some(key) = map.next_key::<String>()? {
-                let Scalar(value) = map
-                    .next_value()
-                    .map_err(|_| A::Error::custom(format!("{key}: must be a string")))?;
+                // The path already ends with the key; the message names the rule.
+                let Scalar(value) = map.next_value().map_err(|_| {
+                    A::Error::custom("must be a string (numbers and booleans are taken as text)")
+                })?;
                 if let Some(v) = value {
                     // A repeated key: the last one wins, as in a JSON object.
                     match out.iter_mut().find(|(k, _)| *k == key) {

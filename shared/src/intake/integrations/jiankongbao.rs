@@ -31,7 +31,7 @@ use super::{body_to_value, flex, from_value, ParseSettings, PushBody};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::hex;
 use crate::intake::event::{
-    event_time_to_ms, truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
+    event_time_to_ms, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
 
 #[derive(Deserialize)]
@@ -72,10 +72,10 @@ pub fn parse(body: &PushBody<'_>, settings: &ParseSettings<'_>) -> ApiResult<Vec
     let severity = match payload.message_type {
         Some(1) => EventStatus::Warning,
         Some(2) => EventStatus::Info,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "message_type: must be 1 (fault) or 2 (reminder), got {other}"
-            )))
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "message_type: must be 1 (fault) or 2 (reminder)",
+            ))
         }
         None => {
             return Err(ApiError::invalid(
@@ -86,10 +86,10 @@ pub fn parse(body: &PushBody<'_>, settings: &ParseSettings<'_>) -> ApiResult<Vec
     let event_status = match payload.message_status {
         Some(1) => severity,
         Some(2) => EventStatus::Ok,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "message_status: must be 1 (alarm) or 2 (recovery), got {other}"
-            )))
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "message_status: must be 1 (alarm) or 2 (recovery)",
+            ))
         }
         None => {
             return Err(ApiError::invalid(
@@ -190,12 +190,7 @@ fn fault_time_ms(raw: Option<&str>) -> ApiResult<Option<i64>> {
     let Some(text) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    let bad = || {
-        ApiError::invalid(format!(
-            "fault_time: expected a unix time in seconds, got {:?}",
-            truncate_chars(text, 32)
-        ))
-    };
+    let bad = || ApiError::invalid("fault_time: expected a positive unix time in seconds");
     let seconds = text.parse::<i64>().map_err(|_| bad())?;
     match seconds {
         0 => Ok(None),

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::intake::event::ParsedEvent;
+use crate::intake::event::{truncate_chars, ParsedEvent};
 
 pub mod aliyun_prometheus;
 pub mod blueking;
@@ -87,8 +87,7 @@ pub struct ParseSettings<'a> {
 /// The body as a JSON value: JSON as is, a form as an object of strings.
 pub fn body_to_value(body: &PushBody<'_>) -> ApiResult<Value> {
     match body.format {
-        BodyFormat::Json => serde_json::from_slice(body.bytes)
-            .map_err(|e| ApiError::invalid(format!("body: not valid JSON ({e})"))),
+        BodyFormat::Json => serde_json::from_slice(body.bytes).map_err(|e| syntax_error(&e)),
         BodyFormat::Form => {
             let map: serde_json::Map<String, Value> = form_urlencoded::parse(body.bytes)
                 .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
@@ -99,9 +98,9 @@ pub fn body_to_value(body: &PushBody<'_>) -> ApiResult<Value> {
 }
 
 /// Deserialize a payload, naming the offending field on failure
-/// (`event.level: invalid type: ...`).
+/// (`event.level: expected an integer, got a string`).
 pub fn from_value<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
-    serde_path_to_error::deserialize(value).map_err(path_error)
+    serde_path_to_error::deserialize(value).map_err(|e| path_error(&e))
 }
 
 /// Parse a body straight into a vendor struct. JSON is deserialized from the
@@ -114,22 +113,285 @@ pub fn decode<T: DeserializeOwned>(body: &PushBody<'_>) -> ApiResult<T> {
                 return Err(ApiError::invalid("body: expected a JSON object"));
             }
             let mut de = serde_json::Deserializer::from_slice(body.bytes);
-            let value: T = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
-            de.end().map_err(|e| {
-                ApiError::invalid(format!("body: not valid JSON after the object ({e})"))
-            })?;
+            let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| path_error(&e))?;
+            de.end().map_err(|e| syntax_error(&e))?;
             Ok(value)
         }
         BodyFormat::Form => from_value(body_to_value(body)?),
     }
 }
 
-fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+/// Longest field path a message repeats; longer ones are cut (a sender's key
+/// can be any length).
+const MAX_PATH_CHARS: usize = 128;
+
+/// serde's own messages quote the value that was sent (`invalid type: string
+/// "s3cret", expected u32`), and that value may be a secret. This keeps the
+/// place and the rule and drops the value: `callback_token: expected a string,
+/// got a number`.
+pub fn path_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = e.inner();
+    if !inner.is_data() {
+        return syntax_error(inner);
+    }
     let path = e.path().to_string();
-    let inner = e.into_inner().to_string();
-    if path == "." || path.is_empty() {
-        ApiError::invalid(format!("body: {inner}"))
+    let path = if path == "." || path.is_empty() {
+        "body".to_string()
     } else {
-        ApiError::invalid(format!("{path}: {inner}"))
+        truncate_chars(&path, MAX_PATH_CHARS)
+    };
+    ApiError::invalid(data_error_message(&path, &message_of(inner)))
+}
+
+/// A body that is not JSON at all. serde_json's syntax messages are fixed
+/// texts (`expected value`, `trailing characters`) and never quote the input.
+pub fn syntax_error(e: &serde_json::Error) -> ApiError {
+    if e.is_data() {
+        // Only reachable for a `Value` target, which takes any JSON; keep the rule anyway.
+        return ApiError::invalid("body: does not have the expected shape");
+    }
+    ApiError::invalid(format!(
+        "body: not valid JSON ({} at line {} column {})",
+        message_of(e),
+        e.line(),
+        e.column()
+    ))
+}
+
+/// The message without serde_json's ` at line L column C` suffix.
+fn message_of(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    full.strip_suffix(&position).unwrap_or(&full).to_string()
+}
+
+/// Rewrites serde's data messages so that they never carry the sent value.
+/// Messages that are not serde's own come from this crate's decoders
+/// ([`flex`]), which name kinds, never values, and pass through.
+fn data_error_message(path: &str, message: &str) -> String {
+    // serde appends the expectation last; a sent value that itself contains
+    // ", expected " sits before it, so the last occurrence is serde's.
+    let expected = message
+        .rfind(", expected ")
+        .map(|i| plain_expectation(&message[i + ", expected ".len()..]));
+    let child = |field: &str| {
+        if path == "body" {
+            truncate_chars(field, MAX_PATH_CHARS)
+        } else {
+            format!("{path}.{}", truncate_chars(field, MAX_PATH_CHARS))
+        }
+    };
+    if message.starts_with("unknown field `") {
+        // serde_path_to_error puts the unknown field itself at the end of the path.
+        return match expected {
+            Some(e) => format!("{path}: unknown field; expected {e}"),
+            None => format!("{path}: unknown field; this object takes no fields"),
+        };
+    }
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return format!("{}: required", child(field));
+    }
+    if let Some(field) = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        return format!("{}: given more than once", child(field));
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        let expected = expected.unwrap_or_else(|| "another type".into());
+        return match sent_kind(rest) {
+            Some(kind) => format!("{path}: expected {expected}, got {kind}"),
+            None => format!("{path}: expected {expected}"),
+        };
+    }
+    if message.starts_with("invalid value: ")
+        || message.starts_with("invalid length ")
+        || message.starts_with("unknown variant `")
+    {
+        return match expected {
+            Some(e) => format!("{path}: expected {e}"),
+            None => format!("{path}: not an accepted value"),
+        };
+    }
+    format!("{path}: {message}")
+}
+
+/// The kind of the sent value from the start of serde's `Unexpected` text
+/// (`string "..."`, `integer `5``, `map`), without the value.
+fn sent_kind(unexpected: &str) -> Option<&'static str> {
+    const KINDS: [(&str, &str); 9] = [
+        ("string", "a string"),
+        ("integer", "a number"),
+        ("floating point", "a number"),
+        ("boolean", "a boolean"),
+        ("map", "an object"),
+        ("sequence", "a list"),
+        ("null", "null"),
+        ("unit value", "null"),
+        ("char", "a string"),
+    ];
+    KINDS
+        .iter()
+        .find(|(prefix, _)| unexpected.starts_with(prefix))
+        .map(|(_, kind)| *kind)
+}
+
+/// serde's expectation in the words of the API (`u32` is an integer range,
+/// `struct Grouping` an object, `` `none` or `rules` `` stays as it is).
+fn plain_expectation(expected: &str) -> String {
+    let text = match expected {
+        "u8" => "an integer from 0 to 255",
+        "u16" => "an integer from 0 to 65535",
+        "u32" => "an integer from 0 to 4294967295",
+        "u64" | "usize" => "a non-negative integer",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "an integer",
+        "f32" | "f64" => "a number",
+        "a borrowed string" => "a string",
+        "a sequence" => "a list",
+        "a map" => "an object",
+        other if other.starts_with("struct ") => "an object",
+        other if other.starts_with("tuple") => "a list",
+        other => other,
+    };
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // only the errors matter here
+    struct Inner {
+        count: u32,
+        #[serde(default)]
+        method: Option<crate::model::GroupingMethod>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        token: Option<String>,
+        inner: Option<Inner>,
+        list: Option<Vec<u8>>,
+        #[serde(default, deserialize_with = "flex::opt_i64")]
+        lenient: Option<i64>,
+    }
+
+    const SECRET: &str = "s3cr3t-4815162342";
+
+    /// (body, the message expected), each body carrying the secret (or its
+    /// number, 4815162342) where it does not belong.
+    fn cases() -> Vec<(String, &'static str)> {
+        vec![
+            (
+                r#"{"token": 4815162342}"#.into(),
+                "token: expected a string, got a number",
+            ),
+            (
+                format!(r#"{{"inner": {{"count": "{SECRET}"}}}}"#),
+                "inner.count: expected an integer from 0 to 4294967295, got a string",
+            ),
+            (
+                r#"{"inner": {"count": -4815162342}}"#.into(),
+                "inner.count: expected an integer from 0 to 4294967295",
+            ),
+            (
+                r#"{"inner": {"count": 4815162342}}"#.into(),
+                "inner.count: expected an integer from 0 to 4294967295",
+            ),
+            (
+                format!(r#"{{"inner": {{"count": 1, "method": "{SECRET}"}}}}"#),
+                "inner.method: expected `none` or `rules`",
+            ),
+            (
+                format!(r#"{{"list": "{SECRET}"}}"#),
+                "list: expected a list, got a string",
+            ),
+            (
+                r#"{"list": [1, 4815162342]}"#.into(),
+                "list[1]: expected an integer from 0 to 255",
+            ),
+            (
+                format!(r#"{{"lenient": "{SECRET}"}}"#),
+                "lenient: expected an integer, got a string",
+            ),
+            (
+                format!(
+                    r#"{{"token": "x, expected {SECRET}", "inner": {{"count": "a, expected {SECRET}"}}}}"#
+                ),
+                "inner.count: expected an integer from 0 to 4294967295, got a string",
+            ),
+            (r#"{"inner": {}}"#.into(), "inner.count: required"),
+            (
+                r#"{"autoClose": true}"#.into(),
+                "autoClose: unknown field; expected one of `token`, `inner`, `list`, `lenient`",
+            ),
+            (
+                r#"{"inner": {"count": 1, "Count": 2}}"#.into(),
+                "inner.Count: unknown field; expected `count` or `method`",
+            ),
+        ]
+    }
+
+    #[test]
+    fn messages_name_the_field_and_rule_never_the_sent_value() {
+        for (body, expected) in cases() {
+            // Through a Value (management bodies, forms) and from bytes (push bodies).
+            let value: Value = serde_json::from_str(&body).unwrap();
+            let from_tree = from_value::<Outer>(value).unwrap_err();
+            let from_bytes = decode::<Outer>(&PushBody {
+                bytes: body.as_bytes(),
+                format: BodyFormat::Json,
+            })
+            .unwrap_err();
+            for err in [from_tree, from_bytes] {
+                assert_eq!(err.code(), "InvalidParameter");
+                assert_eq!(err.message(), expected, "{body}");
+                assert!(!err.message().contains("s3cr3t"), "{body}");
+                assert!(!err.message().contains("4815162342"), "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn syntax_errors_say_where_without_quoting() {
+        let body = format!(r#"{{"token": "{SECRET}" x}}"#);
+        let err = decode::<Outer>(&PushBody {
+            bytes: body.as_bytes(),
+            format: BodyFormat::Json,
+        })
+        .unwrap_err();
+        assert!(
+            err.message().starts_with("body: not valid JSON ("),
+            "{}",
+            err.message()
+        );
+        assert!(!err.message().contains("s3cr3t"));
+        let trailing = format!(r#"{{"token": "t"}} {SECRET}"#);
+        let err = decode::<Outer>(&PushBody {
+            bytes: trailing.as_bytes(),
+            format: BodyFormat::Json,
+        })
+        .unwrap_err();
+        assert!(
+            err.message().contains("trailing characters"),
+            "{}",
+            err.message()
+        );
+        assert!(!err.message().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn very_long_field_names_are_cut() {
+        let body = format!(r#"{{"{}": 1}}"#, "k".repeat(5000));
+        let err = from_value::<Outer>(serde_json::from_str(&body).unwrap()).unwrap_err();
+        assert!(err.message().chars().count() < 400, "{}", err.message());
     }
 }

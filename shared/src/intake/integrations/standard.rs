@@ -26,10 +26,9 @@ struct StandardPayload {
 pub fn parse(body: &PushBody<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Vec<ParsedEvent>> {
     let payload: StandardPayload = decode(body)?;
     let event_status = EventStatus::parse(&payload.event_status).ok_or_else(|| {
-        ApiError::invalid(format!(
-            "event_status: must be exactly one of Critical, Warning, Info, Ok (case-sensitive), got {:?}",
-            payload.event_status
-        ))
+        ApiError::invalid(
+            "event_status: must be exactly one of Critical, Warning, Info, Ok (case-sensitive)",
+        )
     })?;
     let labels = payload.labels.unwrap_or_default();
     let event_time_ms = payload.event_time.map(event_time_to_ms).transpose()?;

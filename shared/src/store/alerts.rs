@@ -614,8 +614,8 @@ impl Store {
                 .join_incident(
                     id,
                     &channel.grouping,
-                    now_ms,
                     Joiner {
+                        now_ms,
                         head_pk: head_pk(&channel.channel_id, &ev.alert_key),
                         items,
                         severity: ev.event_status,

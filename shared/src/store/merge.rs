@@ -38,6 +38,9 @@ pub(crate) struct Joiner {
     pub head_pk: String,
     pub items: Vec<TransactWriteItem>,
     pub severity: EventStatus,
+    /// When its event was received: the incident's window is judged at the
+    /// latest of a batch's times.
+    pub now_ms: i64,
     /// About how many bytes its items weigh.
     pub bytes: usize,
 }
@@ -67,7 +70,6 @@ impl Store {
         &self,
         incident_id: &str,
         grouping: &Grouping,
-        now_ms: i64,
         joiner: Joiner,
     ) -> Result<(), WriteFailure> {
         let (reply, answer) = oneshot::channel();
@@ -85,14 +87,14 @@ impl Store {
             let incident_id = incident_id.to_string();
             let grouping = grouping.clone();
             tokio::spawn(
-                async move { store.drain_joins(&incident_id, &grouping, now_ms).await }
+                async move { store.drain_joins(&incident_id, &grouping).await }
                     .instrument(tracing::Span::current()),
             );
         }
         answer.await.unwrap_or(Err(WriteFailure::Conflict))
     }
 
-    async fn drain_joins(&self, incident_id: &str, grouping: &Grouping, now_ms: i64) {
+    async fn drain_joins(&self, incident_id: &str, grouping: &Grouping) {
         loop {
             let batch = {
                 let Ok(mut queues) = self.merges.queues.lock() else {
@@ -132,18 +134,11 @@ impl Store {
                 }
                 batch
             };
-            self.commit_joins(incident_id, grouping, now_ms, batch)
-                .await;
+            self.commit_joins(incident_id, grouping, batch).await;
         }
     }
 
-    async fn commit_joins(
-        &self,
-        incident_id: &str,
-        grouping: &Grouping,
-        now_ms: i64,
-        mut batch: Vec<Waiting>,
-    ) {
+    async fn commit_joins(&self, incident_id: &str, grouping: &Grouping, mut batch: Vec<Waiting>) {
         for round in 0..ROUNDS {
             if batch.is_empty() {
                 return;
@@ -151,6 +146,11 @@ impl Store {
             if round > 0 {
                 backoff(round).await;
             }
+            let now_ms = batch
+                .iter()
+                .map(|w| w.joiner.now_ms)
+                .max()
+                .unwrap_or_default();
             let update = match self.incident_join_update(incident_id, grouping, now_ms, &batch) {
                 Ok(u) => u,
                 Err(e) => return answer_all(batch, Err(e)),

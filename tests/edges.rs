@@ -346,6 +346,12 @@ async fn an_ok_reaches_every_channel_its_firing_went_to() {
     .await;
     assert_eq!(out.status, 400);
     assert!(out.body.contains("no route matched"), "{}", out.body);
+    // The key lookup read on every push carries the routes' version, not the routes.
+    for item in scan_all(&app).await {
+        if item["sk"].as_s().unwrap() == "IKEY" {
+            assert!(!item.contains_key("routes") && item.contains_key("routes_version"));
+        }
+    }
 }
 
 #[tokio::test]

@@ -106,7 +106,8 @@ pub struct IncidentPage {
 }
 
 impl Store {
-    async fn get(&self, pk: String, sk: &str) -> ApiResult<Option<Item>> {
+    /// One strongly consistent, metered GetItem.
+    pub(crate) async fn get(&self, pk: String, sk: &str) -> ApiResult<Option<Item>> {
         let out = self
             .client
             .get_item()

@@ -217,18 +217,11 @@ impl Store {
         channel_id: &str,
         alert_key: &str,
     ) -> ApiResult<Option<AlertHead>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(head_pk(channel_id, alert_key), HEAD_SK)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| storage_error("GetItem", e))?;
-        self.count(out.consumed_capacity());
-        out.item().map(item_to_head).transpose()
+        self.get(head_pk(channel_id, alert_key), HEAD_SK)
+            .await?
+            .as_ref()
+            .map(item_to_head)
+            .transpose()
     }
 
     /// Layer 1 in one request: if the open alert's last event has this exact
@@ -732,39 +725,18 @@ impl Store {
         integration_id: &str,
         alert_key: &str,
     ) -> ApiResult<Vec<String>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                route_memory_pk(integration_id, alert_key),
-                ROUTE_MEMORY_SK,
-            )))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| storage_error("GetItem", e))?;
-        self.count(out.consumed_capacity());
-        Ok(out
-            .item()
-            .map(|i| get_list(i, "channel_ids"))
+        Ok(self
+            .get(route_memory_pk(integration_id, alert_key), ROUTE_MEMORY_SK)
+            .await?
+            .map(|i| get_list(&i, "channel_ids"))
             .unwrap_or_default())
     }
 
     async fn get_group_incident(&self, channel_id: &str, group: &str) -> ApiResult<Option<String>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(group_pk(channel_id, group), "GROUP")))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| storage_error("GetItem", e))?;
-        self.count(out.consumed_capacity());
-        Ok(out.item().and_then(|i| get_opt_s(i, "incident_id")))
+        Ok(self
+            .get(group_pk(channel_id, group), "GROUP")
+            .await?
+            .and_then(|i| get_opt_s(&i, "incident_id")))
     }
 
     /// Close an alert whose incident was closed by hand before the sweep reached it.

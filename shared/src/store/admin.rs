@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::items::*;
 use super::{build_error, storage_error, Store, GSI1, GSI2};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use futures_util::StreamExt;
 
 use crate::engine::{self, Action, Change, ClosedBy, Refusal, Transition};
@@ -129,18 +130,25 @@ impl Store {
         pk_name: &str,
         pk: String,
     ) -> ApiResult<Vec<Item>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_string))
+            .key_condition_expression(format!("{pk_name} = :pk"))
+            .expression_attribute_values(":pk", s(pk))
+            // Indexes are only eventually consistent; the table is read strongly.
+            .consistent_read(index.is_none());
+        self.all_pages(query).await
+    }
+
+    /// Every item a query answers, following its pages.
+    async fn all_pages(&self, query: QueryFluentBuilder) -> ApiResult<Vec<Item>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .set_index_name(index.map(str::to_string))
-                .key_condition_expression(format!("{pk_name} = :pk"))
-                .expression_attribute_values(":pk", s(pk.clone()))
-                // Indexes are only eventually consistent; the table is read strongly.
-                .consistent_read(index.is_none())
+            let page = query
+                .clone()
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -831,28 +839,16 @@ impl Store {
 
     /// The alert records of an incident, only the fields a sweep needs.
     async fn alert_records_of(&self, incident_id: &str) -> ApiResult<Vec<Item>> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :alert)")
-                .expression_attribute_values(":pk", s(incident_pk(incident_id)))
-                .expression_attribute_values(":alert", s("ALERT#"))
-                .projection_expression("channel_id, alert_key, alert_id, archived")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| storage_error("Query", e))?;
-            out.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return Ok(out),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :alert)")
+            .expression_attribute_values(":pk", s(incident_pk(incident_id)))
+            .expression_attribute_values(":alert", s("ALERT#"))
+            .projection_expression("channel_id, alert_key, alert_id, archived")
+            .consistent_read(true);
+        self.all_pages(query).await
     }
 
     /// Heads in bulk (for tests and recounts).

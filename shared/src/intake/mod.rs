@@ -8,4 +8,5 @@ pub mod http;
 pub mod integrations;
 pub mod push;
 pub mod ratelimit;
+pub mod shaping;
 pub mod template;

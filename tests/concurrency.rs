@@ -96,7 +96,7 @@ async fn fire_concurrently(
 ) -> BTreeMap<String, i64> {
     let mut instances = vec![Arc::new(app.clone())];
     for _ in 1..INSTANCES {
-        instances.push(Arc::new(another_instance(&app).await));
+        instances.push(Arc::new(another_instance(app).await));
     }
     let key = Arc::new(integration_key.to_string());
 

@@ -458,11 +458,11 @@ mod tests {
         assert!(!by_integration.matches(&via(Some("abd"))));
         assert!(!by_integration.matches(&via(None)));
         for bad in [
-            "cidr:10.0.0.0",
-            "cidr:10.0.0.0/33",
+            "cidr:10.0.0.7",
+            "cidr:10.9.9.9/33",
             "cidr:fd00::/129",
             "cidr:x/8",
-            "num:gt",
+            "num:gtt",
             "num:eq:1",
             "num:gt:inf",
             "num:gt:NaN",

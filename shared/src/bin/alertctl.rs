@@ -111,6 +111,8 @@ async fn demo(store: &Store, now_s: i64) -> Result<(), String> {
             rate_limit: Default::default(),
             created_at: now_s,
             callback_token: None,
+            client_secret: None,
+            verify_signature: None,
         };
         let key = shared::api::new_integration_key().map_err(text)?;
         store

@@ -8,4 +8,6 @@ pub mod http;
 pub mod integrations;
 pub mod push;
 pub mod ratelimit;
+pub mod sns;
+pub mod source_actions;
 pub mod template;

@@ -68,6 +68,12 @@ fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> Ap
     if let Some(t) = &i.callback_token {
         item.insert("callback_token".into(), s(t));
     }
+    if let Some(t) = &i.client_secret {
+        item.insert("client_secret".into(), s(t));
+    }
+    if let Some(v) = i.verify_signature {
+        item.insert("verify_signature".into(), AttributeValue::Bool(v));
+    }
     Ok(item)
 }
 
@@ -96,6 +102,11 @@ fn item_to_integration(item: &Item) -> ApiResult<Integration> {
         },
         created_at: get_n(item, "created_at")?,
         callback_token: get_opt_s(item, "callback_token"),
+        client_secret: get_opt_s(item, "client_secret"),
+        verify_signature: item
+            .get("verify_signature")
+            .and_then(|v| v.as_bool().ok())
+            .copied(),
     })
 }
 

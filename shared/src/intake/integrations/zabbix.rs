@@ -170,17 +170,17 @@ fn tags(raw: Option<Value>) -> ApiResult<Vec<(String, String)>> {
         Value::Array(items) => items
             .iter()
             .enumerate()
-            .filter_map(|(i, item)| {
+            .map(|(i, item)| {
                 let tag = item.get("tag").and_then(flex::scalar_to_string);
                 let value = item
                     .get("value")
                     .and_then(flex::scalar_to_string)
                     .unwrap_or_default();
                 match (item, tag) {
-                    (Value::Object(_), Some(tag)) => Some(Ok((tag, value))),
-                    _ => Some(Err(ApiError::invalid(format!(
+                    (Value::Object(_), Some(tag)) => Ok((tag, value)),
+                    _ => Err(ApiError::invalid(format!(
                         "event_tags[{i}]: expected an object with a tag and a value"
-                    )))),
+                    ))),
                 }
             })
             .collect(),

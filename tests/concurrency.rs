@@ -86,19 +86,19 @@ async fn grouped_setup(app: &App) -> Setup {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_duplicated_stream_matches_one_by_one() {
-    let events = workload(0x9e37_79b9_7f4a_7c15);
-    assert!(events.len() >= 1000);
-
-    // --- concurrent run ---
-    let app = test_app().await;
-    let setup = grouped_setup(&app).await;
+/// Fire every event twice over four instances, at a concurrency of 64: the
+/// first event of every key (both copies) at once, the rest shuffled within
+/// windows. Answers how many pushes got each outcome.
+async fn fire_concurrently(
+    app: &App,
+    integration_key: &str,
+    events: &[Event],
+) -> BTreeMap<String, i64> {
     let mut instances = vec![Arc::new(app.clone())];
     for _ in 1..INSTANCES {
-        instances.push(Arc::new(another_instance(&app).await));
+        instances.push(Arc::new(another_instance(app).await));
     }
-    let key = Arc::new(setup.integration_key.clone());
+    let key = Arc::new(integration_key.to_string());
 
     // Every delivery twice; the first event of every key, both copies, fired together.
     let mut first_wave = Vec::new();
@@ -123,7 +123,7 @@ async fn concurrent_duplicated_stream_matches_one_by_one() {
         }
     }
 
-    let events = Arc::new(events);
+    let events = Arc::new(events.to_vec());
     let outcomes = Arc::new(std::sync::Mutex::new(BTreeMap::<String, i64>::new()));
     let barrier = Arc::new(Barrier::new(first_wave.len()));
     let mut tasks = Vec::new();
@@ -173,6 +173,18 @@ async fn concurrent_duplicated_stream_matches_one_by_one() {
         t.await.expect("task");
     }
     let outcomes = outcomes.lock().unwrap().clone();
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicated_stream_matches_one_by_one() {
+    let events = workload(0x9e37_79b9_7f4a_7c15);
+    assert!(events.len() >= 1000);
+
+    // --- concurrent run ---
+    let app = test_app().await;
+    let setup = grouped_setup(&app).await;
+    let outcomes = fire_concurrently(&app, &setup.integration_key, &events).await;
     let (concurrent, totals) = check(&app).await;
 
     // Every applied event is counted exactly once; retries and stale events not at all.
@@ -225,6 +237,77 @@ async fn concurrent_duplicated_stream_matches_one_by_one() {
         "concurrent and one-by-one runs disagree"
     );
     eprintln!("outcomes: {outcomes:?}; totals: {totals:?}");
+}
+
+/// SPEC 7 "Concurrency": silence marks and inhibitions race the sources
+/// opening and closing, and marks lift while other instances repeat the same
+/// key. One open alert per key, exact counters, every incident counting its
+/// members, and the alerts' own state still what the newest events say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invariants_hold_with_silence_and_inhibit_rules_racing() {
+    let events = workload(0x2545_f491_4f6c_dd1d);
+    let app = test_app().await;
+    let setup = grouped_setup(&app).await;
+    let rules = format!("/api/channels/{}", setup.channel_id);
+    let now = shared::store::now_ms() / 1000;
+    api_ok(
+        &app,
+        "POST",
+        &format!("{rules}/silence-rules"),
+        Some(json!({
+        "name": "note 1 is maintenance", "time": {"start": now - 60, "end": now + 86_400},
+        "if": [[{"key": "labels.note", "oper": "IN", "vals": ["1"]}]]})),
+    )
+    .await;
+    api_ok(
+        &app,
+        "POST",
+        &format!("{rules}/inhibit-rules"),
+        Some(json!({
+        "name": "h0 and h1 mute their group",
+        "source_if": [[{"key": "labels.host", "oper": "IN", "vals": ["h0", "h1"]}]],
+        "target_if": [[{"key": "labels.host", "oper": "NOTIN", "vals": ["h0", "h1"]}]],
+        "equals": ["labels.group"]})),
+    )
+    .await;
+    let outcomes = fire_concurrently(&app, &setup.integration_key, &events).await;
+    let (state, totals) = check(&app).await;
+    let count = |names: &[&str]| -> i64 {
+        names
+            .iter()
+            .map(|o| outcomes.get(*o).copied().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(
+        totals.event_count,
+        count(&[
+            "new_incident",
+            "merged",
+            "updated",
+            "refreshed",
+            "deduplicated",
+            "recovered",
+            "silenced",
+            "inhibited"
+        ]),
+        "every applied event counted once: {outcomes:?}"
+    );
+    assert_eq!(totals.incidents, count(&["new_incident"]), "{outcomes:?}");
+    assert_eq!(
+        totals.incident_alert_count,
+        count(&["new_incident", "merged"]),
+        "{outcomes:?}"
+    );
+    assert!(
+        count(&["silenced"]) > 0 && count(&["inhibited"]) > 0,
+        "the rules took part: {outcomes:?}"
+    );
+    assert_eq!(
+        state.alerts,
+        expected_projection(&events).alerts,
+        "alerts vs the final events"
+    );
+    eprintln!("with rules: outcomes {outcomes:?}; totals {totals:?}");
 }
 
 /// What the newest event of each key says the state must be.

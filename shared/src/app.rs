@@ -9,8 +9,9 @@ pub struct App {
     pub store: Store,
     /// How long a channel's settings may be served from this instance's memory.
     pub channel_cache_ttl: Duration,
-    pub(crate) channels: crate::intake::push::ChannelCache,
-    pub(crate) routes: crate::intake::push::RoutesCache,
+    pub(crate) channels: crate::intake::shaping::ChannelCache,
+    pub(crate) integrations: crate::intake::shaping::IntegrationCache,
+    pub(crate) mappings: std::sync::Arc<std::sync::Mutex<crate::intake::shaping::MappingCache>>,
 }
 
 impl App {
@@ -19,7 +20,8 @@ impl App {
             store,
             channel_cache_ttl: Duration::from_secs(0),
             channels: Default::default(),
-            routes: Default::default(),
+            integrations: Default::default(),
+            mappings: Default::default(),
         }
     }
 

@@ -5,6 +5,15 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::intake::event::EventStatus;
+use crate::rules::channel::Mark;
+
+fn empty_as_null<S: serde::Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.is_empty() {
+        serializer.serialize_none()
+    } else {
+        serializer.serialize_str(value)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -97,6 +106,8 @@ pub struct Alert {
     pub alert_id: String,
     pub alert_key: String,
     pub channel_id: String,
+    /// Empty while the alert joins no incident (silenced or inhibited); shown as null.
+    #[serde(serialize_with = "empty_as_null", default)]
     pub incident_id: String,
     pub title: String,
     pub description: String,
@@ -112,6 +123,12 @@ pub struct Alert {
     pub created_at: i64,
     pub last_event_at: i64,
     pub closed_at: Option<i64>,
+    /// A silence rule marked it: it joins no incident while that lasts.
+    pub silenced: bool,
+    pub silenced_by: Option<String>,
+    /// An open source alert inhibits it: it joins no incident while that lasts.
+    pub inhibited: bool,
+    pub inhibited_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<StoredEvent>>,
 }
@@ -159,9 +176,19 @@ pub struct AlertHead {
     pub closed_at: Option<i64>,
     /// Optimistic-concurrency version; every write of the head checks and bumps it.
     pub version: i64,
+    /// Set while a silence or an inhibition keeps it out of any incident
+    /// (`incident_id` is then empty).
+    pub mark: Option<crate::rules::channel::Mark>,
+    /// Whether the head is kept in its channel's index of open alerts (the
+    /// channel has inhibit rules): decided by the store at each write.
+    pub source_indexed: bool,
 }
 
 impl AlertHead {
+    pub fn is_marked(&self) -> bool {
+        self.mark.is_some()
+    }
+
     pub fn to_alert(&self) -> Alert {
         Alert {
             alert_id: self.alert_id.clone(),
@@ -180,6 +207,16 @@ impl AlertHead {
             created_at: self.created_at,
             last_event_at: self.last_event_at,
             closed_at: self.closed_at,
+            silenced: matches!(self.mark, Some(Mark::Silenced(_))),
+            silenced_by: match &self.mark {
+                Some(Mark::Silenced(rule_id)) => Some(rule_id.clone()),
+                _ => None,
+            },
+            inhibited: matches!(self.mark, Some(Mark::Inhibited(_))),
+            inhibited_by: match &self.mark {
+                Some(Mark::Inhibited(alert_id)) => Some(alert_id.clone()),
+                _ => None,
+            },
             events: None,
         }
     }
@@ -208,4 +245,13 @@ pub struct Integration {
     /// CloudWatch/SNS: `Some(false)` skips the signature check; absent means on.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub verify_signature: Option<bool>,
+    /// Label enrichment (SPEC 7.1), run before routing.
+    #[serde(skip)]
+    pub enrichment: Vec<crate::rules::integration::IntegrationRule>,
+    /// The pipeline (SPEC 7.2), run after enrichment on non-`Ok` events.
+    #[serde(skip)]
+    pub pipeline: Vec<crate::rules::integration::IntegrationRule>,
+    /// Names the version of enrichment and pipeline; the key lookup carries only this.
+    #[serde(skip)]
+    pub rules_version: Option<String>,
 }

@@ -294,7 +294,13 @@ async fn cost_table(app: &App) -> Vec<Row> {
         async move {
             outcome_name(
                 app.store
-                    .apply_event_via(&ch, &ev, now, Some("shared-bench"))
+                    .apply_event_via(
+                        &ch,
+                        &ev,
+                        now,
+                        Some("shared-bench"),
+                        &shared::store::alerts::EventRules::default(),
+                    )
                     .await
                     .expect("apply")
                     .outcome,
@@ -332,6 +338,209 @@ async fn cost_table(app: &App) -> Vec<Row> {
                     "recovered"
                 }
             },
+        )
+        .await,
+    );
+    rows
+}
+
+/// One scenario of the rules table: a fresh channel and integration, its
+/// rules made by `setup`, one warm-up push (the instance caches the channel,
+/// its rules and the integration's), then SAMPLES pushes of one new alert
+/// each, metered whole (key lookup and limiter included).
+async fn rules_row(
+    app: &App,
+    path: &'static str,
+    expected: &str,
+    setup: impl AsyncFnOnce(&App, &Setup, &str),
+    labels: impl Fn(usize) -> serde_json::Value,
+) -> Row {
+    let s = standard_setup(app).await;
+    let integration_id = app
+        .store
+        .find_integration_by_key(&s.integration_key)
+        .await
+        .expect("lookup")
+        .expect("integration")
+        .integration_id;
+    setup(app, &s, &integration_id).await;
+    let body = |key: String, labels: serde_json::Value| json!({"title_rule": "disk full", "event_status": "Critical", "alert_key": key, "labels": labels});
+    push_ok(app, &s.integration_key, &body("warm-up".into(), labels(0))).await;
+    let (mut requests, mut units) = (0u64, 0f64);
+    for i in 0..SAMPLES {
+        let (r0, u0) = app.store.meter.snapshot();
+        let data = push_ok(app, &s.integration_key, &body(format!("k{i}"), labels(i))).await;
+        let (r1, u1) = app.store.meter.snapshot();
+        assert_eq!(data["outcome"], expected, "{path}: {data}");
+        requests += r1 - r0;
+        units += u1 - u0;
+    }
+    Row {
+        path,
+        requests: requests as f64 / SAMPLES as f64,
+        units: units / SAMPLES as f64,
+    }
+}
+
+/// SPEC 7 on the push path, per push of one event, instance caches warm.
+async fn rules_table(app: &App) -> Vec<Row> {
+    let mut app = app.clone();
+    app.channel_cache_ttl = std::time::Duration::from_secs(600);
+    let app = &app;
+    let rules = |s: &Setup, kind: &str| format!("/api/channels/{}/{kind}-rules", s.channel_id);
+    let now = now_ms() / 1000;
+    let any = |i: usize| json!({"host": format!("h{i}"), "group": "g"});
+    let mut rows = Vec::new();
+    rows.push(
+        rules_row(
+            app,
+            "new alert, channel without rules",
+            "new_incident",
+            async |_, _, _| {},
+            any,
+        )
+        .await,
+    );
+    rows.push(
+        rules_row(
+            app,
+            "new alert dropped by a drop rule",
+            "dropped",
+            async |app, s, _| {
+                api_ok(app, "POST", &rules(s, "drop"), Some(json!({"name": "all"}))).await;
+            },
+            any,
+        )
+        .await,
+    );
+    rows.push(
+        rules_row(
+            app,
+            "new alert dropped by the pipeline",
+            "dropped",
+            async |app, _, id| {
+                api_ok(
+                    app,
+                    "PUT",
+                    &format!("/api/integrations/{id}/pipeline"),
+                    Some(json!({"rules": [{"kind": "drop"}]})),
+                )
+                .await;
+            },
+            any,
+        )
+        .await,
+    );
+    rows.push(rules_row(app, "new alert, silence `drop`", "silenced", async |app, s, _| {
+        api_ok(app, "POST", &rules(s, "silence"), Some(json!({"name": "all", "action": "drop", "time": {"start": now - 60, "end": now + 86_400}}))).await;
+    }, any).await);
+    rows.push(
+        rules_row(
+            app,
+            "new alert, silence `mark` (stored, no incident)",
+            "silenced",
+            async |app, s, _| {
+                api_ok(
+                    app,
+                    "POST",
+                    &rules(s, "silence"),
+                    Some(json!({"name": "all", "time": {"start": now - 60, "end": now + 86_400}})),
+                )
+                .await;
+            },
+            any,
+        )
+        .await,
+    );
+    let inhibit = |action: &'static str| {
+        async move |app: &App, s: &Setup, _: &str| {
+            api_ok(
+                app,
+                "POST",
+                &rules(s, "inhibit"),
+                Some(json!({"name": "h", "action": action,
+            "source_if": [[{"key": "labels.role", "oper": "IN", "vals": ["source"]}]],
+            "target_if": [[{"key": "labels.role", "oper": "NOTIN", "vals": ["source"]}]],
+            "equals": ["labels.group"]})),
+            )
+            .await;
+        }
+    };
+    rows.push(
+        rules_row(
+            app,
+            "new alert, inhibit rule, no source open",
+            "new_incident",
+            inhibit("mark"),
+            any,
+        )
+        .await,
+    );
+    rows.push(rules_row(app, "new alert, inhibit `mark` with an active source", "inhibited", async |app, s, id| {
+        inhibit("mark")(app, s, id).await;
+        push_ok(app, &s.integration_key, &json!({"title_rule": "host down", "event_status": "Critical", "alert_key": "source", "labels": {"role": "source", "group": "g"}})).await;
+    }, any).await);
+    rows.push(
+        rules_row(
+            app,
+            "new alert, enrichment `map`, row cached",
+            "new_incident",
+            async |app, _, id| {
+                let t = api_ok(
+                    app,
+                    "POST",
+                    "/api/mapping-tables",
+                    Some(
+                        json!({"name": "t", "source_labels": ["group"], "result_labels": ["team"]}),
+                    ),
+                )
+                .await;
+                let t = t["table_id"].as_str().expect("table_id").to_string();
+                let mut req = shared::intake::http::Inbound::new(
+                    "PUT",
+                    &format!("/api/mapping-tables/{t}/rows"),
+                )
+                .header("authorization", &format!("Bearer {APP_KEY}"))
+                .header("content-type", "text/csv");
+                req.body = b"group,team\ng,core\n".to_vec();
+                assert_eq!(shared::api::handle_api(app, req).await.status, 200);
+                api_ok(
+                    app,
+                    "PUT",
+                    &format!("/api/integrations/{id}/enrichment"),
+                    Some(json!({"rules": [{"kind": "map", "table_id": t}]})),
+                )
+                .await;
+            },
+            any,
+        )
+        .await,
+    );
+    rows.push(
+        rules_row(
+            app,
+            "new alert, enrichment `map`, a row not cached yet",
+            "new_incident",
+            async |app, _, id| {
+                let t = api_ok(
+                    app,
+                    "POST",
+                    "/api/mapping-tables",
+                    Some(
+                        json!({"name": "t", "source_labels": ["host"], "result_labels": ["team"]}),
+                    ),
+                )
+                .await;
+                let t = t["table_id"].as_str().expect("table_id").to_string();
+                api_ok(
+                    app,
+                    "PUT",
+                    &format!("/api/integrations/{id}/enrichment"),
+                    Some(json!({"rules": [{"kind": "map", "table_id": t}]})),
+                )
+                .await;
+            },
+            any,
         )
         .await,
     );
@@ -405,6 +614,12 @@ async fn main() {
         u1 - u0
     );
     println!("\n(channel settings: one more read per request when the instance's cache (CHANNEL_CACHE_SECONDS) is cold)");
+
+    println!("\n## Rules on the push path (SPEC 7): per push of one event, whole request, instance caches warm (average of {SAMPLES})\n");
+    println!("| path | requests | capacity units |\n| --- | ---: | ---: |");
+    for row in rules_table(&app).await {
+        println!("| {} | {:.2} | {:.2} |", row.path, row.requests, row.units);
+    }
 
     // What the rate limiter adds to every accepted push: one conditional UpdateItem.
     let limit = shared::intake::ratelimit::RateLimit {

@@ -59,7 +59,14 @@ pub async fn check(app: &App) -> (Projection, Totals) {
     for item in &items {
         let (pk, sk) = (s_of(item, "pk"), s_of(item, "sk"));
         if sk == "HEAD" {
-            heads.push(item_to_head(item).expect("head decodes"));
+            let head = item_to_head(item).expect("head decodes");
+            // Only open, unmarked alerts are inhibition sources.
+            assert!(
+                !head.source_indexed || (head.active && head.mark.is_none()),
+                "key {}: a closed or marked alert is in the index of sources",
+                head.alert_key
+            );
+            heads.push(head);
         } else if sk == "INCIDENT" {
             incidents.insert(s_of(item, "incident_id"), item.clone());
         } else if sk.starts_with("ALERT#") {
@@ -143,11 +150,26 @@ pub async fn check(app: &App) -> (Projection, Totals) {
             "key {}: record is the head's alert",
             h.alert_key
         );
-        assert!(
-            incidents.contains_key(&h.incident_id),
-            "key {}: its incident exists",
-            h.alert_key
-        );
+        if h.incident_id.is_empty() {
+            // Silenced or inhibited: in no incident, its record beside its head.
+            assert!(
+                h.mark.is_some(),
+                "key {}: in no incident but not marked",
+                h.alert_key
+            );
+            assert_eq!(
+                s_of(live[0], "pk"),
+                format!("AK#{}#{}", h.channel_id, h.alert_key),
+                "key {}: a marked alert's record lives beside its head",
+                h.alert_key
+            );
+        } else {
+            assert!(
+                incidents.contains_key(&h.incident_id),
+                "key {}: its incident exists",
+                h.alert_key
+            );
+        }
         let view = h.active.then(|| {
             (
                 h.event_status.as_str().to_string(),
@@ -179,7 +201,7 @@ pub async fn check(app: &App) -> (Projection, Totals) {
         );
         totals.event_count += counts.0;
         totals.alerts += 1;
-        let _ = get_s(r, "incident_id").expect("record has incident");
+        let _ = get_s(r, "incident_id").expect("record names its incident (empty: none)");
     }
     (
         Projection {

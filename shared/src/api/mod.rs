@@ -21,7 +21,11 @@ use crate::intake::http::{media_type, new_request_id, respond, Inbound, Outbound
 use crate::intake::integrations::{from_value, syntax_error, IntegrationKind};
 use crate::intake::ratelimit::RateLimit;
 use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration};
+use crate::rules::channel::RuleKind;
+use crate::rules::integration::RuleList;
 use crate::rules::routing::{CompiledRoutes, Routes};
+
+mod rules;
 use crate::store::now_ms;
 
 pub const MAX_WINDOW_MINUTES: u32 = 43_200;
@@ -104,6 +108,41 @@ fn route_of(segments: &[&str]) -> Option<(&'static str, &'static [&'static str])
         ["api", "alerts", _] => ("/api/alerts/{alert_id}", &["GET"]),
         ["api", "app-keys"] => ("/api/app-keys", &["GET", "POST"]),
         ["api", "app-keys", _] => ("/api/app-keys/{app_key_id}", &["DELETE"]),
+        ["api", "channels", _, "drop-rules"] => {
+            ("/api/channels/{channel_id}/drop-rules", &["GET", "POST"])
+        }
+        ["api", "channels", _, "silence-rules"] => {
+            ("/api/channels/{channel_id}/silence-rules", &["GET", "POST"])
+        }
+        ["api", "channels", _, "inhibit-rules"] => {
+            ("/api/channels/{channel_id}/inhibit-rules", &["GET", "POST"])
+        }
+        ["api", "channels", _, "drop-rules", _] => (
+            "/api/channels/{channel_id}/drop-rules/{rule_id}",
+            &["GET", "PATCH", "DELETE"],
+        ),
+        ["api", "channels", _, "silence-rules", _] => (
+            "/api/channels/{channel_id}/silence-rules/{rule_id}",
+            &["GET", "PATCH", "DELETE"],
+        ),
+        ["api", "channels", _, "inhibit-rules", _] => (
+            "/api/channels/{channel_id}/inhibit-rules/{rule_id}",
+            &["GET", "PATCH", "DELETE"],
+        ),
+        ["api", "incidents", _, "silence"] => ("/api/incidents/{incident_id}/silence", &["POST"]),
+        ["api", "integrations", _, "enrichment"] => (
+            "/api/integrations/{integration_id}/enrichment",
+            &["GET", "PUT"],
+        ),
+        ["api", "integrations", _, "pipeline"] => (
+            "/api/integrations/{integration_id}/pipeline",
+            &["GET", "PUT"],
+        ),
+        ["api", "mapping-tables"] => ("/api/mapping-tables", &["POST"]),
+        ["api", "mapping-tables", _] => ("/api/mapping-tables/{table_id}", &["GET", "DELETE"]),
+        ["api", "mapping-tables", _, "rows"] => {
+            ("/api/mapping-tables/{table_id}/rows", &["GET", "PUT"])
+        }
         _ => return None,
     };
     Some(found)
@@ -114,7 +153,7 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some((pattern, methods)) = route_of(&segments) else {
         return Err(ApiError::RouteNotFound(
-            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts and /api/app-keys".into(),
+            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables and /api/app-keys".into(),
         ));
     };
     tracing::Span::current().record("route", pattern);
@@ -142,6 +181,43 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "app-keys"], "GET") => list_app_keys(app).await,
         (["api", "app-keys"], "POST") => create_app_key(app, req).await,
         (["api", "app-keys", id], "DELETE") => revoke_app_key(app, id).await,
+        (["api", "channels", id, list], method) if RuleKind::from_path(list).is_some() => {
+            let kind = RuleKind::from_path(list).ok_or_else(|| ApiError::internal("rule kind"))?;
+            match method {
+                "POST" => rules::create_rule(app, id, kind, req).await,
+                _ => rules::list_rules(app, id, kind).await,
+            }
+        }
+        (["api", "channels", id, list, rule_id], method) if RuleKind::from_path(list).is_some() => {
+            let kind = RuleKind::from_path(list).ok_or_else(|| ApiError::internal("rule kind"))?;
+            match method {
+                "GET" => rules::get_rule(app, id, kind, rule_id).await,
+                "PATCH" => rules::patch_rule(app, id, kind, rule_id, req).await,
+                _ => rules::delete_rule(app, id, kind, rule_id).await,
+            }
+        }
+        (["api", "incidents", id, "silence"], "POST") => rules::quick_silence(app, id, req).await,
+        (["api", "integrations", id, "enrichment"], "PUT") => {
+            rules::put_integration_rules(app, id, RuleList::Enrichment, req).await
+        }
+        (["api", "integrations", id, "enrichment"], "GET") => {
+            rules::get_integration_rules(app, id, RuleList::Enrichment).await
+        }
+        (["api", "integrations", id, "pipeline"], "PUT") => {
+            rules::put_integration_rules(app, id, RuleList::Pipeline, req).await
+        }
+        (["api", "integrations", id, "pipeline"], "GET") => {
+            rules::get_integration_rules(app, id, RuleList::Pipeline).await
+        }
+        (["api", "mapping-tables"], "POST") => rules::create_mapping_table(app, req).await,
+        (["api", "mapping-tables", id], "GET") => rules::get_mapping_table(app, id).await,
+        (["api", "mapping-tables", id], "DELETE") => rules::delete_mapping_table(app, id).await,
+        (["api", "mapping-tables", id, "rows"], "PUT") => {
+            rules::put_mapping_rows(app, id, req).await
+        }
+        (["api", "mapping-tables", id, "rows"], "GET") => {
+            rules::get_mapping_rows(app, id, req).await
+        }
         _ => Err(ApiError::internal(
             "the route table and the handlers disagree",
         )),
@@ -425,6 +501,9 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
         callback_token: body.callback_token.filter(|t| !t.is_empty()),
         client_secret: body.client_secret.filter(|t| !t.is_empty()),
         verify_signature: body.verify_signature,
+        enrichment: Vec::new(),
+        pipeline: Vec::new(),
+        rules_version: None,
     };
     let key = new_integration_key()?;
     app.store.create_integration(&integration, &key).await?;

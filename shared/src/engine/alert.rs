@@ -30,6 +30,13 @@ pub enum Outcome {
     Recovered,
     /// Accepted, nothing changed (stale event, `Ok` without an open alert, vendor notice without state).
     Ignored,
+    /// A pipeline `drop` or a channel's drop rule discarded it; nothing was stored.
+    Dropped,
+    /// A silence rule applies: the alert is stored marked and joins no
+    /// incident (`mark`), or nothing is stored (`drop`).
+    Silenced,
+    /// An active source alert inhibits it: marked like a silence, or dropped.
+    Inhibited,
 }
 
 /// Layer-1 and layer-2 fingerprints of an event.
@@ -144,6 +151,19 @@ pub fn decide(
     }
 }
 
+/// Whether a channel's silence and inhibit rules are asked about an event:
+/// it would open a new alert, or it is the next firing of a marked alert
+/// (which stays marked, or lifts). Recoveries never are.
+pub fn meets_channel_rules(head: Option<&AlertHead>, decision: Decision) -> bool {
+    match decision {
+        Decision::Open => true,
+        Decision::Duplicate | Decision::Refresh | Decision::Update => {
+            head.is_some_and(|h| h.active && h.is_marked())
+        }
+        _ => false,
+    }
+}
+
 /// Ids for what `Open` creates.
 pub struct NewAlert<'a> {
     pub alert_id: &'a str,
@@ -217,6 +237,8 @@ pub fn next_head(
             last_event_at: now_s,
             closed_at: None,
             version,
+            mark: None,
+            source_indexed: false,
         }),
         (Decision::Duplicate, Some(h), _) => Some(AlertHead {
             last_time_ms: ev.event_time_ms,
@@ -301,6 +323,8 @@ pub fn next_head(
             last_event_at: now_s,
             closed_at: None,
             version,
+            mark: None,
+            source_indexed: false,
         }),
         _ => None,
     }

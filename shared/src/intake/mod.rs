@@ -8,6 +8,7 @@ pub mod http;
 pub mod integrations;
 pub mod push;
 pub mod ratelimit;
+pub mod shaping;
 pub mod sns;
 pub mod source_actions;
 pub mod template;

@@ -3,8 +3,7 @@
 //! is written), then apply each to its channel.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
@@ -19,10 +18,15 @@ use crate::intake::integrations::{
     BodyFormat, IntegrationKind, ParseSettings, PushBody, Reply, SourceRequest,
 };
 use crate::intake::ratelimit::too_frequent;
+use crate::intake::shaping::{
+    channel_setup, integration_setup, CachedMappings, ChannelSetup, IntegrationSetup,
+};
 use crate::intake::source_actions::source_action;
-use crate::model::{Channel, Integration};
+use crate::model::Integration;
+use crate::rules::channel::silence_verdict;
+use crate::rules::conditions::Subject;
 use crate::rules::routing::CompiledRoutes;
-use crate::store::alerts::Applied;
+use crate::store::alerts::{Applied, EventRules};
 use crate::store::now_ms;
 
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -31,12 +35,8 @@ pub const PUSH_PATH_PREFIX: &str = "/event/push/alert/";
 /// Events of distinct alert keys applied at once, per push.
 pub const PUSH_CONCURRENCY: usize = 32;
 
-pub type ChannelCache = Arc<Mutex<HashMap<String, (Instant, Channel)>>>;
 /// One event of a chain: its result slot, the event and its channel.
-type ChainLink = (usize, Arc<StandardEvent>, Arc<Channel>);
-
-/// Compiled routes per integration, with the version they were compiled from.
-pub type RoutesCache = Arc<Mutex<HashMap<String, (String, Arc<CompiledRoutes>)>>>;
+type ChainLink = (usize, Arc<StandardEvent>, Arc<ChannelSetup>);
 
 /// The push handler every integration function runs.
 pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outbound {
@@ -193,13 +193,15 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
         }
     }
     let events = prepare_events(parsed.events, &integration, received_ms)?;
-    let targets = route_events(app, &integration, &events).await?;
+    let setup = integration_setup(app, &integration).await?;
+    let events = enrich_and_run_pipeline(app, &integration, &setup, events).await?;
+    let targets = route_events(app, &integration, setup.routes.as_ref(), &events).await?;
 
     // Every channel must exist, and the rate limit admit the request, before the first write.
-    let mut channels: HashMap<String, Arc<Channel>> = HashMap::new();
+    let mut channels: HashMap<String, Arc<ChannelSetup>> = HashMap::new();
     for id in targets.iter().flatten() {
         if !channels.contains_key(id) {
-            channels.insert(id.clone(), Arc::new(channel(app, id).await?));
+            channels.insert(id.clone(), channel_setup(app, id).await?);
         }
     }
     if let Some(minute_full) = app
@@ -220,6 +222,7 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
 
     // One result slot per (event, channel), in payload order. Events of one
     // (channel, alert key) form a chain applied in order; chains run concurrently.
+    let integration_id = integration.integration_id.as_str();
     let mut keys = Vec::with_capacity(events.len());
     let mut slots: Vec<Option<Applied>> = Vec::new();
     let mut chains: Vec<Vec<ChainLink>> = Vec::new();
@@ -234,6 +237,17 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
                         .get(&id)
                         .cloned()
                         .ok_or_else(|| ApiError::internal("channel vanished"))?;
+                    // Drop rules (stage 4): never for a recovery.
+                    if !ev.event_status.is_ok()
+                        && channel
+                            .rules
+                            .dropped(&Subject::of_event(&ev, Some(integration_id)))
+                    {
+                        let mut dropped = Applied::new(&ev, Outcome::Dropped, None);
+                        dropped.channel_id = Some(id);
+                        slots.push(Some(dropped));
+                        continue;
+                    }
                     let chain = *chain_of
                         .entry((id, ev.alert_key.clone()))
                         .or_insert_with(|| {
@@ -253,17 +267,18 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
     let shared_integration = integration
         .routes_version
         .is_some()
-        .then_some(integration.integration_id.as_str());
+        .then_some(integration_id);
     let applied: Vec<Vec<(usize, ApiResult<Applied>)>> = stream::iter(chains)
         .map(|chain| async move {
             let mut done = Vec::with_capacity(chain.len());
-            for (slot, ev, channel) in chain {
+            for (slot, ev, setup) in chain {
+                let rules = event_rules(&setup, &ev, integration_id, received_ms);
                 let result = app
                     .store
-                    .apply_event_via(&channel, &ev, received_ms, shared_integration)
+                    .apply_event_via(&setup.channel, &ev, received_ms, shared_integration, &rules)
                     .await
                     .map(|mut a| {
-                        a.channel_id = Some(channel.channel_id.clone());
+                        a.channel_id = Some(setup.channel.channel_id.clone());
                         a
                     });
                 let failed = result.is_err();
@@ -288,6 +303,62 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
     Ok(response_data(reply, keys, results))
 }
 
+/// Stages 1 and 2: label enrichment for every event (a recovery's labels may
+/// decide its route), then the pipeline for all but recoveries. A pipeline
+/// `drop` answers `dropped`. Events are enriched concurrently, in order.
+async fn enrich_and_run_pipeline(
+    app: &App,
+    integration: &Integration,
+    setup: &IntegrationSetup,
+    events: Vec<Result<StandardEvent, Applied>>,
+) -> ApiResult<Vec<Result<StandardEvent, Applied>>> {
+    if setup.enrichment.is_empty() && setup.pipeline.is_empty() {
+        return Ok(events);
+    }
+    let mappings = CachedMappings(app);
+    let id = integration.integration_id.as_str();
+    let name = integration.name.as_str();
+    let mappings = &mappings;
+    stream::iter(events)
+        .map(|event| async move {
+            let mut ev = match event {
+                Ok(ev) => ev,
+                ignored => return Ok(ignored),
+            };
+            setup.enrichment.enrich(&mut ev, id, name, mappings).await?;
+            if !ev.event_status.is_ok() && !setup.pipeline.run_pipeline(&mut ev, id, name) {
+                return Ok(Err(Applied::new(&ev, Outcome::Dropped, None)));
+            }
+            Ok(Ok(ev))
+        })
+        .buffered(PUSH_CONCURRENCY)
+        .collect::<Vec<ApiResult<_>>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// What a channel's silence and inhibit rules say of an event, before
+/// storage is asked: a recovery meets none of them.
+fn event_rules<'a>(
+    setup: &'a ChannelSetup,
+    ev: &StandardEvent,
+    integration_id: &str,
+    received_ms: i64,
+) -> EventRules<'a> {
+    if ev.event_status.is_ok() || setup.rules.is_empty() {
+        return EventRules::default();
+    }
+    let subject = Subject::of_event(ev, Some(integration_id));
+    EventRules {
+        silence: Some(silence_verdict(
+            setup.rules.silence(&subject, received_ms / 1000),
+        )),
+        inhibit: setup.rules.inhibit_rules_for(&subject),
+        index_sources: setup.rules.indexes_sources(),
+    }
+}
+
 /// The channels each event goes to: the integration's own, or its routes'.
 /// An `Ok` also goes wherever its key's firing went (its routes may not match
 /// an `Ok`, which carries no severity and maybe fewer labels). An event no
@@ -295,12 +366,19 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
 async fn route_events(
     app: &App,
     integration: &Integration,
+    routes: Option<&CompiledRoutes>,
     events: &[Result<StandardEvent, Applied>],
 ) -> ApiResult<Vec<Vec<String>>> {
-    let compiled = match (&integration.routes_version, &integration.channel_id) {
-        (Some(version), _) => compiled_routes(app, integration, version).await?,
+    let compiled = match (routes, &integration.channel_id) {
+        (Some(routes), _) => routes,
         (None, Some(channel_id)) => {
-            return Ok(events.iter().map(|_| vec![channel_id.clone()]).collect())
+            return Ok(events
+                .iter()
+                .map(|e| match e {
+                    Ok(_) => vec![channel_id.clone()],
+                    Err(_) => Vec::new(),
+                })
+                .collect())
         }
         (None, None) => {
             return Err(ApiError::internal(
@@ -333,7 +411,8 @@ async fn route_events(
         .enumerate()
         .map(|(i, e)| match e {
             Ok(ev) => {
-                let mut channels = compiled.channels_for(ev);
+                let subject = Subject::of_event(ev, Some(&integration.integration_id));
+                let mut channels = compiled.channels_for(&subject);
                 for id in remembered.get(&ev.alert_key).into_iter().flatten() {
                     if !channels.contains(id) {
                         channels.push(id.clone());
@@ -356,39 +435,6 @@ async fn route_events(
             Err(_) => Ok(Vec::new()),
         })
         .collect()
-}
-
-/// An integration's routes, compiled once per instance and kept while the
-/// key lookup (strongly consistent, on every push) names the same version.
-async fn compiled_routes(
-    app: &App,
-    integration: &Integration,
-    version: &str,
-) -> ApiResult<Arc<CompiledRoutes>> {
-    if let Ok(cache) = app.routes.lock() {
-        if let Some((cached, compiled)) = cache.get(&integration.integration_id) {
-            if cached == version {
-                return Ok(Arc::clone(compiled));
-            }
-        }
-    }
-    let record = app
-        .store
-        .get_integration(&integration.integration_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("integration record vanished"))?;
-    let routes = record
-        .routes
-        .as_ref()
-        .ok_or_else(|| ApiError::internal("shared integration without routes"))?;
-    let compiled = Arc::new(CompiledRoutes::compile(routes)?);
-    if let (Ok(mut cache), Some(read_version)) = (app.routes.lock(), record.routes_version) {
-        cache.insert(
-            integration.integration_id.clone(),
-            (read_version, Arc::clone(&compiled)),
-        );
-    }
-    Ok(compiled)
 }
 
 /// One result per (event, channel). Single-alert integrations answer
@@ -419,29 +465,6 @@ fn response_data(reply: Reply, keys: Vec<String>, results: Vec<Applied>) -> Valu
         }),
         _ => json!({ "alert_key": keys.first(), "results": results }),
     }
-}
-
-/// Channel settings, cached per instance for `channel_cache_ttl`: they change
-/// rarely, and the push path should not pay a read for them every time.
-async fn channel(app: &App, channel_id: &str) -> ApiResult<Channel> {
-    if !app.channel_cache_ttl.is_zero() {
-        if let Ok(cache) = app.channels.lock() {
-            if let Some((at, c)) = cache.get(channel_id) {
-                if at.elapsed() < app.channel_cache_ttl {
-                    return Ok(c.clone());
-                }
-            }
-        }
-    }
-    let channel = app.store.get_channel(channel_id).await?.ok_or_else(|| {
-        ApiError::invalid(format!(
-            "channel_id: channel {channel_id} of this integration no longer exists"
-        ))
-    })?;
-    if let Ok(mut cache) = app.channels.lock() {
-        cache.insert(channel_id.to_string(), (Instant::now(), channel.clone()));
-    }
-    Ok(channel)
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
-//! The one condition language (SPEC section 6), written once and used by
-//! routing now and by the channel rules (exclusion, silence, inhibition)
-//! later: `{key, oper: IN|NOTIN, vals}` over `severity`, `title`,
-//! `description` and `labels.NAME`; a value is exact, a `*`/`?` wildcard, or
-//! a `/regex/`. Conditions in a list are ANDed; a list of lists is ORed.
+//! The one condition language (SPEC section 6), used by routes and by every
+//! rule (enrichment, pipeline, drop, silence, inhibit): `{key, oper: IN|NOTIN,
+//! vals}` over `severity`, `title`, `description`, `alert_key`,
+//! `integration_id` and `labels.NAME`. A value is exact, a `*`/`?` wildcard,
+//! a `/regex/`, `cidr:RANGE` or `num:OP:N`; `IN ["*"]` means present.
+//! Conditions in a list are ANDed; a list of lists is ORed. Compiled once per
+//! rule and cached with its channel or integration.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
@@ -12,7 +17,8 @@ use crate::intake::event::{is_valid_label_key, StandardEvent};
 
 pub const MAX_VALUES: usize = 100;
 pub const MAX_VALUE_CHARS: usize = 1024;
-pub const MAX_CONDITIONS: usize = 50;
+/// Enough for a quick silence: severity plus an event's 50 labels.
+pub const MAX_CONDITIONS: usize = 64;
 /// Compiled-regex size cap, so one pattern cannot eat a function's memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
@@ -35,18 +41,138 @@ pub struct Condition {
 /// ORed lists of ANDed conditions.
 pub type ConditionGroups = Vec<Vec<Condition>>;
 
-#[derive(Clone, Debug)]
-enum Field {
+/// What conditions look at: an event (with the integration it came through),
+/// or an open alert (inhibition sources).
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    pub severity: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub alert_key: &'a str,
+    pub integration_id: Option<&'a str>,
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn of_event(ev: &'a StandardEvent, integration_id: Option<&'a str>) -> Self {
+        Subject {
+            severity: ev.event_status.as_str(),
+            title: &ev.title,
+            description: &ev.description,
+            alert_key: &ev.alert_key,
+            integration_id,
+            labels: &ev.labels,
+        }
+    }
+
+    pub fn get(&self, field: &Field) -> Option<&'a str> {
+        match field {
+            Field::Severity => Some(self.severity),
+            Field::Title => Some(self.title),
+            Field::Description => Some(self.description),
+            Field::AlertKey => Some(self.alert_key),
+            Field::IntegrationId => self.integration_id,
+            Field::Label(name) => self.labels.get(name).map(String::as_str),
+        }
+    }
+}
+
+/// A field conditions, enrichment sources and inhibit `equals` can name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Field {
     Severity,
     Title,
     Description,
+    AlertKey,
+    IntegrationId,
     Label(String),
+}
+
+impl Field {
+    /// Parse `key`; `allowed` lists the plain names the caller accepts
+    /// (`labels.NAME` always is), and the error names them.
+    pub fn parse(key: &str, at: &str, allowed: &[&str]) -> ApiResult<Field> {
+        let field = match key {
+            "severity" => Some(Field::Severity),
+            "title" => Some(Field::Title),
+            "description" => Some(Field::Description),
+            "alert_key" => Some(Field::AlertKey),
+            "integration_id" => Some(Field::IntegrationId),
+            other => other
+                .strip_prefix("labels.")
+                .filter(|name| is_valid_label_key(name))
+                .map(|name| Field::Label(name.to_string())),
+        };
+        match field {
+            Some(Field::Label(name)) => Ok(Field::Label(name)),
+            Some(f) if allowed.contains(&key) => Ok(f),
+            _ => Err(ApiError::invalid(format!(
+                "{at}: must be {} or labels.NAME (NAME matching ^[a-zA-Z_][a-zA-Z0-9_]*$)",
+                allowed.join(", ")
+            ))),
+        }
+    }
+}
+
+/// Every field a condition may test.
+pub const CONDITION_FIELDS: &[&str] = &[
+    "severity",
+    "title",
+    "description",
+    "alert_key",
+    "integration_id",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum NumOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
 }
 
 #[derive(Clone, Debug)]
 enum Pattern {
+    /// `*` alone: the field is present.
+    Present,
     Exact(String),
     Regex(Regex),
+    Cidr(IpAddr, u8),
+    Num(NumOp, f64),
+}
+
+impl Pattern {
+    fn matches(&self, value: &str) -> bool {
+        match self {
+            Pattern::Present => true,
+            Pattern::Exact(e) => e == value,
+            Pattern::Regex(r) => r.is_match(value),
+            Pattern::Cidr(net, prefix) => value
+                .trim()
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| in_range(ip, *net, *prefix)),
+            Pattern::Num(op, bound) => value.trim().parse::<f64>().is_ok_and(|v| match op {
+                NumOp::Gt => v > *bound,
+                NumOp::Ge => v >= *bound,
+                NumOp::Lt => v < *bound,
+                NumOp::Le => v <= *bound,
+            }),
+        }
+    }
+}
+
+fn in_range(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -57,31 +183,22 @@ struct Compiled {
 }
 
 impl Compiled {
-    fn matches(&self, ev: &StandardEvent) -> bool {
-        let value = match &self.field {
-            Field::Severity => Some(ev.event_status.as_str()),
-            Field::Title => Some(ev.title.as_str()),
-            Field::Description => Some(ev.description.as_str()),
-            Field::Label(name) => ev.labels.get(name).map(String::as_str),
-        };
-        // A missing label is in no set: IN is false, NOTIN is true.
-        let found = value.is_some_and(|v| {
-            self.patterns.iter().any(|p| match p {
-                Pattern::Exact(e) => e == v,
-                Pattern::Regex(r) => r.is_match(v),
-            })
-        });
+    fn matches(&self, subject: &Subject<'_>) -> bool {
+        // A missing field is in no set: IN is false, NOTIN is true.
+        let found = subject
+            .get(&self.field)
+            .is_some_and(|v| self.patterns.iter().any(|p| p.matches(v)));
         found != self.negate
     }
 }
 
-/// Compiled conditions, ready to test events against.
+/// Compiled conditions, ready to test events against. The default matches everything.
 #[derive(Clone, Debug, Default)]
 pub struct Matcher {
     any_of: Vec<Vec<Compiled>>,
 }
 
-fn regex(pattern: &str) -> Result<Regex, regex::Error> {
+pub(crate) fn regex(pattern: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
@@ -102,7 +219,7 @@ fn wildcard(value: &str) -> Result<Regex, regex::Error> {
 }
 
 /// The regex crate's messages quote the pattern, so only the rule is named.
-fn regex_error(place: &str, e: &regex::Error) -> ApiError {
+pub(crate) fn regex_error(place: &str, e: &regex::Error) -> ApiError {
     match e {
         regex::Error::CompiledTooBig(limit) => ApiError::invalid(format!(
             "{place}: the pattern compiles to more than {limit} bytes"
@@ -113,20 +230,73 @@ fn regex_error(place: &str, e: &regex::Error) -> ApiError {
     }
 }
 
-fn compile_one(c: &Condition, at: &str) -> ApiResult<Compiled> {
-    let field = match c.key.as_str() {
-        "severity" => Field::Severity,
-        "title" => Field::Title,
-        "description" => Field::Description,
-        other => match other.strip_prefix("labels.") {
-            Some(name) if is_valid_label_key(name) => Field::Label(name.to_string()),
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "{at}.key: must be severity, title, description or labels.NAME (NAME matching ^[a-zA-Z_][a-zA-Z0-9_]*$)"
-                )))
-            }
-        },
+/// `/pattern/` as a compiled regex, or the error naming `place`.
+pub(crate) fn slashed_regex(value: &str, place: &str) -> ApiResult<Regex> {
+    match value.strip_prefix('/').and_then(|v| v.strip_suffix('/')) {
+        Some(inner) => regex(inner).map_err(|e| regex_error(place, &e)),
+        None => Err(ApiError::invalid(format!(
+            "{place}: must be a regex between slashes, like /db-(?P<value>\\d+)/"
+        ))),
+    }
+}
+
+fn cidr(range: &str, place: &str) -> ApiResult<Pattern> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "{place}: not a CIDR range (cidr:ADDRESS/PREFIX, e.g. cidr:10.0.0.0/8 or cidr:fd00::/8)"
+        ))
     };
+    let (addr, prefix) = range.split_once('/').ok_or_else(bad)?;
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if prefix > max {
+        return Err(bad());
+    }
+    Ok(Pattern::Cidr(addr, prefix))
+}
+
+fn number(spec: &str, place: &str) -> ApiResult<Pattern> {
+    let bad = || {
+        ApiError::invalid(format!(
+            "{place}: not a number comparison (num:gt|ge|lt|le:NUMBER, e.g. num:gt:5)"
+        ))
+    };
+    let (op, bound) = spec.split_once(':').ok_or_else(bad)?;
+    let op = match op {
+        "gt" => NumOp::Gt,
+        "ge" => NumOp::Ge,
+        "lt" => NumOp::Lt,
+        "le" => NumOp::Le,
+        _ => return Err(bad()),
+    };
+    let bound: f64 = bound.trim().parse().map_err(|_| bad())?;
+    if !bound.is_finite() {
+        return Err(bad());
+    }
+    Ok(Pattern::Num(op, bound))
+}
+
+fn pattern(v: &str, place: &str) -> ApiResult<Pattern> {
+    if v == "*" {
+        Ok(Pattern::Present)
+    } else if let Some(range) = v.strip_prefix("cidr:") {
+        cidr(range, place)
+    } else if let Some(spec) = v.strip_prefix("num:") {
+        number(spec, place)
+    } else if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
+        Ok(Pattern::Regex(slashed_regex(v, place)?))
+    } else if v.contains(['*', '?']) {
+        Ok(Pattern::Regex(
+            wildcard(v).map_err(|e| regex_error(place, &e))?,
+        ))
+    } else {
+        Ok(Pattern::Exact(v.to_string()))
+    }
+}
+
+fn compile_one(c: &Condition, at: &str) -> ApiResult<Compiled> {
+    let field = Field::parse(&c.key, &format!("{at}.key"), CONDITION_FIELDS)?;
     if c.vals.is_empty() || c.vals.len() > MAX_VALUES {
         return Err(ApiError::invalid(format!(
             "{at}.vals: 1 to {MAX_VALUES} values, got {}",
@@ -135,20 +305,13 @@ fn compile_one(c: &Condition, at: &str) -> ApiResult<Compiled> {
     }
     let mut patterns = Vec::with_capacity(c.vals.len());
     for (i, v) in c.vals.iter().enumerate() {
+        let place = format!("{at}.vals[{i}]");
         if v.chars().count() > MAX_VALUE_CHARS {
             return Err(ApiError::invalid(format!(
-                "{at}.vals[{i}]: at most {MAX_VALUE_CHARS} characters"
+                "{place}: at most {MAX_VALUE_CHARS} characters"
             )));
         }
-        let place = format!("{at}.vals[{i}]");
-        let pattern = if v.len() >= 2 && v.starts_with('/') && v.ends_with('/') {
-            Pattern::Regex(regex(&v[1..v.len() - 1]).map_err(|e| regex_error(&place, &e))?)
-        } else if v.contains(['*', '?']) {
-            Pattern::Regex(wildcard(v).map_err(|e| regex_error(&place, &e))?)
-        } else {
-            Pattern::Exact(v.clone())
-        };
-        patterns.push(pattern);
+        patterns.push(pattern(v, &place)?);
     }
     Ok(Compiled {
         field,
@@ -188,10 +351,24 @@ impl Matcher {
         Ok(Matcher { any_of })
     }
 
-    pub fn matches(&self, ev: &StandardEvent) -> bool {
-        self.any_of
-            .iter()
-            .any(|all| all.iter().all(|c| c.matches(ev)))
+    /// A rule's optional `if`: absent matches every event.
+    pub fn compile_optional(groups: Option<&ConditionGroups>, field: &str) -> ApiResult<Self> {
+        match groups {
+            Some(g) => Self::compile(g, field),
+            None => Ok(Matcher::default()),
+        }
+    }
+
+    pub fn matches(&self, subject: &Subject<'_>) -> bool {
+        self.any_of.is_empty()
+            || self
+                .any_of
+                .iter()
+                .any(|all| all.iter().all(|c| c.matches(subject)))
+    }
+
+    pub fn matches_event(&self, ev: &StandardEvent) -> bool {
+        self.matches(&Subject::of_event(ev, None))
     }
 }
 
@@ -229,28 +406,87 @@ mod tests {
     #[test]
     fn exact_wildcard_and_regex() {
         let e = ev("CPU high on db-01", &[("env", "prod-east")]);
-        assert!(m(vec![vec![cond("labels.env", Oper::In, &["prod-east"])]]).matches(&e));
-        assert!(!m(vec![vec![cond("labels.env", Oper::In, &["prod"])]]).matches(&e));
-        assert!(m(vec![vec![cond("labels.env", Oper::In, &["prod-*"])]]).matches(&e));
-        assert!(m(vec![vec![cond("labels.env", Oper::In, &["prod-eas?"])]]).matches(&e));
-        assert!(!m(vec![vec![cond("labels.env", Oper::In, &["prod?"])]]).matches(&e));
-        assert!(m(vec![vec![cond("title", Oper::In, &["/db-\\d+$/"])]]).matches(&e));
+        assert!(m(vec![vec![cond("labels.env", Oper::In, &["prod-east"])]]).matches_event(&e));
+        assert!(!m(vec![vec![cond("labels.env", Oper::In, &["prod"])]]).matches_event(&e));
+        assert!(m(vec![vec![cond("labels.env", Oper::In, &["prod-*"])]]).matches_event(&e));
+        assert!(m(vec![vec![cond("labels.env", Oper::In, &["prod-eas?"])]]).matches_event(&e));
+        assert!(!m(vec![vec![cond("labels.env", Oper::In, &["prod?"])]]).matches_event(&e));
+        assert!(m(vec![vec![cond("title", Oper::In, &["/db-\\d+$/"])]]).matches_event(&e));
         assert!(m(vec![vec![cond(
             "severity",
             Oper::In,
             &["Critical", "Warning"]
         )]])
-        .matches(&e));
-        assert!(m(vec![vec![cond("description", Oper::NotIn, &["/memory/"])]]).matches(&e));
+        .matches_event(&e));
+        assert!(m(vec![vec![cond("description", Oper::NotIn, &["/memory/"])]]).matches_event(&e));
         // Wildcard special characters other than * and ? are literal.
-        assert!(!m(vec![vec![cond("title", Oper::In, &["CPU.high*"])]]).matches(&e));
+        assert!(!m(vec![vec![cond("title", Oper::In, &["CPU.high*"])]]).matches_event(&e));
+    }
+
+    #[test]
+    fn cidr_num_presence_and_the_key_fields() {
+        let e = ev(
+            "t",
+            &[
+                ("ip", "10.1.2.3"),
+                ("ip6", "fd00::1"),
+                ("load", "7.5"),
+                ("n", "x"),
+            ],
+        );
+        let one = |key: &str, oper, vals: &[&str]| m(vec![vec![cond(key, oper, vals)]]);
+        assert!(one("labels.ip", Oper::In, &["cidr:10.0.0.0/8"]).matches_event(&e));
+        assert!(!one("labels.ip", Oper::In, &["cidr:10.1.3.0/24"]).matches_event(&e));
+        assert!(one("labels.ip", Oper::In, &["cidr:10.1.2.3/32"]).matches_event(&e));
+        assert!(one("labels.ip", Oper::In, &["cidr:0.0.0.0/0"]).matches_event(&e));
+        assert!(one("labels.ip6", Oper::In, &["cidr:fd00::/8"]).matches_event(&e));
+        assert!(!one("labels.ip6", Oper::In, &["cidr:10.0.0.0/8"]).matches_event(&e));
+        assert!(!one("labels.n", Oper::In, &["cidr:10.0.0.0/8"]).matches_event(&e));
+        assert!(one("labels.load", Oper::In, &["num:gt:7"]).matches_event(&e));
+        assert!(one("labels.load", Oper::In, &["num:ge:7.5"]).matches_event(&e));
+        assert!(!one("labels.load", Oper::In, &["num:lt:7.5"]).matches_event(&e));
+        assert!(one("labels.load", Oper::In, &["num:le:7.5"]).matches_event(&e));
+        assert!(!one("labels.n", Oper::In, &["num:gt:0"]).matches_event(&e));
+        assert!(one("labels.n", Oper::NotIn, &["num:gt:0"]).matches_event(&e));
+        assert!(one("labels.n", Oper::In, &["*"]).matches_event(&e));
+        assert!(!one("labels.gone", Oper::In, &["*"]).matches_event(&e));
+        assert!(one("labels.gone", Oper::NotIn, &["*"]).matches_event(&e));
+        assert!(one("alert_key", Oper::In, &["k"]).matches_event(&e));
+        let via = |id| Subject::of_event(&e, id);
+        let by_integration = one("integration_id", Oper::In, &["abc"]);
+        assert!(by_integration.matches(&via(Some("abc"))));
+        assert!(!by_integration.matches(&via(Some("abd"))));
+        assert!(!by_integration.matches(&via(None)));
+        for bad in [
+            "cidr:10.0.0.0",
+            "cidr:10.0.0.0/33",
+            "cidr:fd00::/129",
+            "cidr:x/8",
+            "num:gt",
+            "num:eq:1",
+            "num:gt:inf",
+            "num:gt:NaN",
+        ] {
+            let err = Matcher::compile(&vec![vec![cond("labels.a", Oper::In, &[bad])]], "if")
+                .unwrap_err();
+            assert!(
+                err.message().starts_with("if[0][0].vals[0]"),
+                "{bad}: {}",
+                err.message()
+            );
+            assert!(!err.message().contains(bad), "the value is not echoed");
+        }
+        assert!(
+            Matcher::default().matches_event(&e),
+            "no conditions: every event"
+        );
     }
 
     #[test]
     fn missing_label_is_in_no_set() {
         let e = ev("t", &[]);
-        assert!(!m(vec![vec![cond("labels.env", Oper::In, &["*"])]]).matches(&e));
-        assert!(m(vec![vec![cond("labels.env", Oper::NotIn, &["prod"])]]).matches(&e));
+        assert!(!m(vec![vec![cond("labels.env", Oper::In, &["*"])]]).matches_event(&e));
+        assert!(m(vec![vec![cond("labels.env", Oper::NotIn, &["prod"])]]).matches_event(&e));
     }
 
     #[test]
@@ -259,9 +495,9 @@ mod tests {
         let prod = cond("labels.env", Oper::In, &["prod"]);
         let web = cond("labels.team", Oper::In, &["web"]);
         let db = cond("labels.team", Oper::In, &["db"]);
-        assert!(!m(vec![vec![prod.clone(), web.clone()]]).matches(&e));
-        assert!(m(vec![vec![prod.clone(), db]]).matches(&e));
-        assert!(m(vec![vec![web], vec![prod]]).matches(&e));
+        assert!(!m(vec![vec![prod.clone(), web.clone()]]).matches_event(&e));
+        assert!(m(vec![vec![prod.clone(), db]]).matches_event(&e));
+        assert!(m(vec![vec![web], vec![prod]]).matches_event(&e));
     }
 
     #[test]

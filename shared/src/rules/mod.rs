@@ -1,6 +1,13 @@
-//! What a team configures to shape the noise: the one condition language
-//! ([`conditions`]) and the routes of shared integrations ([`routing`]), each
-//! compiled once and cached with its integration or channel.
+//! What a team configures to shape the noise (SPEC sections 6 and 7), in the
+//! order an event meets it: an integration's enrichment and pipeline
+//! ([`integration`]), the routes of shared integrations ([`routing`]), then
+//! a channel's drop, silence and inhibit rules ([`channel`], with silence
+//! windows in [`silence`]). All of them test events with the one condition
+//! language ([`conditions`]); each is compiled once and cached with its
+//! integration or channel.
 
+pub mod channel;
 pub mod conditions;
+pub mod integration;
 pub mod routing;
+pub mod silence;

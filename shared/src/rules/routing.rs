@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::check_id;
-use crate::intake::event::StandardEvent;
-use crate::rules::conditions::{ConditionGroups, Matcher};
+use crate::rules::conditions::{ConditionGroups, Matcher, Subject};
 
 pub const MAX_CASES: usize = 100;
 pub const MAX_CHANNELS_PER_ROUTE: usize = 20;
@@ -103,11 +102,11 @@ impl CompiledRoutes {
 
     /// The channels this event goes to, once each, in route order. Empty: no
     /// case matched and there is no default route.
-    pub fn channels_for(&self, ev: &StandardEvent) -> Vec<String> {
+    pub fn channels_for(&self, subject: &Subject<'_>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let mut matched = false;
         for (matcher, channels, fallthrough) in &self.cases {
-            if matcher.matches(ev) {
+            if matcher.matches(subject) {
                 matched = true;
                 for c in channels {
                     if !out.contains(c) {
@@ -131,6 +130,7 @@ impl CompiledRoutes {
 mod tests {
     use super::*;
     use crate::intake::event::EventStatus;
+    use crate::intake::event::StandardEvent;
 
     fn ev(labels: &[(&str, &str)]) -> StandardEvent {
         StandardEvent {
@@ -160,12 +160,21 @@ mod tests {
               ], "default": {"channel_ids": ["d"]}}"#,
         );
         assert_eq!(
-            r.channels_for(&ev(&[("env", "prod"), ("team", "db")])),
+            r.channels_for(&Subject::of_event(
+                &ev(&[("env", "prod"), ("team", "db")]),
+                None
+            )),
             ["a", "b"]
         );
-        assert_eq!(r.channels_for(&ev(&[("env", "prod")])), ["a", "c"]);
-        assert_eq!(r.channels_for(&ev(&[("team", "db")])), ["b"]);
-        assert_eq!(r.channels_for(&ev(&[])), ["d"]);
+        assert_eq!(
+            r.channels_for(&Subject::of_event(&ev(&[("env", "prod")]), None)),
+            ["a", "c"]
+        );
+        assert_eq!(
+            r.channels_for(&Subject::of_event(&ev(&[("team", "db")]), None)),
+            ["b"]
+        );
+        assert_eq!(r.channels_for(&Subject::of_event(&ev(&[]), None)), ["d"]);
     }
 
     #[test]
@@ -173,7 +182,9 @@ mod tests {
         let r = routes(
             r#"{"cases": [{"if": [[{"key": "title", "oper": "IN", "vals": ["x"]}]], "channel_ids": ["a"]}]}"#,
         );
-        assert!(r.channels_for(&ev(&[])).is_empty());
+        assert!(r
+            .channels_for(&Subject::of_event(&ev(&[]), None))
+            .is_empty());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
 use crate::intake::ratelimit::RateLimit;
 use crate::model::{Alert, Channel, Incident, IncidentStatus, Integration};
+use crate::rules::integration::{rules_version, IntegrationRule, RuleList};
 
 /// Alerts closed at once by a manual resolve.
 const SWEEP_CONCURRENCY: usize = 32;
@@ -74,6 +75,17 @@ fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> Ap
     if let Some(v) = i.verify_signature {
         item.insert("verify_signature".into(), AttributeValue::Bool(v));
     }
+    if let Some(v) = rules_version(&i.enrichment, &i.pipeline) {
+        // Like the routes: the key lookup item names the version only.
+        item.insert("rules_version".into(), s(v));
+        if sk != IKEY_SK {
+            for (name, list) in [("enrichment", &i.enrichment), ("pipeline", &i.pipeline)] {
+                let json = serde_json::to_string(list)
+                    .map_err(|e| ApiError::internal(format!("could not encode {name}: {e}")))?;
+                item.insert(name.into(), s(json));
+            }
+        }
+    }
     Ok(item)
 }
 
@@ -107,7 +119,18 @@ fn item_to_integration(item: &Item) -> ApiResult<Integration> {
             .get("verify_signature")
             .and_then(|v| v.as_bool().ok())
             .copied(),
+        enrichment: rule_list(item, "enrichment")?,
+        pipeline: rule_list(item, "pipeline")?,
+        rules_version: get_opt_s(item, "rules_version"),
     })
+}
+
+fn rule_list(item: &Item, name: &str) -> ApiResult<Vec<IntegrationRule>> {
+    get_opt_s(item, name)
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|_| ApiError::internal(format!("stored item has malformed `{name}`")))
 }
 
 /// One page of incidents and where the next one starts.
@@ -135,7 +158,7 @@ impl Store {
     }
 
     /// Every item of one partition (of the table, or of `index`), page by page.
-    async fn query_all(
+    pub(crate) async fn query_all(
         &self,
         index: Option<&str>,
         pk_name: &str,
@@ -154,16 +177,18 @@ impl Store {
     }
 
     /// Every item a query answers, following its pages.
-    async fn all_pages(&self, query: QueryFluentBuilder) -> ApiResult<Vec<Item>> {
+    pub(crate) async fn all_pages(&self, query: QueryFluentBuilder) -> ApiResult<Vec<Item>> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let page = query
                 .clone()
                 .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(|e| storage_error("Query", e))?;
+            self.count(page.consumed_capacity());
             out.extend(page.items().iter().cloned());
             match page.last_evaluated_key() {
                 Some(k) => start = Some(k.clone()),
@@ -172,7 +197,7 @@ impl Store {
         }
     }
 
-    async fn put_new(&self, item: Item) -> ApiResult<bool> {
+    pub(crate) async fn put_new(&self, item: Item) -> ApiResult<bool> {
         let result = self
             .client
             .put_item()
@@ -398,6 +423,8 @@ impl Store {
             .send()
             .await
             .map_err(|e| storage_error("DeleteItem", e))?;
+        // Its rules go with it.
+        self.delete_partition(&channel_pk(channel_id)).await?;
         Ok(out.attributes().is_some())
     }
 
@@ -509,6 +536,63 @@ impl Store {
             }
         }
         Err(ApiError::internal("the key changed concurrently; retry"))
+    }
+
+    /// Replace an integration's enrichment or pipeline list; the key lookup
+    /// item gets the new version in the same transaction. `Ok(None)`: no
+    /// such integration.
+    pub async fn set_integration_rules(
+        &self,
+        integration_id: &str,
+        list: RuleList,
+        rules: Vec<IntegrationRule>,
+    ) -> ApiResult<Option<Integration>> {
+        for _ in 0..5 {
+            let Some(item) = self
+                .get(format!("INT#{integration_id}"), "INTEGRATION")
+                .await?
+            else {
+                return Ok(None);
+            };
+            let mut integration = item_to_integration(&item)?;
+            let hash = get_s(&item, "key_hash")?;
+            match list {
+                RuleList::Enrichment => integration.enrichment = rules.clone(),
+                RuleList::Pipeline => integration.pipeline = rules.clone(),
+            }
+            let record = integration_item(
+                &integration,
+                &hash,
+                format!("INT#{integration_id}"),
+                "INTEGRATION",
+            )?;
+            let lookup = integration_item(&integration, &hash, ikey_pk(&hash), IKEY_SK)?;
+            let put = |item: Item, condition: &str| {
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .expression_attribute_values(":hash", s(&hash))
+                    .build()
+                    .map(|p| TransactWriteItem::builder().put(p).build())
+                    .map_err(build_error)
+            };
+            // Both conditional on the key not having been rotated meanwhile.
+            if self
+                .transact_plain(vec![
+                    put(record, "key_hash = :hash")?,
+                    put(lookup, "key_hash = :hash")?,
+                ])
+                .await?
+            {
+                integration.rules_version =
+                    rules_version(&integration.enrichment, &integration.pipeline);
+                return Ok(Some(integration));
+            }
+        }
+        Err(ApiError::internal(
+            "the integration changed concurrently; retry",
+        ))
     }
 
     // ---- incidents and alerts ----
@@ -825,7 +909,10 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(head_pk(channel_id, alert_key), HEAD_SK)))
-            .update_expression("SET active = :false, closed_at = :now ADD version :one")
+            // Out of the index of inhibition sources too: it is no longer open.
+            .update_expression(
+                "SET active = :false, closed_at = :now REMOVE gsi3pk, gsi3sk ADD version :one",
+            )
             .condition_expression("alert_id = :alert AND active = :true")
             .expression_attribute_values(":alert", s(alert_id))
             .expression_attribute_values(":true", AttributeValue::Bool(true))
@@ -864,24 +951,40 @@ impl Store {
 
     /// Heads in bulk (for tests and recounts).
     pub async fn batch_get(&self, keys: Vec<Item>) -> ApiResult<Vec<Item>> {
+        self.batch_get_projected(keys, "", &[]).await
+    }
+
+    /// Items in bulk, strongly consistent, metered; `projection` (with its
+    /// `#name` placeholders) limits the attributes returned, empty for all.
+    pub(crate) async fn batch_get_projected(
+        &self,
+        keys: Vec<Item>,
+        projection: &str,
+        names: &[(&str, &str)],
+    ) -> ApiResult<Vec<Item>> {
         let mut out = Vec::new();
         for chunk in keys.chunks(100) {
-            let mut pending: HashMap<String, KeysAndAttributes> = HashMap::from([(
-                self.table.clone(),
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(build_error)?,
-            )]);
+            let mut wanted = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(true);
+            if !projection.is_empty() {
+                wanted = wanted.projection_expression(projection);
+            }
+            for (placeholder, name) in names {
+                wanted = wanted.expression_attribute_names(*placeholder, *name);
+            }
+            let mut pending: HashMap<String, KeysAndAttributes> =
+                HashMap::from([(self.table.clone(), wanted.build().map_err(build_error)?)]);
             while !pending.is_empty() {
                 let page = self
                     .client
                     .batch_get_item()
                     .set_request_items(Some(pending))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| storage_error("BatchGetItem", e))?;
+                self.count_many(page.consumed_capacity());
                 if let Some(items) = page.responses().and_then(|r| r.get(&self.table)) {
                     out.extend(items.iter().cloned());
                 }

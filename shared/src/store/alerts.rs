@@ -11,8 +11,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, Put, ReturnConsumedCapacity, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, Put, ReturnConsumedCapacity,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::Serialize;
 
@@ -24,6 +24,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
 use crate::intake::event::StandardEvent;
 use crate::model::{AlertHead, Channel, IncidentStatus};
+use crate::rules::channel::{
+    CompiledInhibit, Mark, SourceAlert, Verdict, INHIBIT_SOURCE_FRESH_SECS,
+};
+use crate::rules::conditions::Subject;
 
 /// Conflicts (another instance wrote first) are retried, with fresh state,
 /// until this much time has passed since the event's first attempt. A storm
@@ -37,21 +41,20 @@ pub const MAX_ATTEMPTS: u32 = 10_000;
 /// to, so that its `Ok` reaches them whatever the routes say about an `Ok`.
 pub const ROUTE_MEMORY_SECS: i64 = 90 * 86_400;
 
-/// What one event did, as the push response reports it.
+/// What one event did, as the push response reports it: `alert_id` and
+/// `incident_id` are null when none was stored or none was joined.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Applied {
     pub alert_key: String,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<String>,
 }
 
 impl Applied {
-    fn new(ev: &StandardEvent, outcome: Outcome, head: Option<&AlertHead>) -> Self {
+    pub(crate) fn new(ev: &StandardEvent, outcome: Outcome, head: Option<&AlertHead>) -> Self {
         // A placeholder head (an `Ok` seen before any alert) has no ids to report.
         let head = head.filter(|h| !h.alert_id.is_empty());
         Applied {
@@ -59,9 +62,23 @@ impl Applied {
             outcome,
             channel_id: None,
             alert_id: head.map(|h| h.alert_id.clone()),
-            incident_id: head.map(|h| h.incident_id.clone()),
+            incident_id: head
+                .filter(|h| !h.incident_id.is_empty())
+                .map(|h| h.incident_id.clone()),
         }
     }
+}
+
+/// What a channel's silence and inhibit rules say about one event, as far as
+/// the push path knows without storage.
+#[derive(Clone, Debug, Default)]
+pub struct EventRules<'a> {
+    /// The silence verdict (pure: the rule's window and conditions).
+    pub silence: Option<Verdict>,
+    /// The enabled inhibit rules whose `target_if` the event matches.
+    pub inhibit: Vec<&'a CompiledInhibit>,
+    /// Whether the channel keeps its open alerts in the index of inhibition sources.
+    pub index_sources: bool,
 }
 
 /// Why a write did not happen.
@@ -86,6 +103,10 @@ struct Hints {
     group: Option<Option<String>>,
     /// The group's incident refused the merge (closed or out of window).
     group_incident_unusable: bool,
+    /// The inhibition verdict, once asked (a retry does not query again).
+    inhibition: Option<Verdict>,
+    /// Whether heads written are kept in the index of inhibition sources.
+    index_sources: bool,
 }
 
 impl Store {
@@ -97,7 +118,8 @@ impl Store {
         ev: &StandardEvent,
         now_ms: i64,
     ) -> ApiResult<Applied> {
-        self.apply_event_via(channel, ev, now_ms, None).await
+        self.apply_event_via(channel, ev, now_ms, None, &EventRules::default())
+            .await
     }
 
     /// [`Store::apply_event`] for an event that a shared integration routed:
@@ -109,9 +131,13 @@ impl Store {
         ev: &StandardEvent,
         now_ms: i64,
         shared_integration: Option<&str>,
+        rules: &EventRules<'_>,
     ) -> ApiResult<Applied> {
         let fp = engine::fingerprint(ev);
-        let mut hints = Hints::default();
+        let mut hints = Hints {
+            index_sources: rules.index_sources,
+            ..Hints::default()
+        };
         let started = Instant::now();
         let mut attempt = 0;
         while attempt < self.max_attempts && started.elapsed() < self.retry_budget {
@@ -125,7 +151,7 @@ impl Store {
                     self.get_head(&channel.channel_id, &ev.alert_key).await?
                 }
                 None => match self
-                    .try_duplicate(&channel.channel_id, ev, &fp, now_ms)
+                    .try_duplicate(&channel.channel_id, ev, &fp, now_ms, rules.index_sources)
                     .await?
                 {
                     Ok(updated) => {
@@ -135,21 +161,35 @@ impl Store {
                 },
             };
             let decision = engine::decide(head.as_ref(), ev, &fp, now_ms);
-            let result = match decision {
-                Decision::Nothing(outcome) => return Ok(Applied::new(ev, outcome, head.as_ref())),
-                Decision::Duplicate | Decision::Refresh | Decision::Watermark => {
-                    self.write_head_only(channel, head.as_ref(), ev, &fp, decision, now_ms)
-                        .await
+            let mark = if engine::meets_channel_rules(head.as_ref(), decision) {
+                match self.verdict(channel, ev, rules, now_ms, &mut hints).await? {
+                    Verdict::Drop(outcome) => return Ok(Applied::new(ev, outcome, None)),
+                    Verdict::Mark(mark) => Some(mark),
+                    Verdict::Pass => None,
                 }
-                Decision::Update => {
-                    self.write_update(channel, head.as_ref(), ev, &fp, now_ms)
-                        .await
+            } else {
+                None
+            };
+            let lifting = head.as_ref().is_some_and(|h| h.active && h.is_marked());
+            let result = match (decision, mark) {
+                (Decision::Nothing(outcome), _) => {
+                    return Ok(Applied::new(ev, outcome, head.as_ref()))
                 }
-                Decision::Recover => {
-                    self.write_recover(channel, head.as_ref(), ev, &fp, now_ms, &hints)
-                        .await
+                (_, Some(mark)) => {
+                    self.write_marked(
+                        channel,
+                        head.as_ref(),
+                        ev,
+                        &fp,
+                        decision,
+                        mark,
+                        now_ms,
+                        shared_integration,
+                        &hints,
+                    )
+                    .await
                 }
-                Decision::Open => {
+                (Decision::Duplicate | Decision::Refresh | Decision::Update, None) if lifting => {
                     self.write_open(
                         channel,
                         head.as_ref(),
@@ -157,6 +197,32 @@ impl Store {
                         &fp,
                         now_ms,
                         shared_integration,
+                        OpenPlan::Lift(decision),
+                        &mut hints,
+                    )
+                    .await
+                }
+                (Decision::Duplicate | Decision::Refresh | Decision::Watermark, None) => {
+                    self.write_head_only(channel, head.as_ref(), ev, &fp, decision, now_ms, &hints)
+                        .await
+                }
+                (Decision::Update, None) => {
+                    self.write_update(channel, head.as_ref(), ev, &fp, now_ms, &hints)
+                        .await
+                }
+                (Decision::Recover, None) => {
+                    self.write_recover(channel, head.as_ref(), ev, &fp, now_ms, &hints)
+                        .await
+                }
+                (Decision::Open, None) => {
+                    self.write_open(
+                        channel,
+                        head.as_ref(),
+                        ev,
+                        &fp,
+                        now_ms,
+                        shared_integration,
+                        OpenPlan::Fresh,
                         &mut hints,
                     )
                     .await
@@ -233,17 +299,34 @@ impl Store {
         ev: &StandardEvent,
         fp: &Fingerprint,
         now_ms: i64,
+        index_sources: bool,
     ) -> ApiResult<Result<AlertHead, Option<AlertHead>>> {
-        let result = self
+        // A marked alert's repeat goes the slow way: it may lift the mark.
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(head_pk(channel_id, &ev.alert_key), HEAD_SK)))
-            .condition_expression("active = :true AND last_content = :content AND last_time < :t")
-            .update_expression(
+            .condition_expression(
+                "active = :true AND last_content = :content AND last_time < :t \
+                 AND attribute_not_exists(silenced_by) AND attribute_not_exists(inhibited_by)",
+            );
+        let request = if index_sources {
+            request
+                .update_expression(
+                    "SET last_time = :t, recent_contents = :contents, last_event_at = :now, \
+                     gsi3pk = :open, gsi3sk = :fresh \
+                     ADD event_count :one, duplicate_count :one, version :one",
+                )
+                .expression_attribute_values(":open", s(open_alerts_scope(channel_id)))
+                .expression_attribute_values(":fresh", s(source_freshness(now_ms / 1000)))
+        } else {
+            request.update_expression(
                 "SET last_time = :t, recent_contents = :contents, last_event_at = :now \
                  ADD event_count :one, duplicate_count :one, version :one",
             )
+        };
+        let result = request
             .expression_attribute_values(":true", b(true))
             .expression_attribute_values(":content", s(&fp.content))
             .expression_attribute_values(":t", n(ev.event_time_ms))
@@ -333,6 +416,7 @@ impl Store {
             .map_err(|e| WriteFailure::Fatal(build_error(e)))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_head_only(
         &self,
         channel: &Channel,
@@ -341,12 +425,14 @@ impl Store {
         fp: &Fingerprint,
         decision: Decision,
         now_ms: i64,
+        hints: &Hints,
     ) -> Result<Applied, WriteFailure> {
-        let Some(next) =
+        let Some(mut next) =
             engine::next_head(head, &channel.channel_id, ev, fp, decision, None, now_ms)
         else {
             return Err(WriteFailure::Conflict);
         };
+        next.source_indexed = hints.index_sources;
         let request = self
             .client
             .put_item()
@@ -389,11 +475,12 @@ impl Store {
         ev: &StandardEvent,
         fp: &Fingerprint,
         now_ms: i64,
+        hints: &Hints,
     ) -> Result<Applied, WriteFailure> {
         let Some(current) = head else {
             return Err(WriteFailure::Conflict);
         };
-        let Some(next) = engine::next_head(
+        let Some(mut next) = engine::next_head(
             head,
             &channel.channel_id,
             ev,
@@ -404,6 +491,7 @@ impl Store {
         ) else {
             return Err(WriteFailure::Conflict);
         };
+        next.source_indexed = hints.index_sources;
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(self.head_put(&next, head)?)
@@ -476,6 +564,19 @@ impl Store {
         ) else {
             return Err(WriteFailure::Conflict);
         };
+        if current.incident_id.is_empty() {
+            // A silenced or inhibited alert recovers on its own: no incident counts it.
+            let items = vec![
+                TransactWriteItem::builder()
+                    .put(self.head_put(&next, head)?)
+                    .build(),
+                TransactWriteItem::builder()
+                    .put(self.event_put(&next, ev, now_ms)?)
+                    .build(),
+            ];
+            self.transact(items, usize::MAX).await?;
+            return Ok(Applied::new(ev, Outcome::Recovered, Some(&next)));
+        }
         // Guess whether this is the incident's last open alert: with no
         // grouping it always is; otherwise a failed guess tells us the count.
         let last_open = match hints.incident_active {
@@ -542,6 +643,7 @@ impl Store {
         fp: &Fingerprint,
         now_ms: i64,
         shared_integration: Option<&str>,
+        plan: OpenPlan,
         hints: &mut Hints,
     ) -> Result<Applied, WriteFailure> {
         let group = engine::group_key(&channel.grouping, ev);
@@ -560,47 +662,57 @@ impl Store {
             }
             _ => None,
         };
-        let alert_id = random_hex(16).map_err(WriteFailure::Fatal)?;
         let incident_id = match &existing {
             Some(id) => id.clone(),
             None => random_hex(16).map_err(WriteFailure::Fatal)?,
         };
-        let next = engine::next_head(
-            head,
-            &channel.channel_id,
-            ev,
-            fp,
-            Decision::Open,
-            Some(NewAlert {
-                alert_id: &alert_id,
-                incident_id: &incident_id,
-            }),
-            now_ms,
-        )
-        .ok_or(WriteFailure::Conflict)?;
-
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .put(self.head_put(&next, head)?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(self.plain_put(alert_record(&next, false))?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(self.event_put(&next, ev, now_ms)?)
-                .build(),
-        ];
-        if let Some(previous) = head.filter(|p| !p.alert_id.is_empty()) {
-            // The superseded alert keeps its final state in its record.
-            items.push(
-                TransactWriteItem::builder()
-                    .put(self.plain_put(alert_record(previous, true))?)
-                    .build(),
-            );
-        }
-        if let Some(integration_id) = shared_integration {
-            items.push(self.route_memory_update(integration_id, channel, ev, now_ms)?);
-        }
+        let (next, mut items) = match plan {
+            OpenPlan::Fresh => {
+                let mut next = self.fresh_alert(channel, head, ev, fp, now_ms, &incident_id)?;
+                next.source_indexed = hints.index_sources;
+                let items =
+                    self.fresh_alert_items(channel, head, &next, ev, now_ms, shared_integration)?;
+                (next, items)
+            }
+            OpenPlan::Lift(decision) => {
+                // The alert's mark lifts: it keeps its id and history and
+                // opens or joins an incident like a new alert.
+                let Some(current) = head else {
+                    return Err(WriteFailure::Conflict);
+                };
+                let mut next =
+                    engine::next_head(head, &channel.channel_id, ev, fp, decision, None, now_ms)
+                        .ok_or(WriteFailure::Conflict)?;
+                next.mark = None;
+                next.incident_id = incident_id.clone();
+                next.source_indexed = hints.index_sources;
+                let unassigned = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(
+                        alert_record_pk(current),
+                        alert_record_sk(&current.alert_id),
+                    )))
+                    .build()
+                    .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+                let mut items = vec![
+                    TransactWriteItem::builder()
+                        .put(self.head_put(&next, head)?)
+                        .build(),
+                    TransactWriteItem::builder().delete(unassigned).build(),
+                    TransactWriteItem::builder()
+                        .put(self.plain_put(alert_record(&next, false))?)
+                        .build(),
+                ];
+                if decision == Decision::Update {
+                    items.push(
+                        TransactWriteItem::builder()
+                            .put(self.event_put(&next, ev, now_ms)?)
+                            .build(),
+                    );
+                }
+                (next, items)
+            }
+        };
         if let Some(id) = &existing {
             let bytes = 2 * item_bytes(&head_to_item(&next)) + 2 * 1024;
             let joined = self
@@ -691,6 +803,228 @@ impl Store {
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// The head of a new alert of `ev`'s key, in `incident_id` (empty: none).
+    fn fresh_alert(
+        &self,
+        channel: &Channel,
+        head: Option<&AlertHead>,
+        ev: &StandardEvent,
+        fp: &Fingerprint,
+        now_ms: i64,
+        incident_id: &str,
+    ) -> Result<AlertHead, WriteFailure> {
+        let alert_id = random_hex(16).map_err(WriteFailure::Fatal)?;
+        engine::next_head(
+            head,
+            &channel.channel_id,
+            ev,
+            fp,
+            Decision::Open,
+            Some(NewAlert {
+                alert_id: &alert_id,
+                incident_id,
+            }),
+            now_ms,
+        )
+        .ok_or(WriteFailure::Conflict)
+    }
+
+    /// A new alert's own items: its head, record and first event, the
+    /// superseded alert's final record, and the route memory.
+    fn fresh_alert_items(
+        &self,
+        channel: &Channel,
+        head: Option<&AlertHead>,
+        next: &AlertHead,
+        ev: &StandardEvent,
+        now_ms: i64,
+        shared_integration: Option<&str>,
+    ) -> Result<Vec<TransactWriteItem>, WriteFailure> {
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(self.head_put(next, head)?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(self.plain_put(alert_record(next, false))?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(self.event_put(next, ev, now_ms)?)
+                .build(),
+        ];
+        if let Some(previous) = head.filter(|p| !p.alert_id.is_empty()) {
+            // The superseded alert keeps its final state in its record.
+            items.push(
+                TransactWriteItem::builder()
+                    .put(self.plain_put(alert_record(previous, true))?)
+                    .build(),
+            );
+        }
+        if let Some(integration_id) = shared_integration {
+            items.push(self.route_memory_update(integration_id, channel, ev, now_ms)?);
+        }
+        Ok(items)
+    }
+
+    /// An event a silence or an inhibition marks: a new alert that joins no
+    /// incident, or the next event of an alert that stays marked.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_marked(
+        &self,
+        channel: &Channel,
+        head: Option<&AlertHead>,
+        ev: &StandardEvent,
+        fp: &Fingerprint,
+        decision: Decision,
+        mark: Mark,
+        now_ms: i64,
+        shared_integration: Option<&str>,
+        hints: &Hints,
+    ) -> Result<Applied, WriteFailure> {
+        let outcome = match mark {
+            Mark::Silenced(_) => Outcome::Silenced,
+            Mark::Inhibited(_) => Outcome::Inhibited,
+        };
+        let items = if decision == Decision::Open {
+            let mut next = self.fresh_alert(channel, head, ev, fp, now_ms, "")?;
+            next.mark = Some(mark);
+            let items =
+                self.fresh_alert_items(channel, head, &next, ev, now_ms, shared_integration)?;
+            (next, items)
+        } else {
+            let mut next =
+                engine::next_head(head, &channel.channel_id, ev, fp, decision, None, now_ms)
+                    .ok_or(WriteFailure::Conflict)?;
+            next.mark = Some(mark);
+            next.source_indexed = hints.index_sources;
+            let mut items = vec![TransactWriteItem::builder()
+                .put(self.head_put(&next, head)?)
+                .build()];
+            if decision == Decision::Update {
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(self.event_put(&next, ev, now_ms)?)
+                        .build(),
+                );
+            }
+            (next, items)
+        };
+        let (next, items) = items;
+        self.transact(items, usize::MAX).await?;
+        Ok(Applied::new(ev, outcome, Some(&next)))
+    }
+
+    /// What the channel's silence and inhibit rules say about `ev`. Silence
+    /// costs nothing; inhibition one Query of the channel's index of open
+    /// alerts (shared by every rule that targets the event), plus one
+    /// BatchGetItem of the candidate sources' incidents when there are any.
+    async fn verdict(
+        &self,
+        channel: &Channel,
+        ev: &StandardEvent,
+        rules: &EventRules<'_>,
+        now_ms: i64,
+        hints: &mut Hints,
+    ) -> ApiResult<Verdict> {
+        if let Some(silence) = &rules.silence {
+            if *silence != Verdict::Pass {
+                return Ok(silence.clone());
+            }
+        }
+        if rules.inhibit.is_empty() {
+            return Ok(Verdict::Pass);
+        }
+        if let Some(known) = &hints.inhibition {
+            return Ok(known.clone());
+        }
+        let sources = self
+            .fresh_sources(&channel.channel_id, now_ms / 1000)
+            .await?;
+        let target = Subject::of_event(ev, None);
+        let mut candidates: Vec<(&CompiledInhibit, &SourceAlert)> = Vec::new();
+        for rule in &rules.inhibit {
+            for source in &sources {
+                if rule.inhibits(source, &target) {
+                    candidates.push((rule, source));
+                }
+            }
+        }
+        let verdict = if candidates.is_empty() {
+            Verdict::Pass
+        } else {
+            let mut incidents: Vec<&str> = candidates
+                .iter()
+                .map(|(_, s)| s.incident_id.as_str())
+                .collect();
+            incidents.sort_unstable();
+            incidents.dedup();
+            incidents.truncate(100);
+            let triggered = self.triggered_incidents(&incidents).await?;
+            candidates
+                .iter()
+                .find(|(_, s)| triggered.contains(&s.incident_id))
+                .map_or(Verdict::Pass, |(rule, source)| match rule.action {
+                    crate::rules::channel::RuleAction::Drop => Verdict::Drop(Outcome::Inhibited),
+                    crate::rules::channel::RuleAction::Mark => {
+                        Verdict::Mark(Mark::Inhibited(source.alert_id.clone()))
+                    }
+                })
+        };
+        hints.inhibition = Some(verdict.clone());
+        Ok(verdict)
+    }
+
+    /// Open, unmarked alerts of a channel whose last event is at most
+    /// [`INHIBIT_SOURCE_FRESH_SECS`] old (to the minute: the index keeps the
+    /// minute, so a source counts for the last 9 to 10 minutes). One page.
+    pub async fn fresh_sources(&self, channel_id: &str, now_s: i64) -> ApiResult<Vec<SourceAlert>> {
+        let oldest_minute = (now_s - INHIBIT_SOURCE_FRESH_SECS + 59).div_euclid(60) * 60;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(super::GSI3)
+            .key_condition_expression("gsi3pk = :open AND gsi3sk >= :fresh")
+            .expression_attribute_values(":open", s(open_alerts_scope(channel_id)))
+            .expression_attribute_values(":fresh", s(source_freshness(oldest_minute)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| storage_error("Query", e))?;
+        self.count(out.consumed_capacity());
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                Some(SourceAlert {
+                    alert_id: get_opt_s(item, "alert_id")?,
+                    incident_id: get_opt_s(item, "incident_id")?,
+                    alert_key: get_opt_s(item, "alert_key")?,
+                    severity: get_opt_s(item, "severity")?,
+                    title: get_opt_s(item, "title").unwrap_or_default(),
+                    description: get_opt_s(item, "description").unwrap_or_default(),
+                    labels: get_map(item, "labels"),
+                })
+            })
+            .collect())
+    }
+
+    /// Which of these incidents are `Triggered` (not acknowledged, not closed).
+    async fn triggered_incidents(&self, incident_ids: &[&str]) -> ApiResult<Vec<String>> {
+        let keys = incident_ids
+            .iter()
+            .map(|id| key(incident_pk(id), INCIDENT_SK))
+            .collect();
+        Ok(self
+            .batch_get_projected(keys, "incident_id, #st", &[("#st", "status")])
+            .await?
+            .iter()
+            .filter(|i| {
+                get_opt_s(i, "status").as_deref() == Some(IncidentStatus::Triggered.as_str())
+            })
+            .filter_map(|i| get_opt_s(i, "incident_id"))
+            .collect())
     }
 
     /// Remember that `ev`'s key fired into `channel` through a shared integration.
@@ -834,6 +1168,15 @@ impl Store {
             }
         }
     }
+}
+
+/// How an event comes to open or join an incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpenPlan {
+    /// A new alert.
+    Fresh,
+    /// A marked alert whose mark lifts, applying this decision.
+    Lift(Decision),
 }
 
 /// Why a transaction did not commit.

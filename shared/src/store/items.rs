@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::event::EventStatus;
 use crate::model::{Alert, AlertHead, Channel, Grouping, Incident, IncidentStatus, StoredEvent};
+use crate::rules::channel::Mark;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -115,6 +116,16 @@ pub fn incident_pk(incident_id: &str) -> String {
 
 pub const INCIDENT_SK: &str = "INCIDENT";
 
+/// Where an alert's record lives: in its incident's partition, or beside its
+/// head while it joins no incident (silenced or inhibited).
+pub fn alert_record_pk(h: &AlertHead) -> String {
+    if h.incident_id.is_empty() {
+        head_pk(&h.channel_id, &h.alert_key)
+    } else {
+        incident_pk(&h.incident_id)
+    }
+}
+
 pub fn alert_record_sk(alert_id: &str) -> String {
     format!("ALERT#{alert_id}")
 }
@@ -187,7 +198,31 @@ pub fn head_to_item(h: &AlertHead) -> Item {
     if let Some(c) = h.closed_at {
         item.insert("closed_at".into(), n(c));
     }
+    match &h.mark {
+        Some(Mark::Silenced(rule_id)) => {
+            item.insert("silenced_by".into(), s(rule_id));
+        }
+        Some(Mark::Inhibited(alert_id)) => {
+            item.insert("inhibited_by".into(), s(alert_id));
+        }
+        None => {}
+    }
+    if h.source_indexed && h.active && h.mark.is_none() {
+        item.insert("gsi3pk".into(), s(open_alerts_scope(&h.channel_id)));
+        item.insert("gsi3sk".into(), s(source_freshness(h.last_event_at)));
+    }
     item
+}
+
+/// The index of a channel's open, unmarked alerts: inhibition sources.
+pub fn open_alerts_scope(channel_id: &str) -> String {
+    format!("OPEN#{channel_id}")
+}
+
+/// The minute of an open alert's last event, as the index sorts it: a
+/// repeat within the same minute leaves the index untouched.
+pub fn source_freshness(last_event_at_s: i64) -> String {
+    format!("{:010}", last_event_at_s.div_euclid(60))
 }
 
 pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
@@ -224,6 +259,15 @@ pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
         last_event_at: get_n(item, "last_event_at")?,
         closed_at: get_opt_n(item, "closed_at"),
         version: get_n(item, "version")?,
+        mark: match (
+            get_opt_s(item, "silenced_by"),
+            get_opt_s(item, "inhibited_by"),
+        ) {
+            (Some(rule_id), _) => Some(Mark::Silenced(rule_id)),
+            (None, Some(alert_id)) => Some(Mark::Inhibited(alert_id)),
+            (None, None) => None,
+        },
+        source_indexed: item.contains_key("gsi3pk"),
     })
 }
 
@@ -232,7 +276,9 @@ pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
 /// final snapshot (`archived`).
 pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
     let mut item = head_to_item(h);
-    item.insert("pk".into(), s(incident_pk(&h.incident_id)));
+    item.remove("gsi3pk");
+    item.remove("gsi3sk");
+    item.insert("pk".into(), s(alert_record_pk(h)));
     item.insert("sk".into(), s(alert_record_sk(&h.alert_id)));
     item.insert("gsi1pk".into(), s(format!("ALERT#{}", h.alert_id)));
     item.insert("gsi1sk".into(), s("ALERT"));

@@ -9,6 +9,7 @@
 //! | alert head (live state of `(channel, alert_key)`) | `AK#{channel}#{alert_key}` | `HEAD` |
 //! | incident | `INC#{incident}` | `INCIDENT` |
 //! | alert record (membership; snapshot once superseded) | `INC#{incident}` | `ALERT#{alert}` |
+//! | record of an alert in no incident (silenced, inhibited) | `AK#{channel}#{alert_key}` | `ALERT#{alert}` |
 //! | stored event (TTL) | `EV#{alert}` | `{event_time_ms:015}#{fingerprint}` |
 //! | merge group → open incident | `GRP#{channel}#{group}` | `GROUP` |
 //! | channels a key fired into via a shared integration (TTL) | `RT#{integration}#{alert_key}` | `ROUTE` |
@@ -17,10 +18,16 @@
 //! | integration key (hash) → integration | `IKEY#{sha256(key)}` | `IKEY` |
 //! | app key (hash) | `APPKEY#{sha256(key)}` | `APPKEY` |
 //! | app key id → hash, name | `APPKEYID#{id}` | `APPKEYID` |
+//! | channel rule (drop, silence, inhibit) | `CH#{channel}` | `RULE#{kind}#{rule}` |
+//! | mapping table | `MAPT#{table}` | `TABLE` |
+//! | mapping row (per upload version) | `MAPR#{table}#{version}` | source values joined by U+001F |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
 //! records by `ALERT#{alert}`, channels by `CHANNELS`, app keys by `APPKEYS`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
+//! `gsi3` (gsi3pk, gsi3sk): open, unmarked alert heads by `OPEN#{channel}`
+//! and the minute of their last event, only in channels with inhibit rules:
+//! the inhibition sources. It projects only what a source check reads.
 
 pub mod admin;
 pub mod alerts;
@@ -40,6 +47,19 @@ use crate::error::ApiError;
 
 pub const GSI1: &str = "gsi1";
 pub const GSI2: &str = "gsi2";
+pub const GSI3: &str = "gsi3";
+/// What `gsi3` projects besides its keys.
+pub const GSI3_PROJECTION: &[&str] = &[
+    "alert_id",
+    "incident_id",
+    "alert_key",
+    "severity",
+    "title",
+    "description",
+    "labels",
+];
+pub mod mapping;
+pub mod rules;
 
 /// Counts what the store asks of DynamoDB, for the cost benchmarks.
 #[derive(Debug, Default)]

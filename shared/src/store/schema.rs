@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{build_error, storage_error, GSI1, GSI2};
+use super::{build_error, storage_error, GSI1, GSI2, GSI3, GSI3_PROJECTION};
 use crate::error::ApiResult;
 
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -36,14 +36,29 @@ fn key_schema(hash: &str, range: &str) -> ApiResult<Vec<KeySchemaElement>> {
 }
 
 fn gsi(name: &str, hash: &str, range: &str) -> ApiResult<GlobalSecondaryIndex> {
+    gsi_projecting(name, hash, range, None)
+}
+
+/// An index projecting `include` only, or every attribute.
+fn gsi_projecting(
+    name: &str,
+    hash: &str,
+    range: &str,
+    include: Option<&[&str]>,
+) -> ApiResult<GlobalSecondaryIndex> {
+    let projection = match include {
+        Some(names) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(names.iter().map(|n| n.to_string()).collect()))
+            .build(),
+        None => Projection::builder()
+            .projection_type(ProjectionType::All)
+            .build(),
+    };
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .set_key_schema(Some(key_schema(hash, range)?))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .projection(projection)
         .build()
         .map_err(build_error)
 }
@@ -70,10 +85,18 @@ pub async fn create_table(client: &Client, table: &str) -> ApiResult<bool> {
             attr("gsi1sk")?,
             attr("gsi2pk")?,
             attr("gsi2sk")?,
+            attr("gsi3pk")?,
+            attr("gsi3sk")?,
         ]))
         .set_key_schema(Some(key_schema("pk", "sk")?))
         .global_secondary_indexes(gsi(GSI1, "gsi1pk", "gsi1sk")?)
         .global_secondary_indexes(gsi(GSI2, "gsi2pk", "gsi2sk")?)
+        .global_secondary_indexes(gsi_projecting(
+            GSI3,
+            "gsi3pk",
+            "gsi3sk",
+            Some(GSI3_PROJECTION),
+        )?)
         .send()
         .await
         .map_err(|e| storage_error("CreateTable", e))?;

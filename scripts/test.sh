@@ -8,7 +8,7 @@ cd "$root"
 # shellcheck source=scripts/dynamodb-local.sh
 . "$root/scripts/dynamodb-local.sh"
 
-"$root/scripts/setup.sh"
+"$root/scripts/setup.sh" test
 
 DDB_PID=
 child=

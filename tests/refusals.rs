@@ -342,6 +342,66 @@ async fn push_refusals_never_echo_the_sent_value() {
             body,
         );
     }
+    // The integrations of SPEC section 10 that answer in this service's envelope.
+    for (kind, fixture_path, pointer, value) in [
+        (
+            IntegrationKind::Prometheus,
+            "prometheus/firing.json",
+            "/alerts/0/startsAt",
+            json!(SECRET),
+        ),
+        (
+            IntegrationKind::Prometheus,
+            "prometheus/firing.json",
+            "/alerts/0/labels",
+            json!(SECRET),
+        ),
+        (
+            IntegrationKind::Grafana,
+            "grafana/legacy-alerting.json",
+            "/state",
+            json!(SECRET),
+        ),
+        (
+            IntegrationKind::Grafana,
+            "grafana/unified-firing.json",
+            "/truncatedAlerts",
+            json!(SECRET),
+        ),
+        (
+            IntegrationKind::Zabbix,
+            "zabbix/problem.json",
+            "/event_nseverity",
+            json!(SECRET),
+        ),
+        (
+            IntegrationKind::Zabbix,
+            "zabbix/problem.json",
+            "/event_value",
+            json!(SECRET_NUMBER),
+        ),
+        (
+            IntegrationKind::N9e,
+            "n9e/alerting.json",
+            "/severity",
+            json!(SECRET_NUMBER),
+        ),
+        (
+            IntegrationKind::N9e,
+            "n9e/alerting.json",
+            "/is_recovered",
+            json!({"x": SECRET}),
+        ),
+    ] {
+        let setup = channel_with_integration(&app, kind.slug(), json!({"name": kind.slug()})).await;
+        json_case(
+            &mut cases,
+            &format!("{} {pointer}", kind.slug()),
+            kind,
+            &setup.integration_key,
+            with(&fixture_json(fixture_path), pointer, value),
+        );
+    }
 
     // A shared integration whose routes take nothing this event carries.
     let routed = api_ok(
@@ -455,6 +515,24 @@ async fn management_refusals_never_echo_the_sent_value() {
             "POST",
             "/api/integrations".into(),
             integration(json!({"callback_token": {"t": SECRET}})),
+        ),
+        (
+            "client_secret number",
+            "POST",
+            "/api/integrations".into(),
+            integration(json!({"kind": "sentry", "client_secret": SECRET_NUMBER})),
+        ),
+        (
+            "client_secret on another kind",
+            "POST",
+            "/api/integrations".into(),
+            integration(json!({"client_secret": SECRET})),
+        ),
+        (
+            "verify_signature text",
+            "POST",
+            "/api/integrations".into(),
+            integration(json!({"kind": "aws-cloudwatch", "verify_signature": SECRET})),
         ),
         (
             "kind",

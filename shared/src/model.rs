@@ -239,6 +239,12 @@ pub struct Integration {
     pub created_at: i64,
     #[serde(skip_serializing)]
     pub callback_token: Option<String>,
+    /// Sentry's client secret (never shown again).
+    #[serde(skip_serializing, default)]
+    pub client_secret: Option<String>,
+    /// CloudWatch/SNS: `Some(false)` skips the signature check; absent means on.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub verify_signature: Option<bool>,
     /// Label enrichment (SPEC 7.1), run before routing.
     #[serde(skip)]
     pub enrichment: Vec<crate::rules::integration::IntegrationRule>,

@@ -10,7 +10,11 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
-use shared::intake::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
+use std::collections::HashMap;
+
+use shared::intake::integrations::{
+    BodyFormat, IntegrationKind, ParseSettings, PushBody, SourceRequest,
+};
 
 const STANDARD: &[&str] = &[
     include_str!(concat!(
@@ -57,8 +61,162 @@ const JIANKONGBAO: &[&str] = &[
     )),
 ];
 
+const PROMETHEUS: &[&str] = &[
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/prometheus/firing.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/prometheus/resolved.json"
+    )),
+];
+const GRAFANA: &[&str] = &[
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/grafana/unified-firing.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/grafana/unified-resolved.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/grafana/legacy-alerting.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/grafana/legacy-ok.json"
+    )),
+];
+const ZABBIX: &[&str] = &[
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/zabbix/problem.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/zabbix/recovery.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/zabbix/update.json"
+    )),
+];
+const PAGERDUTY: &[&str] = &[
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/pagerduty/v2-trigger.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/pagerduty/v2-acknowledge.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/pagerduty/v2-resolve.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/pagerduty/alertmanager-trigger.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/pagerduty/v1-trigger.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/pagerduty/v1-resolve.json"
+    )),
+];
+const N9E: &[&str] = &[
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/n9e/alerting.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/n9e/recovered.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/n9e/v8-array.json"
+    )),
+];
+const AWS_CLOUDWATCH: &[&str] = &[
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/aws-cloudwatch/alarm-v1.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/aws-cloudwatch/ok-v2.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sns-signing/subscription-confirmation.json"
+    )),
+];
+const SENTRY: &[&str] = &[
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sentry/metric_alert-critical.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sentry/metric_alert-resolved.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sentry/event_alert-triggered.json"
+    )),
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sentry/issue-resolved.json"
+    )),
+];
+
 /// Field names the parsers look for, so that generated objects hit real paths.
 const FIELD_NAMES: &[&str] = &[
+    "alerts",
+    "status",
+    "fingerprint",
+    "truncatedAlerts",
+    "ruleId",
+    "orgId",
+    "state",
+    "evalMatches",
+    "event_value",
+    "event_nseverity",
+    "event_update_status",
+    "event_tags",
+    "event_action",
+    "dedup_key",
+    "routing_key",
+    "payload",
+    "severity",
+    "summary",
+    "custom_details",
+    "service_key",
+    "event_type",
+    "incident_key",
+    "hash",
+    "is_recovered",
+    "tags_map",
+    "trigger_time",
+    "Type",
+    "Message",
+    "SubscribeURL",
+    "Signature",
+    "SignatureVersion",
+    "SigningCertURL",
+    "NewStateValue",
+    "AlarmArn",
+    "StateChangeTime",
+    "action",
+    "data",
+    "metric_alert",
+    "issue",
     "type",
     "event",
     "id",
@@ -168,15 +326,57 @@ fn kind(slug: &str) -> IntegrationKind {
         .unwrap_or_else(|| panic!("{slug} is not in IntegrationKind::ALL"))
 }
 
-/// Run the parser on the body in the given format, without and with a token.
+/// The header sets a kind's sender may send (the parsers that read headers
+/// are run with each; the others with none).
+fn header_sets(kind: IntegrationKind) -> Vec<HashMap<String, String>> {
+    let set = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<HashMap<_, _>>()
+    };
+    match kind.slug() {
+        "sentry" => ["metric_alert", "event_alert", "issue", "installation"]
+            .iter()
+            .map(|r| {
+                set(&[
+                    ("sentry-hook-resource", r),
+                    ("sentry-hook-signature", "00ff"),
+                ])
+            })
+            .collect(),
+        "aws-cloudwatch" => vec![
+            set(&[]),
+            set(&[("x-amz-sns-message-type", "Notification")]),
+            set(&[("x-amz-sns-message-type", "SubscriptionConfirmation")]),
+        ],
+        _ => vec![set(&[])],
+    }
+}
+
+/// Run the parser on the body in the given format, without and with the
+/// per-integration secrets (token, client secret, signature checks).
 fn exercise(kind: IntegrationKind, bytes: &[u8], format: BodyFormat) {
-    for token in [None, Some("fuzz-token")] {
-        let body = PushBody { bytes, format };
-        let settings = ParseSettings {
-            callback_token: token,
-        };
-        // Ok or Err are both fine; a panic fails the test.
-        let _ = kind.parse(&body, &settings);
+    let query: HashMap<String, String> = [("channel_id".to_string(), "1".to_string())]
+        .into_iter()
+        .collect();
+    for headers in header_sets(kind) {
+        for secret in [None, Some("fuzz-token")] {
+            let req = SourceRequest {
+                method: "POST",
+                headers: &headers,
+                query: &query,
+                body: PushBody { bytes, format },
+            };
+            let settings = ParseSettings {
+                callback_token: secret,
+                client_secret: secret,
+                verify_signature: secret.is_some(),
+            };
+            // Ok or Err are both fine; a panic fails the test.
+            let _ = kind.source().integration_key(&req);
+            let _ = kind.source().parse(&req, &settings);
+        }
     }
 }
 
@@ -379,8 +579,28 @@ macro_rules! fuzz_parser {
                         bytes: raw.as_bytes(),
                         format: BodyFormat::Json,
                     };
-                    let parsed = kind($slug).parse(&body, &ParseSettings::default());
-                    assert!(parsed.is_ok(), "{parsed:?}");
+                    // Each fixture parses with one of its sender's header sets.
+                    let query = HashMap::new();
+                    let errors: Vec<String> = header_sets(kind($slug))
+                        .iter()
+                        .map(|headers| {
+                            let req = SourceRequest {
+                                method: "POST",
+                                headers,
+                                query: &query,
+                                body,
+                            };
+                            kind($slug).source().parse(
+                                &req,
+                                &ParseSettings {
+                                    verify_signature: false,
+                                    ..ParseSettings::default()
+                                },
+                            )
+                        })
+                        .filter_map(|parsed| parsed.err().map(|e| e.to_string()))
+                        .collect();
+                    assert!(errors.len() < header_sets(kind($slug)).len(), "{errors:?}");
                 }
             }
 
@@ -434,10 +654,29 @@ fuzz_parser!(standard, "standard", STANDARD);
 fuzz_parser!(blueking, "blueking", BLUEKING);
 fuzz_parser!(aliyun_prometheus, "aliyun-prometheus", ALIYUN_PROMETHEUS);
 fuzz_parser!(jiankongbao, "jiankongbao", JIANKONGBAO);
+fuzz_parser!(prometheus, "prometheus", PROMETHEUS);
+fuzz_parser!(grafana, "grafana", GRAFANA);
+fuzz_parser!(zabbix, "zabbix", ZABBIX);
+fuzz_parser!(pagerduty, "pagerduty", PAGERDUTY);
+fuzz_parser!(n9e, "n9e", N9E);
+fuzz_parser!(aws_cloudwatch, "aws-cloudwatch", AWS_CLOUDWATCH);
+fuzz_parser!(sentry, "sentry", SENTRY);
 
 #[test]
 fn every_integration_is_fuzzed() {
-    let fuzzed = ["standard", "blueking", "aliyun-prometheus", "jiankongbao"];
+    let fuzzed = [
+        "standard",
+        "blueking",
+        "aliyun-prometheus",
+        "jiankongbao",
+        "prometheus",
+        "grafana",
+        "zabbix",
+        "pagerduty",
+        "n9e",
+        "aws-cloudwatch",
+        "sentry",
+    ];
     for k in IntegrationKind::ALL {
         assert!(
             fuzzed.contains(&k.slug()),

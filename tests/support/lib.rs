@@ -5,6 +5,7 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`. Without it these tests fail loudly rather than
 //! pass without a database.
 
+pub mod http_front;
 pub mod invariants;
 
 use std::collections::HashMap;

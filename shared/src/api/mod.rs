@@ -389,6 +389,8 @@ struct IntegrationBody {
     routes: Option<Routes>,
     rate_limit: Option<RateLimit>,
     callback_token: Option<String>,
+    client_secret: Option<String>,
+    verify_signature: Option<bool>,
 }
 
 fn push_path(kind: &str, key: &str) -> String {
@@ -477,6 +479,16 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
             "callback_token: only jiankongbao integrations take a callback token",
         ));
     }
+    if body.client_secret.is_some() && kind != IntegrationKind::Sentry {
+        return Err(ApiError::invalid(
+            "client_secret: only sentry integrations take a client secret",
+        ));
+    }
+    if body.verify_signature.is_some() && kind != IntegrationKind::AwsCloudwatch {
+        return Err(ApiError::invalid(
+            "verify_signature: only aws-cloudwatch integrations take verify_signature",
+        ));
+    }
     let integration = Integration {
         integration_id: random_hex(8)?,
         name,
@@ -487,6 +499,8 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
         rate_limit,
         created_at: now_ms() / 1000,
         callback_token: body.callback_token.filter(|t| !t.is_empty()),
+        client_secret: body.client_secret.filter(|t| !t.is_empty()),
+        verify_signature: body.verify_signature,
         enrichment: Vec::new(),
         pipeline: Vec::new(),
         rules_version: None,
@@ -515,6 +529,7 @@ async fn get_integration(app: &App, id: &str) -> ApiResult<Value> {
     let has_token = integration.callback_token.is_some();
     let mut value = json!(integration);
     value["has_callback_token"] = json!(has_token);
+    value["has_client_secret"] = json!(integration.client_secret.is_some());
     Ok(value)
 }
 

@@ -111,6 +111,10 @@ async fn demo(store: &Store, now_s: i64) -> Result<(), String> {
             rate_limit: Default::default(),
             created_at: now_s,
             callback_token: None,
+            client_secret: None,
+            // The demo's CloudWatch fixtures are signed by a test certificate,
+            // not by SNS: the demo integration skips the check.
+            verify_signature: (kind == IntegrationKind::AwsCloudwatch).then_some(false),
             enrichment: Vec::new(),
             pipeline: Vec::new(),
             rules_version: None,

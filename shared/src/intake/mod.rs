@@ -9,4 +9,6 @@ pub mod integrations;
 pub mod push;
 pub mod ratelimit;
 pub mod shaping;
+pub mod sns;
+pub mod source_actions;
 pub mod template;

@@ -13,12 +13,15 @@ use crate::app::App;
 use crate::engine::Outcome;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
-use crate::intake::http::{media_type, new_request_id, respond, Inbound, Outbound};
-use crate::intake::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
+use crate::intake::http::{media_type, new_request_id, Inbound, Outbound};
+use crate::intake::integrations::{
+    BodyFormat, IntegrationKind, ParseSettings, PushBody, Reply, SourceRequest,
+};
 use crate::intake::ratelimit::too_frequent;
 use crate::intake::shaping::{
     channel_setup, integration_setup, CachedMappings, ChannelSetup, IntegrationSetup,
 };
+use crate::intake::source_actions::source_action;
 use crate::model::Integration;
 use crate::rules::channel::silence_verdict;
 use crate::rules::conditions::Subject;
@@ -39,9 +42,12 @@ type ChainLink = (usize, Arc<StandardEvent>, Arc<ChannelSetup>);
 pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outbound {
     let request_id = new_request_id();
     let span = tracing::info_span!("push", request_id = %request_id, integration = kind.slug());
-    async { respond(&request_id, push(app, kind, &req).await) }
-        .instrument(span)
-        .await
+    async {
+        kind.source()
+            .reply(&request_id, push(app, kind, &req).await)
+    }
+    .instrument(span)
+    .await
 }
 
 /// The checks that need no storage, in the order the spec lists them.
@@ -59,16 +65,21 @@ pub fn check_request(kind: IntegrationKind, req: &Inbound) -> ApiResult<BodyForm
             )));
         }
     }
-    let format = match media_type(req.get_header("content-type")).as_deref() {
-        Some("application/json") => BodyFormat::Json,
-        Some("application/x-www-form-urlencoded") if kind.accepts_form() => BodyFormat::Form,
+    let accepted_types = kind.source().content_types();
+    let media = media_type(req.get_header("content-type"));
+    let format = match accepted_types
+        .iter()
+        .find(|(accepted, _)| media.as_deref() == Some(*accepted))
+    {
+        Some((_, format)) => *format,
         // The header is not repeated back: the message names what is accepted.
-        other => {
-            let accepted = if kind.accepts_form() {
-                "application/json or application/x-www-form-urlencoded"
-            } else {
-                "application/json"
-            };
+        None => {
+            let other = media;
+            let accepted = accepted_types
+                .iter()
+                .map(|(t, _)| *t)
+                .collect::<Vec<_>>()
+                .join(" or ");
             let problem = if other.is_some() {
                 "not accepted"
             } else {
@@ -88,21 +99,25 @@ pub fn check_request(kind: IntegrationKind, req: &Inbound) -> ApiResult<BodyForm
     Ok(format)
 }
 
-/// Parse and normalise: the whole payload is valid, or nothing is applied.
+/// The source's settings, as stored on the integration.
+pub fn parse_settings(integration: &Integration) -> ParseSettings<'_> {
+    ParseSettings {
+        callback_token: integration.callback_token.as_deref(),
+        client_secret: integration.client_secret.as_deref(),
+        verify_signature: integration.verify_signature.unwrap_or(true),
+    }
+}
+
+/// Normalise what the source parsed: the whole payload is valid, or nothing is applied.
 pub fn prepare_events(
-    kind: IntegrationKind,
-    body: &PushBody<'_>,
+    parsed: Vec<ParsedEvent>,
     integration: &Integration,
     now_ms: i64,
 ) -> ApiResult<Vec<Result<StandardEvent, Applied>>> {
-    let settings = ParseSettings {
-        callback_token: integration.callback_token.as_deref(),
-    };
     let ctx = NormaliseContext {
         integration_name: &integration.name,
         now_ms,
     };
-    let parsed = kind.parse(body, &settings)?;
     if parsed.is_empty() {
         return Err(ApiError::invalid("body: the payload carries no alert"));
     }
@@ -139,16 +154,24 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
     // The time of receipt: event times are judged against it (SPEC section 3).
     let received_ms = now_ms();
     let format = check_request(kind, req)?;
-    let key = req
-        .query
-        .get("integration_key")
-        .filter(|k| !k.is_empty())
+    let source_request = SourceRequest {
+        method: &req.method,
+        headers: &req.headers,
+        query: &req.query,
+        body: PushBody {
+            bytes: &req.body,
+            format,
+        },
+    };
+    let key = kind
+        .source()
+        .integration_key(&source_request)
         .ok_or_else(|| {
             ApiError::Unauthorized("integration_key: missing from the query string".into())
         })?;
     let integration = app
         .store
-        .find_integration_by_key(key)
+        .find_integration_by_key(&key)
         .await?
         .ok_or_else(|| {
             ApiError::Unauthorized("integration_key: no integration has this key".into())
@@ -160,11 +183,16 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
             kind.slug()
         )));
     }
-    let body = PushBody {
-        bytes: &req.body,
-        format,
-    };
-    let events = prepare_events(kind, &body, &integration, received_ms)?;
+    let parsed = kind
+        .source()
+        .parse(&source_request, &parse_settings(&integration))?;
+    let reply = parsed.reply;
+    if let Some(action) = parsed.action {
+        if let Some(done) = source_action(app, &integration, action, reply, received_ms).await? {
+            return Ok(done);
+        }
+    }
+    let events = prepare_events(parsed.events, &integration, received_ms)?;
     let setup = integration_setup(app, &integration).await?;
     let events = enrich_and_run_pipeline(app, &integration, &setup, events).await?;
     let targets = route_events(app, &integration, setup.routes.as_ref(), &events).await?;
@@ -272,7 +300,7 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| ApiError::internal("an event was not applied"))?;
-    Ok(response_data(kind, keys, results))
+    Ok(response_data(reply, keys, results))
 }
 
 /// Stages 1 and 2: label enrichment for every event (a recovery's labels may
@@ -411,10 +439,23 @@ async fn route_events(
 
 /// One result per (event, channel). Single-alert integrations answer
 /// `alert_key` with its result inline, or with `results` when routes fanned
-/// it out; Alertmanager-shaped payloads answer `alert_keys` in payload order.
-fn response_data(kind: IntegrationKind, keys: Vec<String>, results: Vec<Applied>) -> Value {
-    match (kind, results.as_slice()) {
-        (IntegrationKind::AliyunPrometheus, _) => json!({ "alert_keys": keys, "results": results }),
+/// it out; Alertmanager-shaped payloads answer `alert_keys` in payload order
+/// (and `truncated_alerts` when the sender left some out); PagerDuty's
+/// answers name the key as `dedup_key` (v2) or `incident_key` (v1).
+fn response_data(reply: Reply, keys: Vec<String>, results: Vec<Applied>) -> Value {
+    match (reply, results.as_slice()) {
+        (Reply::Many { truncated_alerts }, _) => {
+            let mut data = json!({ "alert_keys": keys, "results": results });
+            if truncated_alerts > 0 {
+                data["truncated_alerts"] = json!(truncated_alerts);
+            }
+            data
+        }
+        (Reply::PagerDuty { v1 }, _) => {
+            let mut data = response_data(Reply::Single, keys, results);
+            data[if v1 { "incident_key" } else { "dedup_key" }] = data["alert_key"].clone();
+            data
+        }
         (_, [single]) => json!({
             "alert_key": single.alert_key,
             "outcome": single.outcome,

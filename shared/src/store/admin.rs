@@ -69,6 +69,12 @@ fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> Ap
     if let Some(t) = &i.callback_token {
         item.insert("callback_token".into(), s(t));
     }
+    if let Some(t) = &i.client_secret {
+        item.insert("client_secret".into(), s(t));
+    }
+    if let Some(v) = i.verify_signature {
+        item.insert("verify_signature".into(), AttributeValue::Bool(v));
+    }
     if let Some(v) = rules_version(&i.enrichment, &i.pipeline) {
         // Like the routes: the key lookup item names the version only.
         item.insert("rules_version".into(), s(v));
@@ -108,6 +114,11 @@ fn item_to_integration(item: &Item) -> ApiResult<Integration> {
         },
         created_at: get_n(item, "created_at")?,
         callback_token: get_opt_s(item, "callback_token"),
+        client_secret: get_opt_s(item, "client_secret"),
+        verify_signature: item
+            .get("verify_signature")
+            .and_then(|v| v.as_bool().ok())
+            .copied(),
         enrichment: rule_list(item, "enrichment")?,
         pipeline: rule_list(item, "pipeline")?,
         rules_version: get_opt_s(item, "rules_version"),

@@ -209,6 +209,19 @@ fn time_ms(raw: Option<&str>, i: usize, field: &str) -> ApiResult<Option<i64>> {
     Ok((ms > 0).then_some(ms))
 }
 
+/// Alibaba Cloud Prometheus's Alertmanager-shaped webhook.
+pub struct AliyunPrometheus;
+
+impl super::Source for AliyunPrometheus {
+    fn parse(
+        &self,
+        req: &super::SourceRequest<'_>,
+        settings: &ParseSettings<'_>,
+    ) -> ApiResult<super::Parsed> {
+        parse(&req.body, settings).map(|events| super::Parsed::many(events, 0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

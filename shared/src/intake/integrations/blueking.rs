@@ -337,6 +337,19 @@ fn time_ms(raw: &Value, field: &str) -> ApiResult<Option<i64>> {
     Ok(Some(ms))
 }
 
+/// Tencent BlueKing's HTTP callback.
+pub struct Blueking;
+
+impl super::Source for Blueking {
+    fn parse(
+        &self,
+        req: &super::SourceRequest<'_>,
+        settings: &ParseSettings<'_>,
+    ) -> ApiResult<super::Parsed> {
+        parse(&req.body, settings).map(super::Parsed::single)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

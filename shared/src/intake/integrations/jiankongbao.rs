@@ -208,6 +208,26 @@ fn decode_content(raw: &str) -> String {
         .into_owned()
 }
 
+/// Jiankongbao's URL callback, JSON or form.
+pub struct Jiankongbao;
+
+impl super::Source for Jiankongbao {
+    fn content_types(&self) -> &'static [(&'static str, super::BodyFormat)] {
+        &[
+            ("application/json", super::BodyFormat::Json),
+            ("application/x-www-form-urlencoded", super::BodyFormat::Form),
+        ]
+    }
+
+    fn parse(
+        &self,
+        req: &super::SourceRequest<'_>,
+        settings: &ParseSettings<'_>,
+    ) -> ApiResult<super::Parsed> {
+        parse(&req.body, settings).map(super::Parsed::single)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +249,7 @@ mod tests {
             &PushBody { bytes, format },
             &ParseSettings {
                 callback_token: token,
+                ..Default::default()
             },
         )
     }

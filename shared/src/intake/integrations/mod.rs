@@ -1,6 +1,7 @@
-//! One parser per integration, each a pure function from the request body to
-//! standard events (Vector-style: adding an integration is one file here, one
-//! registration line in [`IntegrationKind`], one function crate, one route).
+//! One parser per integration, each a pure function from the request to
+//! standard events behind the one [`Source`] interface (Vector-style: adding
+//! an integration is one file here, one registration line in
+//! [`IntegrationKind`], one function crate, one route).
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -9,11 +10,21 @@ use crate::error::{ApiError, ApiResult};
 use crate::intake::event::{truncate_chars, ParsedEvent};
 
 pub mod aliyun_prometheus;
+pub mod aws_cloudwatch;
 pub mod blueking;
 pub mod common;
 pub mod flex;
+pub mod grafana;
 pub mod jiankongbao;
+pub mod n9e;
+pub mod pagerduty;
+pub mod prometheus;
+pub mod sentry;
+pub mod source;
 pub mod standard;
+pub mod zabbix;
+
+pub use source::{Parsed, Reply, Source, SourceAction, SourceRequest};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IntegrationKind {
@@ -21,14 +32,28 @@ pub enum IntegrationKind {
     Blueking,
     AliyunPrometheus,
     Jiankongbao,
+    Prometheus,
+    Grafana,
+    Zabbix,
+    PagerDuty,
+    N9e,
+    AwsCloudwatch,
+    Sentry,
 }
 
 impl IntegrationKind {
-    pub const ALL: [IntegrationKind; 4] = [
+    pub const ALL: [IntegrationKind; 11] = [
         IntegrationKind::Standard,
         IntegrationKind::Blueking,
         IntegrationKind::AliyunPrometheus,
         IntegrationKind::Jiankongbao,
+        IntegrationKind::Prometheus,
+        IntegrationKind::Grafana,
+        IntegrationKind::Zabbix,
+        IntegrationKind::PagerDuty,
+        IntegrationKind::N9e,
+        IntegrationKind::AwsCloudwatch,
+        IntegrationKind::Sentry,
     ];
 
     /// The path segment in `/event/push/alert/{slug}` and the `kind` in the API.
@@ -38,6 +63,13 @@ impl IntegrationKind {
             IntegrationKind::Blueking => "blueking",
             IntegrationKind::AliyunPrometheus => "aliyun-prometheus",
             IntegrationKind::Jiankongbao => "jiankongbao",
+            IntegrationKind::Prometheus => "prometheus",
+            IntegrationKind::Grafana => "grafana",
+            IntegrationKind::Zabbix => "zabbix",
+            IntegrationKind::PagerDuty => "pagerduty",
+            IntegrationKind::N9e => "n9e",
+            IntegrationKind::AwsCloudwatch => "aws-cloudwatch",
+            IntegrationKind::Sentry => "sentry",
         }
     }
 
@@ -45,22 +77,37 @@ impl IntegrationKind {
         Self::ALL.into_iter().find(|k| k.slug() == slug)
     }
 
-    /// Senders that may post HTML-form bodies.
-    pub fn accepts_form(self) -> bool {
-        matches!(self, IntegrationKind::Jiankongbao)
+    /// The parser behind this kind's endpoint.
+    pub fn source(self) -> &'static dyn Source {
+        match self {
+            IntegrationKind::Standard => &standard::Standard,
+            IntegrationKind::Blueking => &blueking::Blueking,
+            IntegrationKind::AliyunPrometheus => &aliyun_prometheus::AliyunPrometheus,
+            IntegrationKind::Jiankongbao => &jiankongbao::Jiankongbao,
+            IntegrationKind::Prometheus => &prometheus::Prometheus,
+            IntegrationKind::Grafana => &grafana::Grafana,
+            IntegrationKind::Zabbix => &zabbix::Zabbix,
+            IntegrationKind::PagerDuty => &pagerduty::PagerDuty,
+            IntegrationKind::N9e => &n9e::N9e,
+            IntegrationKind::AwsCloudwatch => &aws_cloudwatch::AwsCloudwatch,
+            IntegrationKind::Sentry => &sentry::Sentry,
+        }
     }
 
+    /// The events of a body alone (no headers, no query): benches and tests.
     pub fn parse(
         self,
         body: &PushBody<'_>,
         settings: &ParseSettings<'_>,
     ) -> ApiResult<Vec<ParsedEvent>> {
-        match self {
-            IntegrationKind::Standard => standard::parse(body, settings),
-            IntegrationKind::Blueking => blueking::parse(body, settings),
-            IntegrationKind::AliyunPrometheus => aliyun_prometheus::parse(body, settings),
-            IntegrationKind::Jiankongbao => jiankongbao::parse(body, settings),
-        }
+        let empty = std::collections::HashMap::new();
+        let req = SourceRequest {
+            method: "POST",
+            headers: &empty,
+            query: &empty,
+            body: *body,
+        };
+        self.source().parse(&req, settings).map(|p| p.events)
     }
 }
 
@@ -77,11 +124,26 @@ pub struct PushBody<'a> {
     pub format: BodyFormat,
 }
 
-/// Per-integration configuration a parser may need.
-#[derive(Clone, Copy, Debug, Default)]
+/// Per-integration configuration a parser may need, stored on the integration.
+#[derive(Clone, Copy, Debug)]
 pub struct ParseSettings<'a> {
     /// Jiankongbao callback token; when set, every push must carry a matching `token`.
     pub callback_token: Option<&'a str>,
+    /// Sentry client secret; when set, `Sentry-Hook-Signature` must be its HMAC of the body.
+    pub client_secret: Option<&'a str>,
+    /// CloudWatch through SNS: check the message signature (on unless the
+    /// integration was created with `"verify_signature": false`).
+    pub verify_signature: bool,
+}
+
+impl Default for ParseSettings<'_> {
+    fn default() -> Self {
+        ParseSettings {
+            callback_token: None,
+            client_secret: None,
+            verify_signature: true,
+        }
+    }
 }
 
 /// The body as a JSON value: JSON as is, a form as an object of strings.

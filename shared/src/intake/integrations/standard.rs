@@ -1,4 +1,6 @@
 //! The standard alert event (SPEC section 3), posted as is by any webhook sender.
+//! `title` stands in for `title_rule` (Uptime Kuma's built-in Flashduty
+//! notifier sends `title`); when both are sent, `title_rule` wins.
 
 use serde::Deserialize;
 
@@ -10,8 +12,10 @@ use crate::intake::event::{
 
 #[derive(Deserialize)]
 struct StandardPayload {
-    #[serde(deserialize_with = "flex::string")]
-    title_rule: String,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    title_rule: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_string")]
+    title: Option<String>,
     event_status: String,
     #[serde(default, deserialize_with = "flex::opt_string")]
     alert_key: Option<String>,
@@ -25,6 +29,10 @@ struct StandardPayload {
 
 pub fn parse(body: &PushBody<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Vec<ParsedEvent>> {
     let payload: StandardPayload = decode(body)?;
+    let title_rule = payload
+        .title_rule
+        .or(payload.title)
+        .ok_or_else(|| ApiError::invalid("title_rule: required (or title, its alias)"))?;
     let event_status = EventStatus::parse(&payload.event_status).ok_or_else(|| {
         ApiError::invalid(
             "event_status: must be exactly one of Critical, Warning, Info, Ok (case-sensitive)",
@@ -34,13 +42,26 @@ pub fn parse(body: &PushBody<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Ve
     let event_time_ms = payload.event_time.map(event_time_to_ms).transpose()?;
     Ok(vec![ParsedEvent::Apply(IncomingEvent {
         origin: Origin::Standard,
-        title: TitleSource::Rule(payload.title_rule),
+        title: TitleSource::Rule(title_rule),
         event_status,
         alert_key: payload.alert_key,
         description: payload.description,
         labels,
         event_time_ms,
     })])
+}
+
+/// The standard event, posted as is (also Uptime Kuma's Flashduty notifier).
+pub struct Standard;
+
+impl super::Source for Standard {
+    fn parse(
+        &self,
+        req: &super::SourceRequest<'_>,
+        settings: &ParseSettings<'_>,
+    ) -> ApiResult<super::Parsed> {
+        parse(&req.body, settings).map(super::Parsed::single)
+    }
 }
 
 #[cfg(test)]

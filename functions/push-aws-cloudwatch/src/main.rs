@@ -1,0 +1,6 @@
+//! `POST /event/push/alert/aws-cloudwatch`: the AWS CloudWatch alarms through SNS integration endpoint.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::AwsCloudwatch).await
+}

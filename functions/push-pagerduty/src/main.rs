@@ -1,0 +1,6 @@
+//! `POST /event/push/alert/pagerduty`: the PagerDuty Events API (v1 and v2) integration endpoint.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::PagerDuty).await
+}

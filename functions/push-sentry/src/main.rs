@@ -1,0 +1,6 @@
+//! `POST /event/push/alert/sentry`: the Sentry internal integration webhook endpoint.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::Sentry).await
+}

@@ -1,0 +1,6 @@
+//! `POST /event/push/alert/zabbix`: the Zabbix webhook media type integration endpoint.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::Zabbix).await
+}

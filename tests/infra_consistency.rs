@@ -545,6 +545,14 @@ fn function_policies_are_least_privilege() {
             !f.actions.is_empty(),
             "{TEMPLATE}: {id} has no access to the table"
         );
+        if binary.starts_with("push-") {
+            assert!(
+                f.policy_resources
+                    .iter()
+                    .any(|r| r.trim_end_matches('"').ends_with("/index/gsi3")),
+                "{TEMPLATE}: {id} ({binary}) must be allowed to query gsi3 (inhibit rules)"
+            );
+        }
         for r in &f.policy_resources {
             let r = r.trim_end_matches('"');
             assert!(

@@ -572,6 +572,12 @@ async fn pagerduty_v2_trigger_acknowledge_resolve_and_v1() {
         }
     };
     let mut trigger = fixture_json("pagerduty/v2-trigger.json");
+    // Without a key anywhere, the answer says where a PagerDuty client puts it.
+    let mut keyless = trigger.clone();
+    keyless.as_object_mut().unwrap().remove("routing_key");
+    let out = send(keyless).await;
+    assert_eq!(out.status, 401, "{}", out.body);
+    assert!(out.body.contains("routing_key: missing"), "{}", out.body);
     trigger["routing_key"] = json!(key);
     let out = send(trigger.clone()).await;
     assert_eq!(out.status, 202, "{}", out.body);

@@ -163,12 +163,10 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
             format,
         },
     };
-    let key = kind
-        .source()
+    let source = kind.source();
+    let key = source
         .integration_key(&source_request)
-        .ok_or_else(|| {
-            ApiError::Unauthorized("integration_key: missing from the query string".into())
-        })?;
+        .ok_or_else(|| ApiError::Unauthorized(source.missing_key().into()))?;
     let integration = app
         .store
         .find_integration_by_key(&key)

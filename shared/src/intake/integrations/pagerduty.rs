@@ -99,6 +99,10 @@ impl Source for PagerDuty {
         })
     }
 
+    fn missing_key(&self) -> &'static str {
+        "routing_key: missing; send it in the body (routing_key, or service_key for Events API v1) or as integration_key in the query string"
+    }
+
     fn parse(&self, req: &SourceRequest<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Parsed> {
         let value = json_value(&req.body)?;
         let Value::Object(map) = &value else {

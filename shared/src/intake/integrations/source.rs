@@ -98,6 +98,11 @@ pub trait Source: Sync {
         query_key(req)
     }
 
+    /// What a push without a key is told: where this sender puts it.
+    fn missing_key(&self) -> &'static str {
+        "integration_key: missing from the query string"
+    }
+
     /// Events and what the answer must say; pure (no network, no table).
     fn parse(&self, req: &SourceRequest<'_>, settings: &ParseSettings<'_>) -> ApiResult<Parsed>;
 

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::items::*;
 use super::merge::Joiner;
+use super::timeline::{changes_value, opening_entries, Entry};
 use super::{build_error, storage_error, Store};
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
@@ -492,13 +493,26 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now_s))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        // SPEC 11: an auto-close is on the timeline (`i_rslv`, by `auto`).
+        let closing = if last_open && channel.auto_close {
+            vec![Entry::new(
+                engine::Transition::Resolve(engine::ClosedBy::Auto),
+                serde_json::json!({}),
+                now_ms,
+                0,
+            )
+            .map_err(WriteFailure::Fatal)?]
+        } else {
+            Vec::new()
+        };
         update = if last_open && channel.auto_close {
             update
                 .condition_expression("attribute_exists(pk) AND #st <> :closed AND active_alert_count = :one")
                 .update_expression(
                     "SET #st = :closed, closed_at = :now, updated_at = :now, active_alert_count = :zero, \
-                     gsi1pk = :scope, gsi2pk = :scope_all",
+                     gsi1pk = :scope, gsi2pk = :scope_all, changes = :changes",
                 )
+                .expression_attribute_values(":changes", changes_value(&closing))
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":scope", s(incident_scope(&channel.channel_id, closed)))
                 .expression_attribute_values(":scope_all", s(incident_scope_all(closed)))
@@ -520,7 +534,7 @@ impl Store {
         let update = update
             .build()
             .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder()
                 .put(self.head_put(&next, head)?)
                 .build(),
@@ -529,6 +543,10 @@ impl Store {
                 .build(),
             TransactWriteItem::builder().update(update).build(),
         ];
+        items.extend(
+            self.timeline_puts(&current.incident_id, &channel.channel_id, &closing)
+                .map_err(WriteFailure::Fatal)?,
+        );
         self.transact(items, 2).await?;
         Ok(Applied::new(ev, Outcome::Recovered, Some(&next)))
     }
@@ -578,6 +596,13 @@ impl Store {
             now_ms,
         )
         .ok_or(WriteFailure::Conflict)?;
+        // SPEC 11: whether the key flaps, and what the timeline records.
+        let (flap_state, flapping) = self
+            .flapping_on_open(channel, &ev.alert_key, now_ms)
+            .await
+            .map_err(WriteFailure::Fatal)?;
+        let entries = opening_entries(existing.is_none(), &alert_id, flapping, now_ms)
+            .map_err(WriteFailure::Fatal)?;
 
         let mut items = vec![
             TransactWriteItem::builder()
@@ -601,7 +626,12 @@ impl Store {
         if let Some(integration_id) = shared_integration {
             items.push(self.route_memory_update(integration_id, channel, ev, now_ms)?);
         }
+        items.extend(flap_state);
         if let Some(id) = &existing {
+            items.extend(
+                self.timeline_puts(id, &channel.channel_id, &entries)
+                    .map_err(WriteFailure::Fatal)?,
+            );
             let bytes = 2 * item_bytes(&head_to_item(&next)) + 2 * 1024;
             let joined = self
                 .join_incident(
@@ -613,6 +643,8 @@ impl Store {
                         items,
                         severity: ev.event_status,
                         bytes,
+                        entries,
+                        flapping,
                     },
                 )
                 .await;
@@ -629,7 +661,7 @@ impl Store {
         }
 
         let incident_index = items.len();
-        let incident = new_incident_item(&NewIncident {
+        let mut incident = new_incident_item(&NewIncident {
             incident_id: &incident_id,
             channel_id: &channel.channel_id,
             title: &ev.title,
@@ -643,6 +675,10 @@ impl Store {
             },
             group_key: group.as_deref(),
         });
+        incident.insert("changes".into(), changes_value(&entries));
+        if flapping {
+            incident.insert("flapping".into(), b(true));
+        }
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(incident))
@@ -681,6 +717,10 @@ impl Store {
                 items.push(TransactWriteItem::builder().update(seal).build());
             }
         }
+        items.extend(
+            self.timeline_puts(&incident_id, &channel.channel_id, &entries)
+                .map_err(WriteFailure::Fatal)?,
+        );
         match self.transact(items, incident_index).await {
             Ok(()) => Ok(Applied::new(ev, Outcome::NewIncident, Some(&next))),
             Err(WriteFailure::Conflict | WriteFailure::IncidentMismatch { .. }) => {

@@ -17,9 +17,14 @@
 //! | integration key (hash) → integration | `IKEY#{sha256(key)}` | `IKEY` |
 //! | app key (hash) | `APPKEY#{sha256(key)}` | `APPKEY` |
 //! | app key id → hash, name | `APPKEYID#{id}` | `APPKEYID` |
+//! | timeline entry (store/timeline.rs) | `INC#{incident}` | `TL#{at_ms:015}#{n:02}#{entry}` |
+//! | flapping state of `(channel, alert_key)` (TTL) | `FLAP#{channel}#{alert_key}` | `FLAP` |
+//! | webhook (store/webhooks.rs; one partition, read strongly per notify batch) | `WEBHOOKS` | `WH#{webhook}` |
+//! | delivery (TTL 7 days) or queued resend | `DLV#{webhook}` | `D#{delivery}` / `R#{delivery}` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
-//! records by `ALERT#{alert}`, channels by `CHANNELS`, app keys by `APPKEYS`.
+//! records by `ALERT#{alert}`, channels by `CHANNELS`, app keys by `APPKEYS`,
+//! deliveries newest first by `DLV#{webhook}`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
 
 pub mod admin;
@@ -28,6 +33,8 @@ pub mod items;
 pub mod merge;
 pub mod ratelimit;
 pub mod schema;
+pub mod timeline;
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -74,6 +75,14 @@ pub async fn create_table(client: &Client, table: &str) -> ApiResult<bool> {
         .set_key_schema(Some(key_schema("pk", "sk")?))
         .global_secondary_indexes(gsi(GSI1, "gsi1pk", "gsi1sk")?)
         .global_secondary_indexes(gsi(GSI2, "gsi2pk", "gsi2sk")?)
+        // The notify function's feed (SPEC 11): every change with both images.
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(build_error)?,
+        )
         .send()
         .await
         .map_err(|e| storage_error("CreateTable", e))?;

@@ -137,9 +137,10 @@ pub struct LocalStream {
     from_start: bool,
 }
 
-fn stream_error<E: std::fmt::Debug>(op: &str, e: E) -> ApiError {
-    tracing::error!(operation = op, error = ?e, "dynamodb streams request failed");
-    ApiError::internal(format!("stream request {op} failed"))
+fn stream_error<E: std::error::Error + 'static>(op: &str, e: E) -> ApiError {
+    let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+    tracing::error!(operation = op, error = %detail, "dynamodb streams request failed");
+    ApiError::internal(format!("stream request {op} failed: {detail}"))
 }
 
 impl LocalStream {
@@ -168,11 +169,16 @@ impl LocalStream {
             ))
             .build_https();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(http.clone())
             .load()
             .await;
         let mut config = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
         config.set_endpoint_url(std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok());
+        config.set_http_client(Some(
+            aws_smithy_runtime_api::client::http::SharedHttpClient::new(TypeEmptyMaps {
+                inner: http.clone(),
+            }),
+        ));
         let client = aws_sdk_dynamodbstreams::Client::from_conf(config.build());
         Ok(LocalStream {
             client,
@@ -247,6 +253,96 @@ impl LocalStream {
         // New shards are read from their start: they only hold new records.
         self.from_start = true;
         Ok(out)
+    }
+}
+
+/// DynamoDB Local writes an empty map attribute into stream records as `{}`
+/// (no `M` tag), which the SDK refuses to parse. The stream client's HTTP
+/// client tags them in every answer before the SDK reads it.
+#[derive(Debug)]
+struct TypeEmptyMaps {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
+}
+
+#[derive(Debug)]
+struct TypeEmptyMapsConnector {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for TypeEmptyMaps {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(TypeEmptyMapsConnector {
+            inner: self.inner.http_connector(settings, components),
+        })
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for TypeEmptyMapsConnector {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        use http_body_util::BodyExt;
+        let inner = self.inner.clone();
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
+            let mut response = inner.call(request).await?;
+            let body = std::mem::replace(
+                response.body_mut(),
+                aws_smithy_types::body::SdkBody::taken(),
+            );
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| aws_smithy_runtime_api::client::result::ConnectorError::io(e))?
+                .to_bytes();
+            let fixed = match serde_json::from_slice::<Value>(&bytes) {
+                Ok(mut v) => {
+                    if let Some(records) = v.get_mut("Records").and_then(Value::as_array_mut) {
+                        for r in records {
+                            for name in ["Keys", "NewImage", "OldImage"] {
+                                if let Some(image) =
+                                    r.get_mut("dynamodb").and_then(|d| d.get_mut(name))
+                                {
+                                    tag_empty_maps(image);
+                                }
+                            }
+                        }
+                    }
+                    serde_json::to_vec(&v).unwrap_or_else(|_| bytes.to_vec())
+                }
+                Err(_) => bytes.to_vec(),
+            };
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(fixed);
+            Ok(response)
+        })
+    }
+}
+
+fn tag_empty_maps(item: &mut Value) {
+    let Some(attributes) = item.as_object_mut() else {
+        return;
+    };
+    for value in attributes.values_mut() {
+        match value.as_object_mut() {
+            Some(o) if o.is_empty() => *value = json!({ "M": {} }),
+            Some(o) => {
+                if let Some(m) = o.get_mut("M") {
+                    tag_empty_maps(m);
+                }
+                if let Some(Value::Array(list)) = o.get_mut("L") {
+                    for element in list {
+                        let mut wrapper = json!({ "x": element.take() });
+                        tag_empty_maps(&mut wrapper);
+                        *element = wrapper["x"].take();
+                    }
+                }
+            }
+            None => {}
+        }
     }
 }
 

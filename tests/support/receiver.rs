@@ -152,7 +152,7 @@ async fn serve(mut socket: TcpStream, state: Arc<Mutex<State>>) {
                 200
             }
             Behaviour::Reset => {
-                let _ = socket.set_linger(Some(Duration::from_secs(0)));
+                let _ = socket.set_zero_linger();
                 return;
             }
         };

@@ -227,10 +227,7 @@ impl LocalStream {
                 self.iterators
                     .insert(shard.clone(), it.shard_iterator().map(str::to_string));
             }
-            loop {
-                let Some(Some(iterator)) = self.iterators.get(&shard).cloned() else {
-                    break;
-                };
+            while let Some(Some(iterator)) = self.iterators.get(&shard).cloned() {
                 let page = self
                     .client
                     .get_records()
@@ -297,7 +294,7 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for TypeEmptyMapsConnec
             let bytes = body
                 .collect()
                 .await
-                .map_err(|e| aws_smithy_runtime_api::client::result::ConnectorError::io(e))?
+                .map_err(aws_smithy_runtime_api::client::result::ConnectorError::io)?
                 .to_bytes();
             let fixed = match serde_json::from_slice::<Value>(&bytes) {
                 Ok(mut v) => {

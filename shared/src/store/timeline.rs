@@ -450,7 +450,10 @@ mod tests {
     #[test]
     fn changes_round_trip() {
         let e = Entry::new(Transition::Storm(10), json!({}), 5, 0).unwrap();
-        let item = Item::from([("changes".to_string(), changes_value(&[e.clone()]))]);
+        let item = Item::from([(
+            "changes".to_string(),
+            changes_value(std::slice::from_ref(&e)),
+        )]);
         let back = changes_of(&item);
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].id, e.id);

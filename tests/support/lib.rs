@@ -52,12 +52,24 @@ fn ensure_local_credentials() {
     }
 }
 
-/// An app on a brand-new table, with the test app key valid.
+/// An app on a brand-new table (with its stream, as deployed), with the test
+/// app key valid.
 pub async fn test_app() -> App {
+    test_app_with(true).await
+}
+
+/// [`test_app`] on a table without a stream: for tests that hammer one item
+/// from hundreds of tasks, which DynamoDB Local cannot take on a streamed
+/// table (its stream lock times out; AWS has no such limit).
+pub async fn test_app_without_stream() -> App {
+    test_app_with(false).await
+}
+
+async fn test_app_with(stream: bool) -> App {
     ensure_local_credentials();
     let client = client_from_env().await;
     let table = format!("t{}", random_hex(8).expect("randomness"));
-    schema::create_table(&client, &table)
+    schema::create_table_with(&client, &table, stream)
         .await
         .expect("create table");
     let store = Store::new(client, table);

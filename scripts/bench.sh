@@ -19,3 +19,6 @@ cargo bench -p shared --bench normalise
 echo
 echo "== DynamoDB cost per event and throughput (DynamoDB Local on port $port)"
 cargo bench -p integration-tests --bench store
+echo
+echo "== webhook delivery end to end and the notify function's DynamoDB cost (DynamoDB Local on port $port)"
+cargo bench -p integration-tests --bench delivery

@@ -53,6 +53,7 @@ fi
 
 DDB_PID=
 WATCH_PID=
+PUMP_PID=
 child=
 
 # Stops cargo lambda watch (it stops its function instances on SIGTERM) and
@@ -61,6 +62,7 @@ child=
 cleanup() {
   local _
   [ -z "$child" ] || kill -TERM -- "-$child" 2>/dev/null || true
+  [ -z "$PUMP_PID" ] || kill -TERM -- "-$PUMP_PID" 2>/dev/null || true
   if [ -n "$WATCH_PID" ] && kill -0 "$WATCH_PID" 2>/dev/null; then
     echo
     echo "run: stopping cargo lambda watch and DynamoDB Local"
@@ -102,7 +104,7 @@ if [ -n "${ALERTCTL:-}" ]; then
   alertctl=$ALERTCTL
 else
   echo "== building alertctl"
-  fg_run cargo build -p shared --bin alertctl
+  fg_run cargo build -p shared --bin alertctl --bin stream-pump
   alertctl="$target_dir/debug/alertctl"
 fi
 # cargo lambda watch would compile each function on its first request; build
@@ -162,6 +164,13 @@ for _ in $(seq 1 300); do
 done
 port_open "$PORT" || die "cargo lambda watch did not listen on port $PORT within 30 s"
 
+# Lambda's stream event source, locally: DynamoDB Local's stream -> the notify
+# function through cargo lambda watch's invoke endpoint (SPEC 11).
+pump="${STREAM_PUMP:-$(dirname "$alertctl")/stream-pump}"
+echo "== stream pump: DynamoDB Local's stream -> notify (POST /2015-03-31/functions/notify/invocations)"
+setsid "$pump" "http://127.0.0.1:$PORT/2015-03-31/functions/notify/invocations" &
+PUMP_PID=$!
+
 # The bodies of the shared fixtures standard/firing.json and recovery.json,
 # inline so that the printed commands work from any directory.
 # shellcheck disable=SC2016  # $resource/$check are title-template variables
@@ -194,6 +203,11 @@ banner="$root/.cache/run-info.txt"
   echo
   echo "# list incidents:"
   echo "curl -sS 'http://localhost:$PORT/api/incidents' -H 'Authorization: Bearer $app_key'"
+  echo
+  echo "# webhooks: run a local receiver (prints what it gets) in another terminal ..."
+  echo "scripts/receiver.py 9999"
+  echo "# ... and subscribe it to every incident and alert event (then push the firing event above):"
+  echo "curl -sS -X POST 'http://localhost:$PORT/api/webhooks' -H 'Authorization: Bearer $app_key' -H 'Content-Type: application/json' -d '{\"name\":\"local receiver\",\"url\":\"http://127.0.0.1:9999/hook\",\"secret\":\"change-me\",\"event_types\":[\"i_new\",\"a_merge\",\"i_ack\",\"i_unack\",\"i_rslv\",\"i_reopen\",\"i_comm\",\"i_storm\",\"i_m_flapping\",\"a_new\",\"a_update\",\"a_close\"]}'"
   echo
   echo "# recover it (event_status Ok):"
   echo "curl -sS -X POST '$push_url' -H 'Content-Type: application/json' -d '$ok'"

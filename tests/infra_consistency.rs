@@ -22,6 +22,22 @@ const PUSH_ACTIONS: &[&str] = &[
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
 ];
+/// The notify function: items (history, storms), and its stream and failure queue.
+const NOTIFY_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+    "dynamodb:BatchGetItem",
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+    "sqs:SendMessage",
+];
+/// Functions fed by the table's stream rather than routes.
+const STREAM_FUNCTIONS: &[&str] = &["notify"];
 const MANAGEMENT_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
@@ -278,6 +294,14 @@ impl Template {
         for (id, f) in &self.functions {
             let binary = self.binary(id, f);
             for (name, ev) in &f.events {
+                if STREAM_FUNCTIONS.contains(&binary) {
+                    assert_eq!(
+                        ev.get("Type").map(String::as_str),
+                        Some("DynamoDB"),
+                        "{TEMPLATE}: {id}.Events.{name} must be the table's stream"
+                    );
+                    continue;
+                }
                 assert_eq!(
                     ev.get("Type").map(String::as_str),
                     Some("HttpApi"),
@@ -410,7 +434,7 @@ fn every_function_crate_is_deployed_with_a_route() {
         });
         assert!(
             !f.events.is_empty(),
-            "{TEMPLATE}: {id} ({krate}) has no HttpApi route"
+            "{TEMPLATE}: {id} ({krate}) has no HttpApi route (or stream, for {STREAM_FUNCTIONS:?})"
         );
     }
 }
@@ -529,6 +553,8 @@ fn function_policies_are_least_privilege() {
         );
         let (allowed, may_use_indexes) = if binary.starts_with("push-") {
             (PUSH_ACTIONS, false)
+        } else if STREAM_FUNCTIONS.contains(&binary) {
+            (NOTIFY_ACTIONS, false)
         } else {
             (MANAGEMENT_ACTIONS, true)
         };
@@ -649,6 +675,65 @@ fn every_push_route_is_throttled_at_the_gateway() {
             assert!(limit >= 1.0, "{TEMPLATE}: {route} {setting} is {limit}");
         }
     }
+}
+
+#[test]
+fn notify_is_fed_by_the_stream_with_bisection_partial_batches_and_a_failure_queue() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let value = |path: &[&str]| {
+        entries
+            .iter()
+            .find(|e| e.at(path))
+            .map(|e| e.value.clone())
+            .unwrap_or_else(|| panic!("{TEMPLATE}: no {}", path.join(".")))
+    };
+    assert_eq!(
+        value(&[
+            "Resources",
+            "AlertTable",
+            "Properties",
+            "StreamSpecification",
+            "StreamViewType"
+        ]),
+        "NEW_AND_OLD_IMAGES"
+    );
+    let ev = [
+        "Resources",
+        "NotifyFunction",
+        "Properties",
+        "Events",
+        "TableStream",
+    ];
+    let at = |rest: &[&str]| {
+        let mut p = ev.to_vec();
+        p.extend_from_slice(rest);
+        value(&p)
+    };
+    assert_eq!(at(&["Type"]), "DynamoDB");
+    assert_eq!(
+        at(&["Properties", "Stream"]),
+        "!GetAtt AlertTable.StreamArn"
+    );
+    assert_eq!(at(&["Properties", "BisectBatchOnFunctionError"]), "true");
+    assert_eq!(at(&["Properties", "ParallelizationFactor"]), "1");
+    assert_eq!(
+        at(&["Properties", "FunctionResponseTypes", "[]"]),
+        "ReportBatchItemFailures"
+    );
+    assert_eq!(
+        at(&[
+            "Properties",
+            "DestinationConfig",
+            "OnFailure",
+            "Destination"
+        ]),
+        "!GetAtt NotifyFailureQueue.Arn"
+    );
+    let timeout: f64 = value(&["Resources", "NotifyFunction", "Properties", "Timeout"])
+        .parse()
+        .expect("a number");
+    // Longer than one delivery's budget (3 attempts of 5 s plus backoff).
+    assert!(timeout >= 20.0, "notify Timeout {timeout}");
 }
 
 fn code_lines(source: &str) -> usize {

@@ -7,7 +7,8 @@
 //! 3. [`engine`]: pure decisions: what an event does to its alert, and every
 //!    incident transition.
 //! 4. [`store`]: DynamoDB, turning decisions into conditional writes.
-//! 5. [`api`]: the management API.
+//! 5. [`outbound`]: webhooks, fed by the table's stream (notify function).
+//! 6. [`api`]: the management API.
 //!
 //! [`app`] and [`runtime`] wire a function together; [`model`] holds the
 //! records the API shows; [`ids`] says what an id may look like; [`error`] is
@@ -21,6 +22,7 @@ pub mod hashing;
 pub mod ids;
 pub mod intake;
 pub mod model;
+pub mod outbound;
 pub mod rules;
 pub mod runtime;
 pub mod store;

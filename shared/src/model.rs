@@ -55,6 +55,32 @@ pub struct Channel {
     pub grouping: Grouping,
     pub auto_close: bool,
     pub created_at: i64,
+    /// `alert_count` values that mark an incident as a storm (SPEC 11).
+    #[serde(default)]
+    pub storm_thresholds: Vec<u32>,
+    #[serde(default)]
+    pub flapping: Flapping,
+}
+
+/// A channel's flapping setting (SPEC 11), counted per alert key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Flapping {
+    pub enabled: bool,
+    pub max_changes: u32,
+    pub window_minutes: u32,
+    pub mute_minutes: u32,
+}
+
+impl Default for Flapping {
+    fn default() -> Self {
+        Flapping {
+            enabled: false,
+            max_changes: 4,
+            window_minutes: 60,
+            mute_minutes: 120,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +123,12 @@ pub struct Incident {
     pub created_at: i64,
     pub acknowledged_at: Option<i64>,
     pub closed_at: Option<i64>,
+    /// The highest storm threshold its `alert_count` reached; 0: none.
+    #[serde(default)]
+    pub storm_level: i64,
+    /// Marked by a flapping alert key: webhooks deliver only its `i_m_flapping`.
+    #[serde(default)]
+    pub flapping: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<Vec<Alert>>,
 }

@@ -53,3 +53,26 @@ pub async fn serve_api() -> Result<(), Error> {
     }))
     .await
 }
+
+/// Serve the notify function: batches of the table's stream records.
+pub async fn serve_notify() -> Result<(), Error> {
+    use aws_lambda_events::event::dynamodb::Event;
+    use lambda_runtime::LambdaEvent;
+    use tracing::Instrument;
+
+    let app = app().await?;
+    let notifier = Arc::new(crate::outbound::notify::Notifier::from_env(
+        app.store.clone(),
+    ));
+    lambda_runtime::run(lambda_runtime::service_fn(move |ev: LambdaEvent<Event>| {
+        let notifier = Arc::clone(&notifier);
+        let span = tracing::info_span!("notify", request_id = %ev.context.request_id);
+        // Boxed: the batch's future is deep (lanes of deliveries).
+        let fut: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = Box::pin(
+            async move { Ok::<_, Error>(notifier.handle(&ev.payload.records).await) }
+                .instrument(span),
+        );
+        fut
+    }))
+    .await
+}

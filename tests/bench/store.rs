@@ -107,6 +107,8 @@ async fn cost_table(app: &App) -> Vec<Row> {
         grouping: Grouping::default(),
         auto_close: true,
         created_at: 0,
+        storm_thresholds: Vec::new(),
+        flapping: Default::default(),
     };
     let rules = Channel {
         channel_id: "rules".into(),

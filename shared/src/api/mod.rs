@@ -40,6 +40,9 @@ pub const MIN_APP_KEY_CHARS: usize = 32;
 /// Fewer different characters than this is a pattern, not a random key.
 const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
+mod lifecycle;
+mod webhooks;
+
 pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
     let request_id = new_request_id();
     // The raw path is not logged: it holds whatever the caller typed. The
@@ -105,6 +108,17 @@ fn route_of(segments: &[&str]) -> Option<(&'static str, &'static [&'static str])
         ["api", "incidents", _] => ("/api/incidents/{incident_id}", &["GET"]),
         ["api", "incidents", _, "ack"] => ("/api/incidents/{incident_id}/ack", &["POST"]),
         ["api", "incidents", _, "resolve"] => ("/api/incidents/{incident_id}/resolve", &["POST"]),
+        ["api", "incidents", _, "timeline"] => ("/api/incidents/{incident_id}/timeline", &["GET"]),
+        ["api", "incidents", _, "comments"] => ("/api/incidents/{incident_id}/comments", &["POST"]),
+        ["api", "incidents", _, "unack"] => ("/api/incidents/{incident_id}/unack", &["POST"]),
+        ["api", "incidents", _, "reopen"] => ("/api/incidents/{incident_id}/reopen", &["POST"]),
+        ["api", "webhooks"] => ("/api/webhooks", &["GET", "POST"]),
+        ["api", "webhooks", _] => ("/api/webhooks/{webhook_id}", &["GET", "PATCH", "DELETE"]),
+        ["api", "webhooks", _, "deliveries"] => ("/api/webhooks/{webhook_id}/deliveries", &["GET"]),
+        ["api", "webhooks", _, "deliveries", _, "resend"] => (
+            "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/resend",
+            &["POST"],
+        ),
         ["api", "alerts", _] => ("/api/alerts/{alert_id}", &["GET"]),
         ["api", "app-keys"] => ("/api/app-keys", &["GET", "POST"]),
         ["api", "app-keys", _] => ("/api/app-keys/{app_key_id}", &["DELETE"]),
@@ -153,7 +167,7 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some((pattern, methods)) = route_of(&segments) else {
         return Err(ApiError::RouteNotFound(
-            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables and /api/app-keys".into(),
+            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables, /api/webhooks and /api/app-keys".into(),
         ));
     };
     tracing::Span::current().record("route", pattern);
@@ -177,6 +191,19 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "incidents", id], "GET") => get_incident(app, id).await,
         (["api", "incidents", id, "ack"], "POST") => acknowledge_incident(app, id).await,
         (["api", "incidents", id, "resolve"], "POST") => resolve_incident(app, id).await,
+        (["api", "incidents", id, "timeline"], "GET") => lifecycle::timeline(app, id, req).await,
+        (["api", "incidents", id, "comments"], "POST") => lifecycle::comment(app, id, req).await,
+        (["api", "incidents", id, "unack"], "POST") => lifecycle::unack(app, id).await,
+        (["api", "incidents", id, "reopen"], "POST") => lifecycle::reopen(app, id, req).await,
+        (["api", "webhooks"], "POST") => webhooks::create(app, req).await,
+        (["api", "webhooks"], "GET") => webhooks::list(app).await,
+        (["api", "webhooks", id], "GET") => webhooks::get(app, id).await,
+        (["api", "webhooks", id], "PATCH") => webhooks::patch(app, id, req).await,
+        (["api", "webhooks", id], "DELETE") => webhooks::delete(app, id).await,
+        (["api", "webhooks", id, "deliveries"], "GET") => webhooks::deliveries(app, id, req).await,
+        (["api", "webhooks", id, "deliveries", delivery, "resend"], "POST") => {
+            webhooks::resend(app, id, delivery, req).await
+        }
         (["api", "alerts", id], "GET") => get_alert(app, id).await,
         (["api", "app-keys"], "GET") => list_app_keys(app).await,
         (["api", "app-keys"], "POST") => create_app_key(app, req).await,
@@ -310,6 +337,8 @@ struct ChannelBody {
     name: Option<String>,
     grouping: Option<Grouping>,
     auto_close: Option<bool>,
+    storm_thresholds: Option<Vec<u32>>,
+    flapping: Option<crate::model::Flapping>,
 }
 
 async fn create_channel(app: &App, req: &Inbound) -> ApiResult<Value> {
@@ -328,6 +357,10 @@ async fn create_channel(app: &App, req: &Inbound) -> ApiResult<Value> {
         grouping,
         auto_close: body.auto_close.unwrap_or(true),
         created_at: now_ms() / 1000,
+        storm_thresholds: lifecycle::check_storm_thresholds(
+            body.storm_thresholds.unwrap_or_default(),
+        )?,
+        flapping: lifecycle::check_flapping(body.flapping.unwrap_or_default())?,
     };
     app.store.create_channel(&channel).await?;
     Ok(json!(channel))
@@ -362,6 +395,12 @@ async fn patch_channel(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
     }
     if let Some(auto_close) = body.auto_close {
         channel.auto_close = auto_close;
+    }
+    if let Some(thresholds) = body.storm_thresholds {
+        channel.storm_thresholds = lifecycle::check_storm_thresholds(thresholds)?;
+    }
+    if let Some(flapping) = body.flapping {
+        channel.flapping = lifecycle::check_flapping(flapping)?;
     }
     if !app.store.update_channel(&channel).await? {
         return Err(not_found("channel_id", "channel"));

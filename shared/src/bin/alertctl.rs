@@ -96,6 +96,8 @@ async fn demo(store: &Store, now_s: i64) -> Result<(), String> {
         grouping: Default::default(),
         auto_close: true,
         created_at: now_s,
+        storm_thresholds: Vec::new(),
+        flapping: Default::default(),
     };
     store.create_channel(&channel).await.map_err(text)?;
     let mut standard = None;

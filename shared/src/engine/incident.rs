@@ -33,6 +33,12 @@ pub enum Transition {
     Resolve(ClosedBy),
     /// `Closed` → `Triggered` (`i_reopen`).
     Reopen,
+    /// Someone commented (`i_comm`); no status change.
+    Comment,
+    /// `alert_count` reached a storm threshold (`i_storm`).
+    Storm(u32),
+    /// An alert key flaps: the incident is marked (`i_m_flapping`).
+    Flapping,
 }
 
 impl Transition {
@@ -45,8 +51,102 @@ impl Transition {
             Self::Unack => "i_unack",
             Self::Resolve(_) => "i_rslv",
             Self::Reopen => "i_reopen",
+            Self::Comment => "i_comm",
+            Self::Storm(_) => "i_storm",
+            Self::Flapping => "i_m_flapping",
         }
     }
+
+    /// What the timeline says about it beyond its type (callers add the
+    /// alert id of a merge, a comment's text, a reopen's reason).
+    pub fn detail(self) -> serde_json::Value {
+        match self {
+            Self::Resolve(by) => serde_json::json!({ "by": by }),
+            Self::Storm(threshold) => serde_json::json!({ "threshold": threshold }),
+            _ => serde_json::json!({}),
+        }
+    }
+}
+
+/// Every timeline type, in the order SPEC section 11 lists them: the
+/// default event types of a webhook.
+pub const INCIDENT_EVENT_TYPES: [&str; 9] = [
+    "i_new",
+    "a_merge",
+    "i_ack",
+    "i_unack",
+    "i_rslv",
+    "i_reopen",
+    "i_comm",
+    "i_storm",
+    "i_m_flapping",
+];
+
+/// The thresholds an incident's `alert_count` passed going from `old` to
+/// `new` alerts, above the storm level it already has, lowest first: each is
+/// recorded once (a later pass of the same threshold finds it at or below
+/// `storm_level`).
+pub fn storm_crossings(thresholds: &[u32], storm_level: i64, old: i64, new: i64) -> Vec<u32> {
+    let mut crossed: Vec<u32> = thresholds
+        .iter()
+        .copied()
+        .filter(|&t| {
+            let t = i64::from(t);
+            old < t && t <= new && t > storm_level
+        })
+        .collect();
+    crossed.sort_unstable();
+    crossed.dedup();
+    crossed
+}
+
+/// What a key's recent openings say about the alert it opens now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlapState {
+    /// When the key opened its recent alerts (ms), oldest first.
+    pub opens: Vec<i64>,
+    /// New incidents of the key are marked until then (ms).
+    pub muted_until_ms: i64,
+}
+
+/// Flapping (SPEC 11), counted per alert key: the key opens an alert at
+/// `now_ms`. Answers the key's state afterwards and whether the alert's
+/// incident is marked: it is the `max_changes`-th opening within the window,
+/// or the key is still muted from an earlier mark (a mark restarts the mute).
+pub fn flapping_on_open(
+    settings: &crate::model::Flapping,
+    state: &FlapState,
+    now_ms: i64,
+) -> (FlapState, bool) {
+    if !settings.enabled {
+        return (state.clone(), false);
+    }
+    let window_ms = i64::from(settings.window_minutes) * 60_000;
+    let mut opens: Vec<i64> = state
+        .opens
+        .iter()
+        .copied()
+        .filter(|&t| t > now_ms - window_ms && t <= now_ms)
+        .collect();
+    opens.push(now_ms);
+    let keep = settings.max_changes.max(1) as usize;
+    if opens.len() > keep {
+        opens.drain(..opens.len() - keep);
+    }
+    let flaps = opens.len() >= keep;
+    let muted = now_ms < state.muted_until_ms;
+    let muted_until_ms = if flaps {
+        now_ms + i64::from(settings.mute_minutes) * 60_000
+    } else {
+        state.muted_until_ms
+    };
+    (
+        FlapState {
+            opens,
+            muted_until_ms,
+        },
+        flaps || muted,
+    )
 }
 
 /// What a person asks of an incident through the management API.
@@ -182,6 +282,69 @@ mod tests {
             "i_rslv"
         );
         assert_eq!(Transition::Merge.timeline_type(), "a_merge");
+        assert_eq!(Transition::Storm(10).detail()["threshold"], 10);
+        assert_eq!(Transition::Resolve(ClosedBy::Auto).detail()["by"], "auto");
+        assert_eq!(Transition::Flapping.timeline_type(), "i_m_flapping");
+    }
+
+    #[test]
+    fn storm_thresholds_are_crossed_once_each() {
+        assert_eq!(storm_crossings(&[10, 100], 0, 9, 10), vec![10]);
+        assert_eq!(storm_crossings(&[10, 100], 10, 10, 11), Vec::<u32>::new());
+        assert_eq!(storm_crossings(&[100, 10], 0, 5, 150), vec![10, 100]);
+        // Already recorded (another writer got there first): not again.
+        assert_eq!(storm_crossings(&[10, 100], 100, 9, 150), Vec::<u32>::new());
+        assert_eq!(storm_crossings(&[10, 100], 10, 50, 100), vec![100]);
+        assert_eq!(storm_crossings(&[], 0, 0, 1000), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn flapping_marks_the_nth_opening_in_the_window_then_mutes() {
+        let settings = crate::model::Flapping {
+            enabled: true,
+            max_changes: 3,
+            window_minutes: 10,
+            mute_minutes: 30,
+        };
+        let min = 60_000;
+        let mut state = FlapState::default();
+        let mut marks = Vec::new();
+        for t in [0, min, 2 * min] {
+            let (next, mark) = flapping_on_open(&settings, &state, t);
+            state = next;
+            marks.push(mark);
+        }
+        assert_eq!(marks, [false, false, true]);
+        assert_eq!(state.muted_until_ms, 32 * min);
+        // Muted: a lone opening 20 minutes later is marked too.
+        let (next, mark) = flapping_on_open(&settings, &state, 25 * min);
+        assert!(mark);
+        assert_eq!(next.opens, vec![25 * min]);
+        // After the mute, openings outside the window are not counted.
+        let (_, mark) = flapping_on_open(&settings, &next, 60 * min);
+        assert!(!mark);
+        // Disabled: never.
+        let off = crate::model::Flapping {
+            enabled: false,
+            ..settings
+        };
+        assert!(!flapping_on_open(&off, &state, 2 * min).1);
+    }
+
+    #[test]
+    fn openings_spread_wider_than_the_window_never_flap() {
+        let settings = crate::model::Flapping {
+            enabled: true,
+            max_changes: 2,
+            window_minutes: 1,
+            mute_minutes: 5,
+        };
+        let mut state = FlapState::default();
+        for i in 0..5 {
+            let (next, mark) = flapping_on_open(&settings, &state, i * 61_000);
+            assert!(!mark);
+            state = next;
+        }
     }
 
     #[test]

@@ -755,6 +755,19 @@ impl Store {
         action: Action,
         now_ms: i64,
     ) -> ApiResult<Incident> {
+        self.act_on_incident_with(incident_id, action, serde_json::json!({}), now_ms)
+            .await
+    }
+
+    /// [`Store::act_on_incident`] with more for the timeline entry's detail
+    /// (a reopen's `reason`).
+    pub async fn act_on_incident_with(
+        &self,
+        incident_id: &str,
+        action: Action,
+        detail: serde_json::Value,
+        now_ms: i64,
+    ) -> ApiResult<Incident> {
         for _ in 0..5 {
             let incident = self.require_incident(incident_id).await?;
             let change = match engine::decide_action(incident.status, action) {
@@ -771,8 +784,9 @@ impl Store {
             if let Transition::Resolve(_) = change.transition {
                 self.seal_and_sweep(&incident, now_ms).await?;
             }
+            let entry = super::timeline::Entry::new(change.transition, detail.clone(), now_ms, 0)?;
             if self
-                .write_incident_change(&incident, change, now_ms / 1000)
+                .write_incident_change(&incident, change, now_ms / 1000, &[entry])
                 .await?
             {
                 return self.require_incident(incident_id).await;
@@ -791,6 +805,7 @@ impl Store {
         incident: &Incident,
         change: Change,
         now_s: i64,
+        entries: &[super::timeline::Entry],
     ) -> ApiResult<bool> {
         let extra = match change.transition {
             Transition::Ack => "SET acknowledged_at = :now",
@@ -799,8 +814,14 @@ impl Store {
                 "SET closed_at = :now, active_alert_count = :zero, closed_by = :manual"
             }
             Transition::Reopen => "REMOVE closed_at, sealed, closed_by",
-            // Opening, merging and auto-closing are written by the push path.
-            Transition::Open | Transition::Merge | Transition::Resolve(ClosedBy::Auto) => {
+            // Opening, merging and auto-closing are written by the push path,
+            // comments and storms by store/timeline.rs.
+            Transition::Open
+            | Transition::Merge
+            | Transition::Resolve(ClosedBy::Auto)
+            | Transition::Comment
+            | Transition::Storm(_)
+            | Transition::Flapping => {
                 return Err(ApiError::internal("not a management transition"))
             }
         };
@@ -809,13 +830,13 @@ impl Store {
             None => (String::new(), format!(" {extra}")),
         };
         let to = change.to;
-        let result = self
-            .client
-            .update_item()
+        // One transaction: the change, and its timeline entries (SPEC 11),
+        // which the incident's `changes` names for the stream.
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(incident_pk(&incident.incident_id), INCIDENT_SK)))
             .update_expression(format!(
-                "SET #st = :to, updated_at = :now, gsi1pk = :scope, gsi2pk = :scope_all{set_extra}{remove}"
+                "SET #st = :to, updated_at = :now, gsi1pk = :scope, gsi2pk = :scope_all, changes = :changes{set_extra}{remove}"
             ))
             .condition_expression("#st = :from")
             .expression_attribute_names("#st", "status")
@@ -833,22 +854,17 @@ impl Store {
                 if set_extra.contains(":manual") {
                     values.insert(":manual".to_string(), s("manual"));
                 }
+                values.insert(
+                    ":changes".to_string(),
+                    super::timeline::changes_value(entries),
+                );
                 Some(values)
             })
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(storage_error("UpdateItem", err)),
-        }
+            .build()
+            .map_err(build_error)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        items.extend(self.timeline_puts(&incident.incident_id, &incident.channel_id, entries)?);
+        self.transact_plain(items).await
     }
 
     /// Before a manual close: seal the incident (it takes no new alert from

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::items::*;
 use super::merge::Joiner;
+use super::timeline::{changes_value, opening_entries, Entry};
 use super::{build_error, storage_error, Store};
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
@@ -593,13 +594,26 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now_s))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        // SPEC 11: an auto-close is on the timeline (`i_rslv`, by `auto`).
+        let closing = if last_open && channel.auto_close {
+            vec![Entry::new(
+                engine::Transition::Resolve(engine::ClosedBy::Auto),
+                serde_json::json!({}),
+                now_ms,
+                0,
+            )
+            .map_err(WriteFailure::Fatal)?]
+        } else {
+            Vec::new()
+        };
         update = if last_open && channel.auto_close {
             update
                 .condition_expression("attribute_exists(pk) AND #st <> :closed AND active_alert_count = :one")
                 .update_expression(
                     "SET #st = :closed, closed_at = :now, updated_at = :now, active_alert_count = :zero, \
-                     gsi1pk = :scope, gsi2pk = :scope_all",
+                     gsi1pk = :scope, gsi2pk = :scope_all, changes = :changes",
                 )
+                .expression_attribute_values(":changes", changes_value(&closing))
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":scope", s(incident_scope(&channel.channel_id, closed)))
                 .expression_attribute_values(":scope_all", s(incident_scope_all(closed)))
@@ -621,7 +635,7 @@ impl Store {
         let update = update
             .build()
             .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder()
                 .put(self.head_put(&next, head)?)
                 .build(),
@@ -630,6 +644,10 @@ impl Store {
                 .build(),
             TransactWriteItem::builder().update(update).build(),
         ];
+        items.extend(
+            self.timeline_puts(&current.incident_id, &channel.channel_id, &closing)
+                .map_err(WriteFailure::Fatal)?,
+        );
         self.transact(items, 2).await?;
         Ok(Applied::new(ev, Outcome::Recovered, Some(&next)))
     }
@@ -713,7 +731,22 @@ impl Store {
                 (next, items)
             }
         };
+        // SPEC 11: whether the key flaps (only a new alert counts), and what the timeline records.
+        let (flap_state, flapping) = match plan {
+            OpenPlan::Fresh => self
+                .flapping_on_open(channel, &ev.alert_key, now_ms)
+                .await
+                .map_err(WriteFailure::Fatal)?,
+            OpenPlan::Lift(_) => (None, false),
+        };
+        let entries = opening_entries(existing.is_none(), &next.alert_id, flapping, now_ms)
+            .map_err(WriteFailure::Fatal)?;
+        items.extend(flap_state);
         if let Some(id) = &existing {
+            items.extend(
+                self.timeline_puts(id, &channel.channel_id, &entries)
+                    .map_err(WriteFailure::Fatal)?,
+            );
             let bytes = 2 * item_bytes(&head_to_item(&next)) + 2 * 1024;
             let joined = self
                 .join_incident(
@@ -725,6 +758,8 @@ impl Store {
                         items,
                         severity: ev.event_status,
                         bytes,
+                        entries,
+                        flapping,
                     },
                 )
                 .await;
@@ -741,7 +776,7 @@ impl Store {
         }
 
         let incident_index = items.len();
-        let incident = new_incident_item(&NewIncident {
+        let mut incident = new_incident_item(&NewIncident {
             incident_id: &incident_id,
             channel_id: &channel.channel_id,
             title: &ev.title,
@@ -755,6 +790,10 @@ impl Store {
             },
             group_key: group.as_deref(),
         });
+        incident.insert("changes".into(), changes_value(&entries));
+        if flapping {
+            incident.insert("flapping".into(), b(true));
+        }
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(incident))
@@ -793,6 +832,10 @@ impl Store {
                 items.push(TransactWriteItem::builder().update(seal).build());
             }
         }
+        items.extend(
+            self.timeline_puts(&incident_id, &channel.channel_id, &entries)
+                .map_err(WriteFailure::Fatal)?,
+        );
         match self.transact(items, incident_index).await {
             Ok(()) => Ok(Applied::new(ev, Outcome::NewIncident, Some(&next))),
             Err(WriteFailure::Conflict | WriteFailure::IncidentMismatch { .. }) => {

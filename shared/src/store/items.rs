@@ -381,6 +381,8 @@ pub fn item_to_incident(item: &Item) -> ApiResult<Incident> {
         created_at: get_n(item, "created_at")?,
         acknowledged_at: get_opt_n(item, "acknowledged_at"),
         closed_at: get_opt_n(item, "closed_at"),
+        storm_level: get_opt_n(item, "storm_level").unwrap_or(0),
+        flapping: get_bool(item, "flapping").unwrap_or(false),
         alerts: None,
     })
 }
@@ -392,6 +394,8 @@ pub fn alert_from_record(item: &Item) -> ApiResult<Alert> {
 pub fn channel_to_item(c: &Channel) -> ApiResult<Item> {
     let grouping = serde_json::to_string(&c.grouping)
         .map_err(|e| ApiError::internal(format!("could not encode grouping: {e}")))?;
+    let flapping = serde_json::to_string(&c.flapping)
+        .map_err(|e| ApiError::internal(format!("could not encode flapping: {e}")))?;
     let mut item = key(channel_pk(&c.channel_id), "CHANNEL");
     item.extend([
         ("channel_id".to_string(), s(&c.channel_id)),
@@ -399,6 +403,16 @@ pub fn channel_to_item(c: &Channel) -> ApiResult<Item> {
         ("grouping".to_string(), s(grouping)),
         ("auto_close".to_string(), b(c.auto_close)),
         ("created_at".to_string(), n(c.created_at)),
+        (
+            "storm_thresholds".to_string(),
+            AttributeValue::L(
+                c.storm_thresholds
+                    .iter()
+                    .map(|t| n(i64::from(*t)))
+                    .collect(),
+            ),
+        ),
+        ("flapping".to_string(), s(flapping)),
         ("gsi1pk".to_string(), s("CHANNELS")),
         (
             "gsi1sk".to_string(),
@@ -417,6 +431,17 @@ pub fn item_to_channel(item: &Item) -> ApiResult<Channel> {
         grouping,
         auto_close: get_bool(item, "auto_close")?,
         created_at: get_n(item, "created_at")?,
+        storm_thresholds: match item.get("storm_thresholds") {
+            Some(AttributeValue::L(l)) => l
+                .iter()
+                .filter_map(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+                .collect(),
+            _ => Vec::new(),
+        },
+        flapping: match get_opt_s(item, "flapping") {
+            Some(json) => serde_json::from_str(&json).map_err(|_| corrupt("flapping"))?,
+            None => crate::model::Flapping::default(),
+        },
     })
 }
 

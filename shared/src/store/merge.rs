@@ -43,6 +43,10 @@ pub(crate) struct Joiner {
     pub now_ms: i64,
     /// About how many bytes its items weigh.
     pub bytes: usize,
+    /// Its timeline entries (`a_merge`, maybe `i_m_flapping`): the incident's `changes`.
+    pub entries: Vec<super::timeline::Entry>,
+    /// Its key flaps: the incident is marked.
+    pub flapping: bool,
 }
 
 struct Waiting {
@@ -220,20 +224,37 @@ impl Store {
                 AttributeValue::Ss(severities.into_iter().map(str::to_string).collect()),
             )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        // SPEC 11: the batch's entries become the incident's `changes`, and a
+        // flapping member marks it.
+        let entries: Vec<_> = batch
+            .iter()
+            .flat_map(|w| w.joiner.entries.iter().cloned())
+            .collect();
+        let flapping = batch.iter().any(|w| w.joiner.flapping);
+        let lifecycle = if flapping {
+            ", changes = :changes, flapping = :true"
+        } else {
+            ", changes = :changes"
+        };
+        update = update
+            .expression_attribute_values(":changes", super::timeline::changes_value(&entries));
+        if flapping {
+            update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
+        }
         update = if grouping.window_type == WindowType::Sliding && grouping.window_minutes > 0 {
             update
-                .update_expression(
-                    "SET updated_at = :now, merge_deadline = :deadline \
+                .update_expression(format!(
+                    "SET updated_at = :now, merge_deadline = :deadline{lifecycle} \
                      ADD alert_count :joined, active_alert_count :joined, severities :sev",
-                )
+                ))
                 .expression_attribute_values(
                     ":deadline",
                     n(engine::merge_deadline(grouping, now_ms, now_ms)),
                 )
         } else {
-            update.update_expression(
-                "SET updated_at = :now ADD alert_count :joined, active_alert_count :joined, severities :sev",
-            )
+            update.update_expression(format!(
+                "SET updated_at = :now{lifecycle} ADD alert_count :joined, active_alert_count :joined, severities :sev",
+            ))
         };
         let update = update
             .build()

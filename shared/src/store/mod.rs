@@ -21,9 +21,14 @@
 //! | channel rule (drop, silence, inhibit) | `CH#{channel}` | `RULE#{kind}#{rule}` |
 //! | mapping table | `MAPT#{table}` | `TABLE` |
 //! | mapping row (per upload version) | `MAPR#{table}#{version}` | source values joined by U+001F |
+//! | timeline entry (store/timeline.rs) | `INC#{incident}` | `TL#{at_ms:015}#{n:02}#{entry}` |
+//! | flapping state of `(channel, alert_key)` (TTL) | `FLAP#{channel}#{alert_key}` | `FLAP` |
+//! | webhook (store/webhooks.rs; one partition, read strongly per notify batch) | `WEBHOOKS` | `WH#{webhook}` |
+//! | delivery (TTL 7 days) or queued resend | `DLV#{webhook}` | `D#{delivery}` / `R#{delivery}` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
-//! records by `ALERT#{alert}`, channels by `CHANNELS`, app keys by `APPKEYS`.
+//! records by `ALERT#{alert}`, channels by `CHANNELS`, app keys by `APPKEYS`,
+//! deliveries newest first by `DLV#{webhook}`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
 //! `gsi3` (gsi3pk, gsi3sk): open, unmarked alert heads by `OPEN#{channel}`
 //! and the minute of their last event, only in channels with inhibit rules:
@@ -35,6 +40,8 @@ pub mod items;
 pub mod merge;
 pub mod ratelimit;
 pub mod schema;
+pub mod timeline;
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

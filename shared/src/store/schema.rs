@@ -3,7 +3,8 @@
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -63,8 +64,17 @@ fn gsi_projecting(
         .map_err(build_error)
 }
 
-/// Create the table if it does not exist yet. Returns whether it was created.
+/// Create the table if it does not exist yet, with its stream (the notify
+/// function's feed). Returns whether it was created.
 pub async fn create_table(client: &Client, table: &str) -> ApiResult<bool> {
+    create_table_with(client, table, true).await
+}
+
+/// [`create_table`], with or without the stream. DynamoDB Local serialises
+/// writes to a streamed table behind a lock that times out under heavy
+/// contention on one item ("This request will succeed in actual DynamoDB
+/// API"); tests that hammer a single item locally create theirs without it.
+pub async fn create_table_with(client: &Client, table: &str, stream: bool) -> ApiResult<bool> {
     let exists = client
         .describe_table()
         .table_name(table)
@@ -97,6 +107,18 @@ pub async fn create_table(client: &Client, table: &str) -> ApiResult<bool> {
             "gsi3sk",
             Some(GSI3_PROJECTION),
         )?)
+        // The notify function's feed (SPEC 11): every change with both images.
+        .set_stream_specification(if stream {
+            Some(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(build_error)?,
+            )
+        } else {
+            None
+        })
         .send()
         .await
         .map_err(|e| storage_error("CreateTable", e))?;

@@ -1,0 +1,68 @@
+//! `make run`'s stand-in for Lambda's stream event source: reads the table's
+//! stream in DynamoDB Local and invokes the notify function through `cargo
+//! lambda watch` (`POST /2015-03-31/functions/notify/invocations`), 100
+//! records at a time, in stream order.
+//!
+//! Usage: `TABLE_NAME=... AWS_ENDPOINT_URL_DYNAMODB=... stream-pump INVOKE_URL`
+
+use std::time::Duration;
+
+use serde_json::json;
+use shared::outbound::kinds::OutRequest;
+use shared::outbound::service::{Attempt, Policy, Sender};
+use shared::outbound::stream::LocalStream;
+
+/// Tries per batch before it is skipped (Lambda would send it to the on-failure queue).
+const TRIES: u32 = 5;
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    shared::runtime::init_tracing();
+    let url = std::env::args()
+        .nth(1)
+        .ok_or("usage: stream-pump INVOKE_URL (http://127.0.0.1:9000/2015-03-31/functions/notify/invocations)")?;
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
+    let client = shared::store::client_from_env().await;
+    let mut stream = LocalStream::open(&client, &table, false)
+        .await
+        .map_err(|e| e.message().to_string())?;
+    // A batch may take a few deliveries' budgets.
+    let invoker = Sender::new(Policy {
+        timeout: Duration::from_secs(120),
+        attempts: 1,
+        backoff: Duration::ZERO,
+    });
+    tracing::info!("stream pump: feeding the notify function");
+    loop {
+        match stream.poll().await {
+            Ok(records) => {
+                for chunk in records.chunks(100) {
+                    let request = OutRequest {
+                        url: url.clone(),
+                        headers: vec![("content-type".into(), "application/json".into())],
+                        body: json!({ "Records": chunk }).to_string().into_bytes(),
+                    };
+                    for attempt in 1..=TRIES {
+                        match invoker.attempt(&request).await {
+                            Attempt::Answered(s) if (200..300).contains(&s) => break,
+                            other => {
+                                tracing::warn!(
+                                    ?other,
+                                    attempt,
+                                    records = chunk.len(),
+                                    "notify invocation failed"
+                                );
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = e.message(), "reading the stream failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,201 @@
+//! What a user sets on a webhook (SPEC 11), and the rules it must follow.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::INCIDENT_EVENT_TYPES;
+use crate::error::{ApiError, ApiResult};
+
+/// The alert event types a webhook may also ask for.
+pub const ALERT_EVENT_TYPES: [&str; 3] = ["a_new", "a_update", "a_close"];
+pub const MAX_URL_CHARS: usize = 2048;
+pub const MAX_HEADERS: usize = 20;
+pub const MAX_SECRET_CHARS: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookKind {
+    #[default]
+    Generic,
+    Slack,
+    Feishu,
+    Dingtalk,
+    Wecom,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub webhook_id: String,
+    pub name: String,
+    pub url: String,
+    pub kind: WebhookKind,
+    /// Empty: every channel.
+    pub channel_ids: Vec<String>,
+    pub event_types: Vec<String>,
+    pub headers: BTreeMap<String, String>,
+    /// Stored, never shown again.
+    #[serde(skip_serializing, default)]
+    pub secret: Option<String>,
+    pub enabled: bool,
+    pub created_at: i64,
+}
+
+impl Webhook {
+    /// What the API shows: everything but the secret, and whether there is one.
+    pub fn view(&self) -> serde_json::Value {
+        let mut v = serde_json::json!(self);
+        v["has_secret"] = serde_json::json!(self.secret.is_some());
+        v
+    }
+
+    /// Whether a change of `event_type` in `channel_id` goes to this webhook.
+    pub fn wants(&self, event_type: &str, channel_id: &str) -> bool {
+        self.enabled
+            && self.event_types.iter().any(|t| t == event_type)
+            && (self.channel_ids.is_empty() || self.channel_ids.iter().any(|c| c == channel_id))
+    }
+}
+
+pub fn default_event_types() -> Vec<String> {
+    INCIDENT_EVENT_TYPES.iter().map(|t| t.to_string()).collect()
+}
+
+/// http(s) with a host; private and loopback addresses are allowed.
+pub fn check_url(url: &str) -> ApiResult<()> {
+    let refused = || ApiError::invalid("url: must be an http:// or https:// URL with a host");
+    if url.len() > MAX_URL_CHARS {
+        return Err(ApiError::invalid(format!(
+            "url: at most {MAX_URL_CHARS} characters"
+        )));
+    }
+    let uri: hyper::Uri = url.parse().map_err(|_| refused())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+pub fn check_event_types(types: &[String]) -> ApiResult<()> {
+    if types.is_empty() {
+        return Err(ApiError::invalid(
+            "event_types: give at least one event type (or leave it out for the incident types)",
+        ));
+    }
+    for (i, t) in types.iter().enumerate() {
+        let known =
+            INCIDENT_EVENT_TYPES.contains(&t.as_str()) || ALERT_EVENT_TYPES.contains(&t.as_str());
+        if !known {
+            return Err(ApiError::invalid(format!(
+                "event_types[{i}]: must be one of {}, {}",
+                INCIDENT_EVENT_TYPES.join(", "),
+                ALERT_EVENT_TYPES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Header names are tokens, values visible ASCII; the service's own headers
+/// and the body's framing are not the user's to set.
+pub fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
+    if headers.len() > MAX_HEADERS {
+        return Err(ApiError::invalid(format!(
+            "headers: at most {MAX_HEADERS} headers"
+        )));
+    }
+    for (name, value) in headers {
+        let name_ok = !name.is_empty()
+            && name.len() <= 100
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        if !name_ok {
+            return Err(ApiError::invalid(
+                "headers: each name must be 1 to 100 characters from [A-Za-z0-9_-]",
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("x-alert-intake-")
+            || [
+                "host",
+                "content-length",
+                "content-type",
+                "transfer-encoding",
+                "connection",
+            ]
+            .contains(&lower.as_str())
+        {
+            return Err(ApiError::invalid(
+                "headers: Host, Content-Length, Content-Type, Transfer-Encoding, Connection and X-Alert-Intake-* are set by the service",
+            ));
+        }
+        if value.len() > 1024 || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(ApiError::invalid(
+                "headers: each value must be at most 1024 printable ASCII characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_secret(secret: &str) -> ApiResult<()> {
+    if secret.is_empty() || secret.len() > MAX_SECRET_CHARS {
+        return Err(ApiError::invalid(format!(
+            "secret: must be 1 to {MAX_SECRET_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(check_url("http://127.0.0.1:9/x").is_ok());
+        assert!(check_url("https://hooks.slack.com/services/T/B/X").is_ok());
+        assert!(check_url("ftp://h/x").is_err());
+        assert!(check_url("not a url").is_err());
+        assert!(check_url("/relative").is_err());
+    }
+
+    #[test]
+    fn event_types_and_headers() {
+        assert!(check_event_types(&["i_new".into(), "a_close".into()]).is_ok());
+        let err = check_event_types(&["i_nwe".into()]).unwrap_err();
+        assert!(err.message().starts_with("event_types[0]:"));
+        assert!(!err.message().contains("i_nwe"));
+        let mut h = BTreeMap::new();
+        h.insert("X-Team".to_string(), "ops".to_string());
+        assert!(check_headers(&h).is_ok());
+        h.insert("X-Alert-Intake-Signature".to_string(), "x".to_string());
+        assert!(check_headers(&h).is_err());
+    }
+
+    #[test]
+    fn filters() {
+        let w = Webhook {
+            webhook_id: "w".into(),
+            name: "n".into(),
+            url: "http://x".into(),
+            kind: WebhookKind::Generic,
+            channel_ids: vec!["c1".into()],
+            event_types: default_event_types(),
+            headers: BTreeMap::new(),
+            secret: None,
+            enabled: true,
+            created_at: 0,
+        };
+        assert!(w.wants("i_new", "c1"));
+        assert!(!w.wants("i_new", "c2"));
+        assert!(!w.wants("a_new", "c1"));
+        let off = Webhook {
+            enabled: false,
+            ..w
+        };
+        assert!(!off.wants("i_new", "c1"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Outbound webhooks (SPEC 11): the last room of an event's path. The table's
+//! stream feeds [`notify`], which turns each record into the changes it
+//! carries ([`event`]), matches them against the webhooks read fresh for the
+//! batch ([`config`]), shapes each for its kind ([`kinds`]: generic, Slack,
+//! Feishu, DingTalk, WeCom, one file each behind one interface, signed by
+//! [`sign`]) and sends it with retries ([`service`]), recording every
+//! delivery in the history. [`stream`] reads DynamoDB Local's stream for
+//! tests and `make run`.
+
+pub mod config;
+pub mod event;
+pub mod kinds;
+pub mod notify;
+pub mod service;
+pub mod sign;
+pub mod stream;

@@ -51,6 +51,10 @@ step() {
 # production values (3 s per attempt, 8 s per operation) for itself.
 export DYNAMODB_ATTEMPT_TIMEOUT_SECS=10 DYNAMODB_OPERATION_TIMEOUT_SECS=30
 
+# A clean build gains nothing from incremental caches, and they would roughly
+# double the target folder's size (the disk is part of CI's budget too).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step fmt cargo fmt --all --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
 test_log="$root/.cache/cargo-test.log"

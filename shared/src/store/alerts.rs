@@ -538,7 +538,7 @@ impl Store {
                 .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
             items.push(TransactWriteItem::builder().condition_check(check).build());
         }
-        self.transact(items, 2).await?;
+        self.transact(items, Some(2)).await?;
         Ok(Applied::new(ev, Outcome::Updated, Some(&next)))
     }
 
@@ -575,7 +575,7 @@ impl Store {
                     .put(self.event_put(&next, ev, now_ms)?)
                     .build(),
             ];
-            self.transact(items, usize::MAX).await?;
+            self.transact(items, None).await?;
             return Ok(Applied::new(ev, Outcome::Recovered, Some(&next)));
         }
         // Guess whether this is the incident's last open alert: with no
@@ -648,7 +648,7 @@ impl Store {
             self.timeline_puts(&current.incident_id, &channel.channel_id, &closing)
                 .map_err(WriteFailure::Fatal)?,
         );
-        self.transact(items, 2).await?;
+        self.transact(items, Some(2)).await?;
         Ok(Applied::new(ev, Outcome::Recovered, Some(&next)))
     }
 
@@ -712,22 +712,13 @@ impl Store {
                     )))
                     .build()
                     .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-                let mut items = vec![
-                    TransactWriteItem::builder()
-                        .put(self.head_put(&next, head)?)
-                        .build(),
-                    TransactWriteItem::builder().delete(unassigned).build(),
+                let mut items = self.kept_alert_items(&next, head, ev, decision, now_ms)?;
+                items.push(TransactWriteItem::builder().delete(unassigned).build());
+                items.push(
                     TransactWriteItem::builder()
                         .put(self.plain_put(alert_record(&next, false))?)
                         .build(),
-                ];
-                if decision == Decision::Update {
-                    items.push(
-                        TransactWriteItem::builder()
-                            .put(self.event_put(&next, ev, now_ms)?)
-                            .build(),
-                    );
-                }
+                );
                 (next, items)
             }
         };
@@ -836,7 +827,7 @@ impl Store {
             self.timeline_puts(&incident_id, &channel.channel_id, &entries)
                 .map_err(WriteFailure::Fatal)?,
         );
-        match self.transact(items, incident_index).await {
+        match self.transact(items, Some(incident_index)).await {
             Ok(()) => Ok(Applied::new(ev, Outcome::NewIncident, Some(&next))),
             Err(WriteFailure::Conflict | WriteFailure::IncidentMismatch { .. }) => {
                 // The group pointer may have moved: read it again next time.
@@ -872,6 +863,29 @@ impl Store {
             now_ms,
         )
         .ok_or(WriteFailure::Conflict)
+    }
+
+    /// An existing alert's items for `decision`: its head, and the event when
+    /// the decision stores one (an update; not a duplicate or a refresh).
+    fn kept_alert_items(
+        &self,
+        next: &AlertHead,
+        head: Option<&AlertHead>,
+        ev: &StandardEvent,
+        decision: Decision,
+        now_ms: i64,
+    ) -> Result<Vec<TransactWriteItem>, WriteFailure> {
+        let mut items = vec![TransactWriteItem::builder()
+            .put(self.head_put(next, head)?)
+            .build()];
+        if decision == Decision::Update {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(self.event_put(next, ev, now_ms)?)
+                    .build(),
+            );
+        }
+        Ok(items)
     }
 
     /// A new alert's own items: its head, record and first event, the
@@ -929,7 +943,7 @@ impl Store {
             Mark::Silenced(_) => Outcome::Silenced,
             Mark::Inhibited(_) => Outcome::Inhibited,
         };
-        let items = if decision == Decision::Open {
+        let (next, items) = if decision == Decision::Open {
             let mut next = self.fresh_alert(channel, head, ev, fp, now_ms, "")?;
             next.mark = Some(mark);
             let items =
@@ -941,20 +955,10 @@ impl Store {
                     .ok_or(WriteFailure::Conflict)?;
             next.mark = Some(mark);
             next.source_indexed = hints.index_sources;
-            let mut items = vec![TransactWriteItem::builder()
-                .put(self.head_put(&next, head)?)
-                .build()];
-            if decision == Decision::Update {
-                items.push(
-                    TransactWriteItem::builder()
-                        .put(self.event_put(&next, ev, now_ms)?)
-                        .build(),
-                );
-            }
+            let items = self.kept_alert_items(&next, head, ev, decision, now_ms)?;
             (next, items)
         };
-        let (next, items) = items;
-        self.transact(items, usize::MAX).await?;
+        self.transact(items, None).await?;
         Ok(Applied::new(ev, outcome, Some(&next)))
     }
 
@@ -1150,12 +1154,13 @@ impl Store {
     }
 
     /// Run a transaction. A failed condition on the item at `incident_index`
-    /// alone is reported as an incident mismatch (with the incident as it is);
-    /// anything else that was cancelled is a conflict.
+    /// (if the transaction touches an incident) alone is reported as an
+    /// incident mismatch (with the incident as it is); anything else that was
+    /// cancelled is a conflict.
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
-        incident_index: usize,
+        incident_index: Option<usize>,
     ) -> Result<(), WriteFailure> {
         match self.send_transaction(items).await {
             Ok(()) => Ok(()),
@@ -1166,14 +1171,13 @@ impl Store {
                     .filter(|(_, r)| r.code().is_some_and(|c| c != "None"))
                     .map(|(i, _)| i)
                     .collect();
-                let only_incident = failed == [incident_index]
-                    && reasons[incident_index].code() == Some("ConditionalCheckFailed");
-                if only_incident {
-                    Err(WriteFailure::IncidentMismatch {
-                        incident: reasons[incident_index].item().cloned(),
-                    })
-                } else {
-                    Err(WriteFailure::Conflict)
+                let incident_alone = incident_index.and_then(|i| {
+                    (failed == [i] && reasons[i].code() == Some("ConditionalCheckFailed"))
+                        .then(|| reasons[i].item().cloned())
+                });
+                match incident_alone {
+                    Some(incident) => Err(WriteFailure::IncidentMismatch { incident }),
+                    None => Err(WriteFailure::Conflict),
                 }
             }
             Err(Cancelled::Fatal(e)) => Err(WriteFailure::Fatal(e)),

@@ -282,9 +282,7 @@ async fn shared_integration_validation() {
 /// That is the allowed slack; the test asserts it and no more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn burst_of_300_is_held_to_the_limit_across_instances() {
-    // 300 writes at once to one counter: more than DynamoDB Local takes on a
-    // streamed table (see `test_app_without_stream`).
-    let app = test_app_without_stream().await;
+    let app = test_app().await;
     let setup_app = app.clone();
     let ch = channel(&setup_app, "burst").await;
     let made = api_ok(
@@ -391,9 +389,7 @@ async fn burst_of_300_is_held_to_the_limit_across_instances() {
 /// The limiter itself, at one instant, from many tasks: exactly the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn limiter_is_exact_within_a_window() {
-    // 300 writes at once to one counter: more than DynamoDB Local takes on a
-    // streamed table (see `test_app_without_stream`).
-    let app = test_app_without_stream().await;
+    let app = test_app().await;
     let now = 1_763_626_845_000; // second 45 of its minute
     let per_second = RateLimit {
         per_second: 100,

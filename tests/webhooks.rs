@@ -93,7 +93,7 @@ const T0: i64 = 1_763_600_000_000;
 
 #[tokio::test]
 async fn timeline_records_every_transition_and_the_routes_page_it() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let ch = channel(&app, json!({"name": "ops"})).await;
     let id = fire(&app, &ch, "k1", T0).await;
     let inc = format!("/api/incidents/{id}");
@@ -182,7 +182,7 @@ async fn timeline_records_every_transition_and_the_routes_page_it() {
 
 #[tokio::test]
 async fn auto_close_and_merges_are_on_the_timeline() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let ch = channel(
         &app,
         json!({"name": "g", "grouping": {"method": "rules", "equals": [["labels.svc"]]}}),
@@ -202,7 +202,7 @@ async fn auto_close_and_merges_are_on_the_timeline() {
 
 #[tokio::test]
 async fn webhook_crud_hides_the_secret_and_refuses_bad_fields() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let made = api_ok(
         &app,
         "POST",
@@ -265,7 +265,7 @@ async fn webhook_crud_hides_the_secret_and_refuses_bad_fields() {
 
 #[tokio::test]
 async fn every_event_type_reaches_a_generic_webhook_signed_and_in_order() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let rx = Receiver::start(Behaviour::Status(200)).await;
     let mut pump = Pump::new(&app).await;
     let ch = channel(
@@ -402,7 +402,7 @@ async fn every_event_type_reaches_a_generic_webhook_signed_and_in_order() {
 
 #[tokio::test]
 async fn channel_and_event_type_filters_choose_what_each_webhook_gets() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let rx_all = Receiver::start(Behaviour::Status(200)).await;
     let rx_one = Receiver::start(Behaviour::Status(204)).await;
     let mut pump = Pump::new(&app).await;
@@ -433,7 +433,7 @@ async fn channel_and_event_type_filters_choose_what_each_webhook_gets() {
 
 #[tokio::test]
 async fn retries_then_success_and_exhausted_retries_then_failed_and_resend() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let rx = Receiver::start(Behaviour::Status(200)).await;
     let mut pump = Pump::new(&app).await;
     let ch = channel(&app, json!({"name": "ops"})).await;
@@ -513,7 +513,7 @@ async fn retries_then_success_and_exhausted_retries_then_failed_and_resend() {
 
 #[tokio::test]
 async fn a_retried_batch_delivers_nothing_twice() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let rx = Receiver::start(Behaviour::Status(200)).await;
     let mut pump = Pump::new(&app).await;
     let ch = channel(&app, json!({"name": "ops"})).await;
@@ -533,7 +533,7 @@ async fn a_retried_batch_delivers_nothing_twice() {
 
 #[tokio::test]
 async fn im_kinds_post_their_platforms_shapes_and_signatures() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let rx = Receiver::start(Behaviour::Status(200)).await;
     let mut pump = Pump::new(&app).await;
     let ch = channel(&app, json!({"name": "ops"})).await;
@@ -599,7 +599,7 @@ async fn im_kinds_post_their_platforms_shapes_and_signatures() {
 
 #[tokio::test]
 async fn a_flapping_key_marks_its_incidents_and_only_i_m_flapping_is_delivered() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let rx = Receiver::start(Behaviour::Status(200)).await;
     let mut pump = Pump::new(&app).await;
     let ch = channel(
@@ -659,7 +659,7 @@ async fn a_flapping_key_marks_its_incidents_and_only_i_m_flapping_is_delivered()
 
 #[tokio::test]
 async fn storm_thresholds_are_recorded_once_each() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let rx = Receiver::start(Behaviour::Status(200)).await;
     let mut pump = Pump::new(&app).await;
     let ch = channel(
@@ -725,7 +725,7 @@ async fn storm_thresholds_are_recorded_once_each() {
 
 #[tokio::test]
 async fn a_hanging_or_resetting_receiver_does_not_hold_up_other_webhooks() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let hanging = Receiver::start(Behaviour::Hang(Duration::from_secs(10))).await;
     let resetting = Receiver::start(Behaviour::Reset).await;
     let fine = Receiver::start(Behaviour::Status(200)).await;

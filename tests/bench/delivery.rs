@@ -26,7 +26,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let app = test_app().await;
+    let app = test_app_with_stream().await;
     let setup = standard_setup(&app).await;
     let rx = Receiver::start(Behaviour::Status(200)).await;
     api_ok(

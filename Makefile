@@ -5,13 +5,14 @@ TEMPLATE := infra/template.yaml
 # cargo lambda's --target-dir is broken; it honours CARGO_TARGET_DIR.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: help run test bench build deploy lint fmt setup
+.PHONY: help run test bench build sam deploy lint fmt setup
 
 help:
 	@echo "make run     local stack: DynamoDB Local + cargo lambda watch on PORT (default 9000), demo data, ready curl"
 	@echo "make test    fmt, clippy -D warnings, cargo test --workspace (against DynamoDB Local), cfn-lint"
 	@echo "make bench   criterion CPU bench + DynamoDB cost/throughput bench (starts DynamoDB Local)"
-	@echo "make build   release build of every function for Lambda (arm64) into \$$CARGO_TARGET_DIR/lambda/"
+	@echo "make build   release build of every function for Lambda (arm64 zips) into \$$CARGO_TARGET_DIR/lambda/, with each zip's size"
+	@echo "make sam     sam validate --lint and sam build of $(TEMPLATE), offline (SAM CLI from PyPI), with wall times"
 	@echo "make deploy  sam build + sam deploy of $(TEMPLATE) (prints the commands if sam is not installed)"
 	@echo "make lint    fmt --check, clippy -D warnings, cfn-lint (no DynamoDB needed)"
 	@echo "make fmt     cargo fmt --all"
@@ -28,11 +29,16 @@ test:
 bench:
 	scripts/bench.sh
 
-build: setup
-	PATH="$(VENV)/bin:$$PATH" cargo lambda build --release --arm64
+build:
+	scripts/build.sh
+
+sam:
+	scripts/sam-check.sh
 
 # sam's rust-cargolambda build method is a beta feature; it builds each
 # function's Metadata.BuildProperties.Binary with cargo lambda itself.
+# `make sam` installs the SAM CLI into .cache/sam-venv; deploy uses it from there too.
+deploy: export PATH := $(CURDIR)/.cache/sam-venv/bin:$(PATH)
 deploy:
 	@if command -v sam >/dev/null; then \
 	  set -x; \

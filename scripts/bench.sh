@@ -22,3 +22,7 @@ cargo bench -p integration-tests --bench store
 echo
 echo "== webhook delivery end to end and the notify function's DynamoDB cost (DynamoDB Local on port $port)"
 cargo bench -p integration-tests --bench delivery
+echo
+echo "== cold start: each function's release binary against a local runtime API emulator"
+cargo build --release --bins
+cargo bench -p integration-tests --bench coldstart

@@ -1,6 +1,12 @@
 //! Per-integration rate limits (SPEC section 2): fixed one-second and
 //! one-minute windows on each Lambda's clock, counted in one DynamoDB item
 //! per integration and minute so that every instance shares the count.
+//!
+//! An instance takes its tokens from that counter in blocks (a lease valid
+//! for one second), so a busy instance writes the counter once per block
+//! rather than once per push. Leased tokens count as used: the limit is never
+//! exceeded, and a push may be refused while other instances still hold
+//! unused tokens of the same second (the slack the README states).
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +62,60 @@ pub fn windows(now_ms: i64) -> (i64, u32) {
     (secs.div_euclid(60), secs.rem_euclid(60) as u32)
 }
 
+/// Never lease more than this many tokens at once: it bounds what an
+/// instance can hold unused in one second.
+pub const MAX_LEASE: u32 = 16;
+
+/// Tokens an instance holds for one integration, valid within one second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub minute: i64,
+    pub second: u32,
+    /// Tokens of this lease not used yet.
+    pub remaining: u32,
+    /// How many tokens the lease took.
+    pub block: u32,
+}
+
+impl Lease {
+    fn is_for(&self, minute: i64, second: u32) -> bool {
+        self.minute == minute && self.second == second
+    }
+
+    fn in_second_before(&self, minute: i64, second: u32) -> bool {
+        let at = self.minute * 60 + i64::from(self.second);
+        at + 1 == minute * 60 + i64::from(second)
+    }
+
+    /// Takes one token if this lease is for the given second and has one.
+    pub fn take(&mut self, minute: i64, second: u32) -> bool {
+        if self.is_for(minute, second) && self.remaining > 0 {
+            self.remaining -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// How many tokens to lease for a push at (`minute`, `second`), given this
+/// instance's last lease: one when idle; as many as it used last second when
+/// it is busy; double when it ran out within this second. Capped by
+/// [`MAX_LEASE`], a quarter of the per-second limit and a sixtieth of the
+/// per-minute limit, so a lease never takes a large share of either window.
+pub fn lease_block(limit: &RateLimit, last: Option<&Lease>, minute: i64, second: u32) -> u32 {
+    let cap = MAX_LEASE
+        .min(limit.per_second / 4)
+        .min(limit.per_minute / 60)
+        .max(1);
+    let wanted = match last {
+        Some(l) if l.is_for(minute, second) => l.block.saturating_mul(2),
+        Some(l) if l.in_second_before(minute, second) => l.block - l.remaining,
+        _ => 1,
+    };
+    wanted.clamp(1, cap)
+}
+
 /// Seconds until the window that refused the request ends.
 pub fn retry_after(minute_full: bool, now_ms: i64) -> u64 {
     if minute_full {
@@ -92,6 +152,68 @@ mod tests {
         let e = too_frequent(&RateLimit::default(), false, 0);
         assert_eq!(e.status(), 429);
         assert!(e.message().contains("per_second") && e.message().contains("100"));
+    }
+
+    #[test]
+    fn leases_grow_within_a_busy_second_and_shrink_when_idle() {
+        let limit = RateLimit::default(); // 100/s, 1000/min: cap 16
+        let (m, s) = (29_393_780, 45);
+        assert_eq!(lease_block(&limit, None, m, s), 1);
+        let used = |block| Lease {
+            minute: m,
+            second: s,
+            remaining: 0,
+            block,
+        };
+        // Ran out within the same second: double, up to the cap.
+        assert_eq!(lease_block(&limit, Some(&used(1)), m, s), 2);
+        assert_eq!(lease_block(&limit, Some(&used(8)), m, s), 16);
+        assert_eq!(lease_block(&limit, Some(&used(16)), m, s), 16);
+        // The next second starts from what the last lease actually served.
+        assert_eq!(lease_block(&limit, Some(&used(8)), m, s + 1), 8);
+        let half_used = Lease {
+            remaining: 5,
+            ..used(8)
+        };
+        assert_eq!(lease_block(&limit, Some(&half_used), m, s + 1), 3);
+        // Across a minute boundary too; after a quiet second, back to one.
+        let last_second = Lease {
+            second: 59,
+            ..used(8)
+        };
+        assert_eq!(lease_block(&limit, Some(&last_second), m + 1, 0), 8);
+        assert_eq!(lease_block(&limit, Some(&used(8)), m, s + 2), 1);
+    }
+
+    #[test]
+    fn small_limits_lease_one_token_at_a_time() {
+        let busy = Lease {
+            minute: 1,
+            second: 0,
+            remaining: 0,
+            block: 16,
+        };
+        for (per_second, per_minute) in [(3, 1000), (100, 100), (1, 1)] {
+            let limit = RateLimit {
+                per_second,
+                per_minute,
+            };
+            assert_eq!(lease_block(&limit, Some(&busy), 1, 0), 1, "{limit:?}");
+        }
+    }
+
+    #[test]
+    fn a_lease_serves_only_its_own_second() {
+        let mut lease = Lease {
+            minute: 7,
+            second: 3,
+            remaining: 2,
+            block: 3,
+        };
+        assert!(!lease.take(7, 4));
+        assert!(!lease.take(8, 3));
+        assert!(lease.take(7, 3) && lease.take(7, 3));
+        assert!(!lease.take(7, 3));
     }
 
     #[test]

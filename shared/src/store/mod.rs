@@ -98,6 +98,8 @@ pub struct Store {
     pub retry_budget: Duration,
     /// Joins of this instance's alerts into open incidents, queued per incident.
     pub(crate) merges: Arc<merge::MergeQueues>,
+    /// Rate-limit tokens this instance has leased and not used yet.
+    pub(crate) leases: Arc<ratelimit::Leases>,
 }
 
 impl Store {
@@ -110,6 +112,7 @@ impl Store {
             max_attempts: alerts::MAX_ATTEMPTS,
             retry_budget: alerts::RETRY_BUDGET,
             merges: Arc::default(),
+            leases: Arc::default(),
         }
     }
 

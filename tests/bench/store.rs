@@ -7,6 +7,7 @@
 //!    the rate of the bare DynamoDB requests those events need, issued
 //!    directly against the same DynamoDB Local in the same run.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,6 +44,58 @@ struct Row {
     path: &'static str,
     requests: f64,
     units: f64,
+    /// Of `units`, the write units (index writes included).
+    writes: f64,
+    /// Of `units`, those spent on secondary indexes.
+    on_indexes: f64,
+}
+
+/// The meter's (requests, units, write units, index units) now.
+fn reading(app: &App) -> (u64, f64, f64, f64) {
+    let (requests, units) = app.store.meter.snapshot();
+    let (writes, on_indexes) = app.store.meter.writes();
+    (requests, units, writes, on_indexes)
+}
+
+/// Sums of meter differences over samples, averaged into a row.
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    units: f64,
+    writes: f64,
+    on_indexes: f64,
+    samples: usize,
+}
+
+impl Tally {
+    fn add(&mut self, before: (u64, f64, f64, f64), after: (u64, f64, f64, f64)) {
+        self.requests += after.0 - before.0;
+        self.units += after.1 - before.1;
+        self.writes += after.2 - before.2;
+        self.on_indexes += after.3 - before.3;
+        self.samples += 1;
+    }
+
+    fn row(&self, path: &'static str) -> Row {
+        let n = self.samples.max(1) as f64;
+        Row {
+            path,
+            requests: self.requests as f64 / n,
+            units: self.units / n,
+            writes: self.writes / n,
+            on_indexes: self.on_indexes / n,
+        }
+    }
+}
+
+fn print_rows(rows: &[Row]) {
+    println!("| path | requests | capacity units | of which write units | of which on indexes |\n| --- | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            row.path, row.requests, row.units, row.writes, row.on_indexes
+        );
+    }
 }
 
 /// Average cost of `apply` over SAMPLES keys, after `prepare` ran for each key unmetered.
@@ -53,21 +106,15 @@ where
     A: Fn(usize) -> AF,
     AF: std::future::Future<Output = &'static str>,
 {
-    let (mut requests, mut units) = (0u64, 0f64);
+    let mut tally = Tally::default();
     for i in 0..SAMPLES {
         prepare(i).await;
-        let (r0, u0) = app.store.meter.snapshot();
+        let before = reading(app);
         let outcome = apply(i).await;
-        let (r1, u1) = app.store.meter.snapshot();
+        tally.add(before, reading(app));
         assert_eq!(outcome, expected_outcome(path), "{path}");
-        requests += r1 - r0;
-        units += u1 - u0;
     }
-    Row {
-        path,
-        requests: requests as f64 / SAMPLES as f64,
-        units: units / SAMPLES as f64,
-    }
+    tally.row(path)
 }
 
 fn expected_outcome(path: &str) -> &'static str {
@@ -368,20 +415,113 @@ async fn rules_row(
     setup(app, &s, &integration_id).await;
     let body = |key: String, labels: serde_json::Value| json!({"title_rule": "disk full", "event_status": "Critical", "alert_key": key, "labels": labels});
     push_ok(app, &s.integration_key, &body("warm-up".into(), labels(0))).await;
-    let (mut requests, mut units) = (0u64, 0f64);
+    let mut tally = Tally::default();
     for i in 0..SAMPLES {
-        let (r0, u0) = app.store.meter.snapshot();
+        let before = reading(app);
         let data = push_ok(app, &s.integration_key, &body(format!("k{i}"), labels(i))).await;
-        let (r1, u1) = app.store.meter.snapshot();
+        tally.add(before, reading(app));
         assert_eq!(data["outcome"], expected, "{path}: {data}");
-        requests += r1 - r0;
-        units += u1 - u0;
     }
-    Row {
-        path,
-        requests: requests as f64 / SAMPLES as f64,
-        units: units / SAMPLES as f64,
+    tally.row(path)
+}
+
+/// List prices, us-east-1, on demand (USD).
+const USD_PER_MILLION_WRITE_UNITS: f64 = 0.625;
+const USD_PER_MILLION_READ_UNITS: f64 = 0.125;
+const USD_PER_MILLION_HTTP_API_REQUESTS: f64 = 1.00;
+const USD_PER_MILLION_LAMBDA_REQUESTS: f64 = 0.20;
+const USD_PER_GB_SECOND_ARM64: f64 = 0.000_013_333_4;
+/// The push functions' MemorySize in infra/template.yaml.
+const LAMBDA_MEMORY_GB: f64 = 256.0 / 1024.0;
+
+/// The mix, one event per push through the whole handler (key
+/// lookup, limiter, rules, engine): per 10 events, 5 duplicates, 2 unchanged
+/// (labels refreshed), 2 new alerts merged into an open incident, 1
+/// recovery. One instance, pushes back to back, so its limiter leases run
+/// busy; `idle` prices the same mix with one limiter write per push.
+async fn mix(app: &App) {
+    const BLOCKS: usize = 20;
+    let mut app = app.clone();
+    app.channel_cache_ttl = std::time::Duration::from_secs(600);
+    let app = &app;
+    let setup = channel_with_integration(
+        app,
+        "standard",
+        json!({"name": "mix", "grouping": {"method": "rules", "equals": [["labels.group"]]}}),
+    )
+    .await;
+    let key = setup.integration_key.as_str();
+    let body = |alert_key: &str, status: &str, labels: serde_json::Value| json!({"title_rule": "disk full", "event_status": status, "alert_key": alert_key, "labels": labels});
+    let mut tally = Tally::default();
+    let mut handler_ms = Vec::new();
+    let mut limiter_requests = 0;
+    for b in 0..BLOCKS {
+        let group = json!({"group": format!("g{b}")});
+        let (first, second) = (format!("m{b}-a"), format!("m{b}-b"));
+        push_ok(app, key, &body(&first, "Warning", group.clone())).await;
+        push_ok(app, key, &body(&second, "Warning", group.clone())).await;
+        let mut pushes: Vec<(serde_json::Value, &str)> = Vec::new();
+        for _ in 0..5 {
+            pushes.push((body(&first, "Warning", group.clone()), "deduplicated"));
+        }
+        for i in 0..2 {
+            let labels = json!({"group": format!("g{b}"), "seen": i.to_string()});
+            pushes.push((body(&first, "Warning", labels), "refreshed"));
+        }
+        for i in 0..2 {
+            pushes.push((
+                body(&format!("m{b}-new{i}"), "Warning", group.clone()),
+                "merged",
+            ));
+        }
+        pushes.push((body(&second, "Ok", group.clone()), "recovered"));
+        for (push_body, expected) in pushes {
+            let before = reading(app);
+            let limiter_before = app.store.meter.limiter_requests.load(Relaxed);
+            let started = Instant::now();
+            let data = push_ok(app, key, &push_body).await;
+            handler_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            tally.add(before, reading(app));
+            limiter_requests += app.store.meter.limiter_requests.load(Relaxed) - limiter_before;
+            assert_eq!(data["outcome"], expected, "{data}");
+        }
     }
+    let row = tally.row("the mix, per event");
+    handler_ms.sort_by(f64::total_cmp);
+    let median_ms = handler_ms[handler_ms.len() / 2];
+    let billed_ms = median_ms.ceil();
+    let reads = row.units - row.writes;
+    let price = |writes: f64| {
+        let dynamodb = writes * USD_PER_MILLION_WRITE_UNITS + reads * USD_PER_MILLION_READ_UNITS;
+        let lambda = USD_PER_MILLION_LAMBDA_REQUESTS
+            + LAMBDA_MEMORY_GB * billed_ms / 1000.0 * USD_PER_GB_SECOND_ARM64 * 1e6;
+        (
+            dynamodb,
+            lambda,
+            dynamodb + lambda + USD_PER_MILLION_HTTP_API_REQUESTS,
+        )
+    };
+    println!("\n## The mix (50 % duplicates, 20 % unchanged, 20 % new alerts merged, 10 % recoveries), one event per push, whole request, {} events\n", tally.samples);
+    print_rows(&[row]);
+    let (busy_db, lambda, busy_total) = price(tally.writes / tally.samples as f64);
+    // An idle instance leases one token per push: one limiter write (1 unit) per push.
+    let limiter_per_event = limiter_requests as f64 / tally.samples as f64;
+    let idle_writes = tally.writes / tally.samples as f64 - limiter_per_event + 1.0;
+    println!("\nlimiter requests per push here: {limiter_per_event:.2}");
+    let (idle_db, _, idle_total) = price(idle_writes);
+    println!("\nhandler time per push, median: {median_ms:.1} ms (billed as {billed_ms:.0} ms; DynamoDB Local, in process)");
+    println!("\n| per million events, us-east-1 list prices | limiter leases busy (as measured) | one limiter write per push (idle instances) |\n| --- | ---: | ---: |");
+    println!(
+        "| DynamoDB write units | {:.2} M | {:.2} M |",
+        tally.writes / tally.samples as f64,
+        idle_writes
+    );
+    println!("| DynamoDB read units | {reads:.2} M | {reads:.2} M |");
+    println!("| DynamoDB | ${busy_db:.2} | ${idle_db:.2} |");
+    println!("| Lambda arm64, 256 MB, {billed_ms:.0} ms | ${lambda:.2} | ${lambda:.2} |");
+    println!("| API Gateway HTTP API | ${USD_PER_MILLION_HTTP_API_REQUESTS:.2} | ${USD_PER_MILLION_HTTP_API_REQUESTS:.2} |");
+    println!("| all in | ${busy_total:.2} | ${idle_total:.2} |");
+    println!("\nFIGURE mix: {:.2} write units per event, ${busy_total:.2} per million events all in (${idle_total:.2} with idle limiters)", tally.writes / tally.samples as f64);
 }
 
 /// SPEC 7 on the push path, per push of one event, instance caches warm.
@@ -598,57 +738,61 @@ where
 async fn main() {
     let app = test_app().await;
     println!("## DynamoDB cost per event (average of {SAMPLES}; capacity units as DynamoDB reports them)\n");
-    println!("| path | requests | capacity units |\n| --- | ---: | ---: |");
-    for row in cost_table(&app).await {
-        println!("| {} | {:.2} | {:.2} |", row.path, row.requests, row.units);
-    }
+    let mut rows = cost_table(&app).await;
     // Per push request, before any event: one strongly consistent read of the key.
     let s0 = standard_setup(&app).await;
-    let (r0, u0) = app.store.meter.snapshot();
+    let mut lookup = Tally::default();
+    let before = reading(&app);
     app.store
         .find_integration_by_key(&s0.integration_key)
         .await
         .expect("lookup");
-    let (r1, u1) = app.store.meter.snapshot();
-    println!(
-        "| per push request: integration key lookup | {} | {:.2} |",
-        r1 - r0,
-        u1 - u0
-    );
+    lookup.add(before, reading(&app));
+    rows.push(lookup.row("per push request: integration key lookup"));
+    print_rows(&rows);
     println!("\n(channel settings: one more read per request when the instance's cache (CHANNEL_CACHE_SECONDS) is cold)");
 
     println!("\n## Rules on the push path (SPEC 7): per push of one event, whole request, instance caches warm (average of {SAMPLES})\n");
-    println!("| path | requests | capacity units |\n| --- | ---: | ---: |");
-    for row in rules_table(&app).await {
-        println!("| {} | {:.2} | {:.2} |", row.path, row.requests, row.units);
-    }
+    print_rows(&rules_table(&app).await);
 
-    // What the rate limiter adds to every accepted push: one conditional UpdateItem.
+    mix(&app).await;
+
+    // What the rate limiter adds to an accepted push: a busy instance (500
+    // checks back to back, leases growing to 16) and an idle one (one check
+    // every other second: a lease of one token each time).
     let limit = shared::intake::ratelimit::RateLimit {
         per_second: 1_000_000,
         per_minute: 1_000_000,
     };
-    let mut latencies = Vec::new();
-    let (r0, u0) = app.store.meter.snapshot();
-    for _ in 0..500 {
-        let started = Instant::now();
-        let refused = app
-            .store
-            .admit_request("bench", &limit, now_ms())
-            .await
-            .expect("admit");
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-        assert!(refused.is_none());
+    println!("\n## Rate limiter, per accepted push\n\n| instance | requests | capacity units | latency p50 | latency p99 |\n| --- | ---: | ---: | ---: | ---: |");
+    let start = now_ms();
+    for (name, at) in [
+        ("busy: 500 checks back to back", None),
+        ("idle: one check every other second", Some(start + 10_000)),
+    ] {
+        let mut latencies = Vec::new();
+        let (r0, u0) = app.store.meter.snapshot();
+        for i in 0..500i64 {
+            let now = at.map_or_else(now_ms, |t| t + i * 2000);
+            let started = Instant::now();
+            let refused = app
+                .store
+                .admit_request("bench", &limit, now)
+                .await
+                .expect("admit");
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert!(refused.is_none());
+        }
+        let (r1, u1) = app.store.meter.snapshot();
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} ms | {:.2} ms |",
+            (r1 - r0) as f64 / 500.0,
+            (u1 - u0) / 500.0,
+            latencies[250],
+            latencies[495]
+        );
     }
-    let (r1, u1) = app.store.meter.snapshot();
-    latencies.sort_by(f64::total_cmp);
-    println!(
-        "\n## Rate limiter, per accepted push (500 sequential checks)\n\n| requests | capacity units | latency p50 | latency p99 |\n| ---: | ---: | ---: | ---: |\n| {:.2} | {:.2} | {:.2} ms | {:.2} ms |",
-        (r1 - r0) as f64 / 500.0,
-        (u1 - u0) / 500.0,
-        latencies[250],
-        latencies[495]
-    );
 
     // Throughput: the handler vs the bare requests, same DynamoDB Local, same run.
     let mut handler = app.clone();

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::items::*;
-use super::{build_error, storage_error, Store, GSI1, GSI2};
+use super::{build_error, storage_error, Store, Units, GSI1, GSI2};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use futures_util::StreamExt;
 
@@ -149,11 +149,11 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
             .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(|e| storage_error("GetItem", e))?;
-        self.count(out.consumed_capacity());
+        self.count(Units::Read, out.consumed_capacity());
         Ok(out.item().cloned())
     }
 
@@ -184,11 +184,11 @@ impl Store {
             let page = query
                 .clone()
                 .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
                 .send()
                 .await
                 .map_err(|e| storage_error("Query", e))?;
-            self.count(page.consumed_capacity());
+            self.count(Units::Read, page.consumed_capacity());
             out.extend(page.items().iter().cloned());
             match page.last_evaluated_key() {
                 Some(k) => start = Some(k.clone()),
@@ -996,11 +996,11 @@ impl Store {
                     .client
                     .batch_get_item()
                     .set_request_items(Some(pending))
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
                     .send()
                     .await
                     .map_err(|e| storage_error("BatchGetItem", e))?;
-                self.count_many(page.consumed_capacity());
+                self.count_many(Units::Read, page.consumed_capacity());
                 if let Some(items) = page.responses().and_then(|r| r.get(&self.table)) {
                     out.extend(items.iter().cloned());
                 }

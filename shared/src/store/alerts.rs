@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::items::*;
 use super::merge::Joiner;
 use super::timeline::{changes_value, opening_entries, Entry};
-use super::{build_error, storage_error, Store};
+use super::{build_error, storage_error, Store, Units};
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
@@ -342,12 +342,12 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await;
         match result {
             Ok(out) => {
-                self.count(out.consumed_capacity());
+                self.count(Units::Write, out.consumed_capacity());
                 let item = out
                     .attributes()
                     .ok_or_else(|| ApiError::internal("update returned no item"))?;
@@ -439,7 +439,7 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(head_to_item(&next)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
         let request = match head {
             Some(p) => request
                 .condition_expression("version = :v")
@@ -448,7 +448,7 @@ impl Store {
         };
         let result = request.send().await;
         match result {
-            Ok(out) => self.count(out.consumed_capacity()),
+            Ok(out) => self.count(Units::Write, out.consumed_capacity()),
             Err(err) => {
                 self.meter
                     .requests
@@ -1035,11 +1035,11 @@ impl Store {
             .key_condition_expression("gsi3pk = :open AND gsi3sk >= :fresh")
             .expression_attribute_values(":open", s(open_alerts_scope(channel_id)))
             .expression_attribute_values(":fresh", s(source_freshness(oldest_minute)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(|e| storage_error("Query", e))?;
-        self.count(out.consumed_capacity());
+        self.count(Units::Read, out.consumed_capacity());
         Ok(out
             .items()
             .iter()
@@ -1138,12 +1138,12 @@ impl Store {
             .set_item(Some(head_to_item(&next)))
             .condition_expression("version = :v")
             .expression_attribute_values(":v", n(head.version))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await;
         match result {
             Ok(out) => {
-                self.count(out.consumed_capacity());
+                self.count(Units::Write, out.consumed_capacity());
                 Ok(true)
             }
             Err(err) => match err.as_service_error() {
@@ -1194,12 +1194,12 @@ impl Store {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await;
         match result {
             Ok(out) => {
-                self.count_many(out.consumed_capacity());
+                self.count_many(Units::Write, out.consumed_capacity());
                 Ok(())
             }
             Err(err) => {

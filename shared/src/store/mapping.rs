@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::alerts::backoff;
 use super::items::*;
-use super::{build_error, storage_error, Store};
+use super::{build_error, storage_error, Store, Units};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
 
@@ -128,11 +128,11 @@ impl Store {
             .set_key(Some(key(rows_pk(table_id, version), row_sk(values))))
             .projection_expression("#r")
             .expression_attribute_names("#r", "result")
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(|e| storage_error("GetItem", e))?;
-        self.count(out.consumed_capacity());
+        self.count(Units::Read, out.consumed_capacity());
         Ok(out.item().map(|i| get_map(i, "result")))
     }
 

@@ -74,6 +74,19 @@ pub struct Meter {
     pub requests: AtomicU64,
     /// Capacity units × 1000, summed over reads and writes as DynamoDB reports them.
     pub capacity_milli: AtomicU64,
+    /// The write units among them (index writes included), × 1000.
+    pub write_milli: AtomicU64,
+    /// The units spent on secondary indexes, × 1000 (writes ask for `INDEXES`).
+    pub index_milli: AtomicU64,
+    /// Requests of the rate limiter among `requests` (one per leased block).
+    pub limiter_requests: AtomicU64,
+}
+
+/// Which kind of capacity a request consumed: they are priced differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Units {
+    Read,
+    Write,
 }
 
 impl Meter {
@@ -82,6 +95,30 @@ impl Meter {
             self.requests.load(Ordering::Relaxed),
             self.capacity_milli.load(Ordering::Relaxed) as f64 / 1000.0,
         )
+    }
+
+    /// Write units so far (index writes included), and the index share of all units.
+    pub fn writes(&self) -> (f64, f64) {
+        (
+            self.write_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+            self.index_milli.load(Ordering::Relaxed) as f64 / 1000.0,
+        )
+    }
+
+    fn add(&self, kind: Units, capacity: &ConsumedCapacity) {
+        let milli = |units: f64| (units * 1000.0).round() as u64;
+        let units = capacity.capacity_units().unwrap_or(0.0);
+        self.capacity_milli
+            .fetch_add(milli(units), Ordering::Relaxed);
+        if kind == Units::Write {
+            self.write_milli.fetch_add(milli(units), Ordering::Relaxed);
+        }
+        let on_indexes: f64 = capacity
+            .global_secondary_indexes()
+            .map(|indexes| indexes.values().filter_map(|c| c.capacity_units()).sum())
+            .unwrap_or(0.0);
+        self.index_milli
+            .fetch_add(milli(on_indexes), Ordering::Relaxed);
     }
 }
 
@@ -124,21 +161,18 @@ impl Store {
         &self.client
     }
 
-    pub(crate) fn count(&self, capacity: Option<&ConsumedCapacity>) {
+    pub(crate) fn count(&self, kind: Units, capacity: Option<&ConsumedCapacity>) {
         self.meter.requests.fetch_add(1, Ordering::Relaxed);
-        if let Some(units) = capacity.and_then(|c| c.capacity_units()) {
-            self.meter
-                .capacity_milli
-                .fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+        if let Some(capacity) = capacity {
+            self.meter.add(kind, capacity);
         }
     }
 
-    pub(crate) fn count_many(&self, capacity: &[ConsumedCapacity]) {
+    pub(crate) fn count_many(&self, kind: Units, capacity: &[ConsumedCapacity]) {
         self.meter.requests.fetch_add(1, Ordering::Relaxed);
-        let units: f64 = capacity.iter().filter_map(|c| c.capacity_units()).sum();
-        self.meter
-            .capacity_milli
-            .fetch_add((units * 1000.0) as u64, Ordering::Relaxed);
+        for c in capacity {
+            self.meter.add(kind, c);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
 
 use super::items::{get_opt_n, key, n};
-use super::{storage_error, Store};
+use super::{storage_error, Store, Units};
 use crate::error::ApiResult;
 use crate::intake::ratelimit::{lease_block, windows, Lease, RateLimit};
 
@@ -134,6 +134,9 @@ impl Store {
         second: u32,
         block: u32,
     ) -> ApiResult<Leased> {
+        self.meter
+            .limiter_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let second_attr = format!("s{second}");
         let (per_minute, per_second) = (i64::from(limit.per_minute), i64::from(limit.per_second));
         let block = i64::from(block);
@@ -153,12 +156,12 @@ impl Store {
             // Kept a little past its minute, then DynamoDB's TTL removes it.
             .expression_attribute_values(":expires", n((minute + 2) * 60))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await;
         match result {
             Ok(out) => {
-                self.count(out.consumed_capacity());
+                self.count(Units::Write, out.consumed_capacity());
                 Ok(Leased::Granted)
             }
             Err(err) => {

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::items::*;
-use super::{build_error, storage_error, Store};
+use super::{build_error, storage_error, Store, Units};
 use crate::engine::{self, FlapState, Transition};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
@@ -401,12 +401,12 @@ impl Store {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await;
         match result {
             Ok(out) => {
-                self.count_many(out.consumed_capacity());
+                self.count_many(Units::Write, out.consumed_capacity());
                 Ok(true)
             }
             Err(err) => {

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use serde_json::{json, Value};
 
 use super::items::*;
-use super::{storage_error, Store, GSI1};
+use super::{storage_error, Store, Units, GSI1};
 use crate::error::{ApiError, ApiResult};
 use crate::outbound::config::Webhook;
 use crate::outbound::event::OutEvent;
@@ -120,7 +120,7 @@ impl Store {
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(WEBHOOKS_PK))
             .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -130,7 +130,7 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| storage_error("Query", e))?;
-            self.count(page.consumed_capacity());
+            self.count(Units::Read, page.consumed_capacity());
             for item in page.items() {
                 out.push(item_to_webhook(item)?);
             }
@@ -205,11 +205,11 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(|e| storage_error("PutItem", e))?;
-        self.count(out.consumed_capacity());
+        self.count(Units::Write, out.consumed_capacity());
         Ok(())
     }
 

@@ -359,18 +359,40 @@ fn random_hex(bytes: usize) -> String {
     shared::hashing::random_hex(bytes).expect("randomness")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_in_a_real_browser() {
-    let started = Instant::now();
+/// chromedriver and chromium, or `None` (the test then skips, saying why)
+/// when they are missing and `CONSOLE_BROWSER_REQUIRED` is not set.
+fn browser_tools(test: &str) -> Option<(PathBuf, Option<PathBuf>)> {
     let Some(chromedriver) = on_path(&["chromedriver"]) else {
         assert!(
             std::env::var_os("CONSOLE_BROWSER_REQUIRED").is_none(),
             "CONSOLE_BROWSER_REQUIRED is set but chromedriver is not on PATH: scripts/setup.sh test installs Debian's chromium and chromium-driver"
         );
-        eprintln!("SKIPPED the_console_in_a_real_browser: chromedriver is not on PATH (scripts/setup.sh test installs Debian's chromium and chromium-driver; make test does)");
+        eprintln!("SKIPPED {test}: chromedriver is not on PATH (scripts/setup.sh test installs Debian's chromium and chromium-driver; make test does)");
+        return None;
+    };
+    Some((
+        chromedriver,
+        on_path(&["chromium", "chromium-browser", "google-chrome"]),
+    ))
+}
+
+/// Signs in on a fresh page of the console.
+fn sign_in(browser: &Browser, base: &str) {
+    browser.goto(&format!("{base}/console"));
+    browser.type_into("#app-key", &format!("{APP_KEY}\u{E007}"));
+    browser.wait_for(
+        "the incident list",
+        "return document.querySelector('#incidents') !== null",
+        json!([]),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_real_browser() {
+    let started = Instant::now();
+    let Some((chromedriver, chromium)) = browser_tools("the_console_in_a_real_browser") else {
         return;
     };
-    let chromium = on_path(&["chromium", "chromium-browser", "google-chrome"]);
 
     // A streamed table: the webhook the page creates is fed by the notify core.
     let app = test_app_with_stream().await;
@@ -587,4 +609,194 @@ async fn the_console_in_a_real_browser() {
     drop(browser);
     drop(front);
     eprintln!("console_browser: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// The administration pages beyond the walk above: a channel made and set
+/// up in the page (settings, a rule added, disabled, moved, edited, refused
+/// in words, deleted), an integration's key rotated and its pipeline saved,
+/// and an incident unacknowledged and reopened; each change checked in the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_pages_in_a_real_browser() {
+    let Some((chromedriver, chromium)) = browser_tools("the_admin_pages_in_a_real_browser") else {
+        return;
+    };
+    let app = test_app().await;
+    let setup = standard_setup(&app).await;
+    let pushed = push_ok(
+        &app,
+        &setup.integration_key,
+        &json!({"title_rule": "queue backlog", "event_status": "Warning", "alert_key": "q"}),
+    )
+    .await;
+    let incident_id = pushed["incident_id"]
+        .as_str()
+        .expect("incident")
+        .to_string();
+    let front = http_front::start(app.clone()).await;
+    let base = front.base_url.clone();
+    let browser = Browser::start(&chromedriver, chromium.as_deref());
+    sign_in(&browser, &base);
+
+    // A channel made in the page, then its settings.
+    browser.click("#nav a[data-section='channels']");
+    browser.type_into("#channel-name", "search");
+    browser.click("#channel-create button[type=submit]");
+    browser.wait_text("#notice", "Channel created.");
+    browser.wait_text("h2", "Channel search");
+    let channel_id = browser
+        .script("return location.hash.split('/')[2]", json!([]))
+        .as_str()
+        .expect("channel id in the hash")
+        .to_string();
+    browser.click("#channel-settings select option[value='rules']");
+    browser.type_into(
+        "#channel-settings textarea",
+        "labels.service, title\nseverity",
+    );
+    browser.type_into(
+        "#channel-settings input[aria-describedby$='-hint']:not([type=checkbox])",
+        "100, 10",
+    );
+    browser.click("#flapping-enabled");
+    browser.click("#channel-settings button[type=submit]");
+    browser.wait_text("#notice", "Channel saved.");
+    let channel = api_ok(&app, "GET", &format!("/api/channels/{channel_id}"), None).await;
+    assert_eq!(
+        channel["grouping"]["equals"],
+        json!([["labels.service", "title"], ["severity"]])
+    );
+    assert_eq!(channel["storm_thresholds"], json!([10, 100]));
+    assert_eq!(channel["flapping"]["enabled"], true);
+
+    // Drop rules: the prefilled example added, a second one, disabled,
+    // moved, edited, refused in words, deleted.
+    browser.click("#drop-rules + form button[type=submit]");
+    browser.wait_text("#drop-rules", "Drop test hosts");
+    browser.type_into("#drop-rule-json", r#"{"name": "drop canaries", "if": [[{"key": "labels.canary", "oper": "IN", "vals": ["*"]}]]}"#);
+    browser.click("#drop-rules + form button[type=submit]");
+    browser.wait_text("#drop-rules", "drop canaries");
+    let rules_path = format!("/api/channels/{channel_id}/drop-rules");
+    browser.click("#drop-rules tbody tr:nth-child(2) button:nth-child(3)");
+    browser.wait_text("#notice", "moved up");
+    let names = |rules: &Value| -> Vec<String> {
+        rules["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&api_ok(&app, "GET", &rules_path, None).await),
+        ["drop canaries", "Drop test hosts"]
+    );
+    browser.click("#drop-rules tbody tr:nth-child(1) button:nth-child(2)");
+    browser.wait_text("#drop-rules tbody tr:nth-child(1)", "disabled");
+    assert_eq!(
+        api_ok(&app, "GET", &rules_path, None).await["items"][0]["enabled"],
+        false
+    );
+    browser.click("#drop-rules tbody tr:nth-child(1) button:nth-child(1)");
+    browser.type_into("#drop-rule-json", r#"{"name": "drop canaries", "if": [[{"key": "labels.canary", "oper": "IN", "vals": ["/([/"]}]]}"#);
+    browser.click("#drop-rules + form button[type=submit]");
+    browser.wait_text(
+        "#flash",
+        "The service refused the request: if[0][0].vals[0]:",
+    );
+    browser.type_into("#drop-rule-json", "{not json");
+    browser.click("#drop-rules + form button[type=submit]");
+    browser.wait_text("#flash", "Check the form: Rule (JSON): not valid JSON");
+    browser.type_into(
+        "#drop-rule-json",
+        r#"{"name": "drop canary hosts", "enabled": true}"#,
+    );
+    browser.click("#drop-rules + form button[type=submit]");
+    browser.wait_text("#drop-rules", "drop canary hosts");
+    browser.click("#drop-rules tbody tr:nth-child(2) button.danger");
+    browser.wait_text("#notice", "Rule Drop test hosts deleted.");
+    assert_eq!(
+        names(&api_ok(&app, "GET", &rules_path, None).await),
+        ["drop canary hosts"]
+    );
+
+    // An integration's page: the key rotated (asked twice) and shown once,
+    // the pipeline saved.
+    let listed = api_ok(&app, "GET", "/api/integrations", None).await;
+    let integration_id = listed["items"][0]["integration_id"]
+        .as_str()
+        .expect("listed")
+        .to_string();
+    browser.click("#nav a[data-section='integrations']");
+    browser.click(&format!(
+        "#integrations a[href='#/integrations/{integration_id}']"
+    ));
+    browser.click("#rotate-key");
+    browser.wait_text("#rotate-key", "Really rotate");
+    browser.click("#rotate-key");
+    let url = browser
+        .wait_for(
+            "the new push URL",
+            "const e = document.getElementById('push-url'); return e && e.value",
+            json!([]),
+        )
+        .as_str()
+        .expect("push URL")
+        .to_string();
+    let new_key = url.rsplit('=').next().expect("key").to_string();
+    assert_ne!(new_key, setup.integration_key);
+    assert_eq!(
+        push(
+            &app,
+            &setup.integration_key,
+            &json!({"title_rule": "x", "event_status": "Info"})
+        )
+        .await
+        .status,
+        401
+    );
+    push_ok(
+        &app,
+        &new_key,
+        &json!({"title_rule": "x", "event_status": "Info"}),
+    )
+    .await;
+    browser.type_into(
+        "#pipeline-json",
+        r#"[{"kind": "severity_reset", "severity": "Critical"}]"#,
+    );
+    browser.click(
+        "#pipeline-json ~ div button[type=submit], form:has(#pipeline-json) button[type=submit]",
+    );
+    browser.wait_text("#notice", "Pipeline saved.");
+    let pipeline = api_ok(
+        &app,
+        "GET",
+        &format!("/api/integrations/{integration_id}/pipeline"),
+        None,
+    )
+    .await;
+    assert_eq!(pipeline["rules"][0]["severity"], "Critical");
+    browser.assert_accessible("integration");
+
+    // Unacknowledge and reopen.
+    browser.goto(&format!("{base}/console#/incidents/{incident_id}"));
+    browser.click("#ack");
+    browser.click("#unack");
+    browser.wait_text("#incident-status", "Triggered");
+    browser.click("#resolve");
+    browser.wait_text("#incident-status", "Closed");
+    browser.type_into("#reopen-reason", "came back");
+    browser.click("#reopen");
+    browser.wait_text("#incident-status", "Triggered");
+    browser.wait_text("#timeline", "Reopened: came back");
+    let incident = api_ok(&app, "GET", &format!("/api/incidents/{incident_id}"), None).await;
+    assert_eq!(incident["status"], "Triggered");
+
+    // Signing out forgets the key.
+    browser.click("#sign-out");
+    browser.wait_text("#notice", "Signed out");
+    assert_eq!(
+        browser.script("return sessionStorage.length", json!([])),
+        json!(0)
+    );
 }

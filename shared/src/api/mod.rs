@@ -1,4 +1,6 @@
-//! The management API (SPEC section 8): one function, routed here by path.
+//! The management API (SPEC section 8): one function, routed here by path,
+//! which also serves the console (`console`) and the OpenAPI document
+//! (`openapi`) of SPEC section 12.
 //!
 //! Everything a caller sends is checked before a storage request is built
 //! from it (ids, the cursor, the query), and no message repeats what was sent:
@@ -195,11 +197,8 @@ pub fn pattern_matches(pattern: &str, segments: &[&str]) -> bool {
             .all(|(part, segment)| part.starts_with('{') || part == segment)
 }
 
-fn route_of(
-    table: &'static [(&'static str, &'static [&'static str])],
-    segments: &[&str],
-) -> Option<(&'static str, &'static [&'static str])> {
-    table
+fn route_of(segments: &[&str]) -> Option<(&'static str, &'static [&'static str])> {
+    ROUTES
         .iter()
         .find(|(pattern, _)| pattern_matches(pattern, segments))
         .copied()
@@ -208,7 +207,7 @@ fn route_of(
 async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
     let path = req.path.trim_end_matches('/');
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let Some((pattern, methods)) = route_of(ROUTES, &segments) else {
+    let Some((pattern, methods)) = route_of(&segments) else {
         return Err(ApiError::RouteNotFound(
             "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables, /api/webhooks and /api/app-keys".into(),
         ));

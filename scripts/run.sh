@@ -2,7 +2,8 @@
 # `make run`: the whole service on this machine. Starts DynamoDB Local, creates
 # the table, an app key and a demo channel + standard integration (alertctl),
 # then serves every function with `cargo lambda watch` under the same routes
-# as infra/template.yaml, and prints ready-to-paste curl commands.
+# as infra/template.yaml, and prints the console's URL, the app key and
+# ready-to-paste curl commands.
 # Ctrl-C (or SIGTERM) stops everything this script started.
 #
 # Environment:
@@ -10,6 +11,8 @@
 #   DYNAMODB_PORT      DynamoDB Local port (default 8000)
 #   TABLE_NAME         table name (default alert-intake)
 #   BOOTSTRAP_APP_KEY  app key to create (default: alertctl generates one)
+#   PUBLIC_BASE_URL    base of the console links in webhook messages
+#                      (default http://localhost:$PORT)
 #   CONCURRENCY        instances per function in cargo lambda watch (default 4)
 #   RUST_LOG           log filter of the functions (default info)
 #   WATCH_RUST_LOG     log filter of cargo lambda watch itself (default warn:
@@ -144,7 +147,9 @@ print(d.get("channel_id", "-"), key, os.environ["BASE"] + path)
 # (RUST_LOG=info,shared=debug).
 env_file="$root/.cache/watch.env"
 : >"$env_file"
-for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; do
+# Links in IM webhook messages open the console on this host.
+PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://localhost:$PORT}
+for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY PUBLIC_BASE_URL; do
   [[ ${!v} != *"'"* ]] || die "$v must not contain a single quote"
   printf "%s='%s'\n" "$v" "${!v}" >>"$env_file"
 done
@@ -193,8 +198,10 @@ banner="$root/.cache/run-info.txt"
   echo
   echo "=================================================================="
   echo " alert intake is up: http://localhost:$PORT   (Ctrl-C stops it all)"
-  echo "  table:         $TABLE_NAME on $AWS_ENDPOINT_URL_DYNAMODB"
+  echo "  console:       http://localhost:$PORT/console   (sign in with the app key)"
   echo "  app key:       $app_key"
+  echo "  OpenAPI:       http://localhost:$PORT/api/openapi.json"
+  echo "  table:         $TABLE_NAME on $AWS_ENDPOINT_URL_DYNAMODB"
   echo "  demo channel:  $channel_id"
   echo "  integration:   $integration_key"
   echo

@@ -30,10 +30,14 @@ command -v java >/dev/null || { echo "setup: java (17+) is required for DynamoDB
 # Prometheus Alertmanager (tests/alertmanager_e2e.rs) and Duktape, Zabbix's
 # JavaScript engine, with its headers for the C harness that runs the Zabbix
 # media type (tests/zabbix_media_type.rs). Node runs it too (npm needs it already).
+# And the browser the console is tested in (tests/console_browser.rs):
+# chromium and its WebDriver, chromium-driver.
 if [ "${1:-}" = "test" ]; then
   want_apt=()
   command -v prometheus-alertmanager >/dev/null || want_apt+=("prometheus-alertmanager")
   [ -f /usr/include/duktape.h ] || want_apt+=("duktape-dev")
+  command -v chromium >/dev/null || want_apt+=("chromium")
+  command -v chromedriver >/dev/null || want_apt+=("chromium-driver")
   if [ ${#want_apt[@]} -gt 0 ]; then
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -51,6 +51,10 @@ step() {
 # production values (3 s per attempt, 8 s per operation) for itself.
 export DYNAMODB_ATTEMPT_TIMEOUT_SECS=10 DYNAMODB_OPERATION_TIMEOUT_SECS=30
 
+# setup.sh installed chromium and chromedriver: the console's browser test
+# must run here, not skip (tests/console_browser.rs).
+export CONSOLE_BROWSER_REQUIRED=1
+
 # A clean build gains nothing from incremental caches, and they would roughly
 # double the target folder's size (the disk is part of CI's budget too).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"

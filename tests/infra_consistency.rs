@@ -488,6 +488,33 @@ fn workspace_members_match_function_crates() {
     );
 }
 
+/// The console page and the public OpenAPI document are served by the
+/// management function, in AWS and under `make run` alike.
+#[test]
+fn the_console_is_routed_to_the_management_function() {
+    let routes = template().routes();
+    let console = (
+        shared::api::CONSOLE_PATH.to_string(),
+        "GET".to_string(),
+        "management-api".to_string(),
+    );
+    assert!(
+        routes.contains(&console),
+        "{TEMPLATE}: no GET {} route to management-api",
+        shared::api::CONSOLE_PATH
+    );
+    let api = (
+        "/api/{proxy+}".to_string(),
+        "ANY".to_string(),
+        "management-api".to_string(),
+    );
+    assert!(
+        routes.contains(&api),
+        "{TEMPLATE}: {} needs ANY /api/{{proxy+}}",
+        shared::api::OPENAPI_PATH
+    );
+}
+
 #[test]
 fn watch_router_matches_template_routes() {
     let watch = watch_routes();

@@ -8,12 +8,12 @@ use shared::intake::http::Inbound;
 #[tokio::test]
 async fn app_key_is_required_and_checked() {
     let app = test_app().await;
-    let out = shared::api::handle_api(&app, Inbound::new("GET", "/api/channels")).await;
+    let out = call_api(&app, Inbound::new("GET", "/api/channels")).await;
     assert_eq!(
         (out.status, out.json()["error"]["code"].as_str()),
         (401, Some("Unauthorized"))
     );
-    let out = shared::api::handle_api(
+    let out = call_api(
         &app,
         Inbound::new("GET", "/api/channels").header("authorization", "Bearer wrong"),
     )
@@ -701,7 +701,7 @@ async fn app_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
         let req =
             Inbound::new("GET", "/api/channels").header("authorization", &format!("Bearer {key}"));
         let instance = instance.clone();
-        async move { shared::api::handle_api(&instance, req).await.status }
+        async move { call_api(&instance, req).await.status }
     };
     for instance in [&app, &other_instance] {
         assert_eq!(with_key(instance, &key).await, 200);
@@ -791,5 +791,50 @@ fn supplied_app_keys_need_128_bits_of_entropy() {
         let err = check_app_key_strength(bad).unwrap_err();
         assert_eq!(err.code(), "InvalidParameter", "{bad}");
         assert!(bad.is_empty() || !err.message().contains(bad));
+    }
+}
+
+/// `GET /api/integrations` (the console's list): every integration, oldest
+/// first, still listed after its key is rotated and its rules replaced, and
+/// never with a key, token or secret.
+#[tokio::test]
+async fn integrations_are_listed_without_secrets() {
+    let app = test_app().await;
+    let setup = standard_setup(&app).await;
+    let jkb = api_ok(
+        &app,
+        "POST",
+        "/api/integrations",
+        Some(json!({"name": "jkb", "kind": "jiankongbao", "channel_id": setup.channel_id, "callback_token": "t0ken-value"})),
+    )
+    .await;
+    let jkb_id = jkb["integration_id"].as_str().unwrap().to_string();
+    api_ok(
+        &app,
+        "POST",
+        &format!("/api/integrations/{jkb_id}/rotate-key"),
+        None,
+    )
+    .await;
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/integrations/{jkb_id}/pipeline"),
+        Some(json!({"rules": [{"kind": "severity_reset", "severity": "Info"}]})),
+    )
+    .await;
+    let listed = api_ok(&app, "GET", "/api/integrations", None).await;
+    let items = listed["items"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["standard test", "jkb"]);
+    assert_eq!(items[1]["has_callback_token"], true);
+    let text = listed.to_string();
+    for secret in [
+        "t0ken-value",
+        &setup.integration_key,
+        "integration_key",
+        "key_hash",
+    ] {
+        assert!(!text.contains(secret), "the listing shows {secret}");
     }
 }

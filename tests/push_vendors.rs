@@ -368,7 +368,7 @@ async fn push_with(
         req = req.header(k, v);
     }
     req.body = body.as_bytes().to_vec();
-    shared::intake::push::handle_push(app, kind, req).await
+    call_push(app, kind, req).await
 }
 
 /// A refused push writes nothing and names the field.

@@ -464,7 +464,7 @@ async fn push_refusals_never_echo_the_sent_value() {
         ),
     )
     .json_body(base.to_string());
-    let out = shared::intake::push::handle_push(&app, std_kind, odd_method).await;
+    let out = call_push(&app, std_kind, odd_method).await;
     assert_refused_without_echo("push method", &out);
     let odd_path = Inbound::new(
         "POST",
@@ -474,7 +474,7 @@ async fn push_refusals_never_echo_the_sent_value() {
         ),
     )
     .json_body(base.to_string());
-    let out = shared::intake::push::handle_push(&app, std_kind, odd_path).await;
+    let out = call_push(&app, std_kind, odd_path).await;
     assert_refused_without_echo("push path", &out);
 
     assert_eq!(
@@ -740,11 +740,11 @@ async fn management_refusals_never_echo_the_sent_value() {
     let wrong_type = Inbound::new("POST", "/api/channels")
         .header("authorization", &format!("Bearer {APP_KEY}"))
         .header("content-type", "text/s3cr3t");
-    let out = shared::api::handle_api(&app, wrong_type).await;
+    let out = call_api(&app, wrong_type).await;
     assert_refused_without_echo("content type", &out);
     let bad_key =
         Inbound::new("GET", "/api/channels").header("authorization", &format!("Bearer {SECRET}"));
-    let out = shared::api::handle_api(&app, bad_key).await;
+    let out = call_api(&app, bad_key).await;
     assert_refused_without_echo("app key", &out);
 
     assert_eq!(

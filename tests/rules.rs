@@ -670,7 +670,7 @@ async fn put_rows(app: &App, table_id: &str, csv: String) -> shared::intake::htt
             .header("authorization", &format!("Bearer {APP_KEY}"))
             .header("content-type", "text/csv");
     req.body = csv.into_bytes();
-    shared::api::handle_api(app, req).await
+    call_api(app, req).await
 }
 
 #[tokio::test]

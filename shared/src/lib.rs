@@ -8,7 +8,7 @@
 //!    incident transition.
 //! 4. [`store`]: DynamoDB, turning decisions into conditional writes.
 //! 5. [`outbound`]: webhooks, fed by the table's stream (notify function).
-//! 6. [`api`]: the management API.
+//! 6. [`api`]: the management API, its OpenAPI document and the console.
 //!
 //! [`app`] and [`runtime`] wire a function together; [`model`] holds the
 //! records the API shows; [`ids`] says what an id may look like; [`error`] is

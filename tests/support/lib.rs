@@ -7,6 +7,7 @@
 
 pub mod http_front;
 pub mod invariants;
+pub mod openapi;
 pub mod receiver;
 
 use std::collections::HashMap;
@@ -195,7 +196,22 @@ pub async fn api(app: &App, method: &str, path: &str, body: Option<Value>) -> Ou
     if let Some(b) = body {
         req = req.json_body(b.to_string());
     }
-    shared::api::handle_api(app, req).await
+    call_api(app, req).await
+}
+
+/// The management handler, with its answer checked against the OpenAPI
+/// document (as every helper here does).
+pub async fn call_api(app: &App, req: Inbound) -> Outbound {
+    let out = shared::api::handle_api(app, req.clone()).await;
+    openapi::assert_conforms(&openapi::Exchange::of(&req, &out));
+    out
+}
+
+/// A push handler, with its answer checked against the OpenAPI document.
+pub async fn call_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outbound {
+    let out = shared::intake::push::handle_push(app, kind, req.clone()).await;
+    openapi::assert_conforms(&openapi::Exchange::of(&req, &out));
+    out
 }
 
 /// `data` of a successful API call; panics with the body otherwise.
@@ -245,7 +261,7 @@ pub async fn push_raw(
     .header("content-type", content_type);
     let mut req = req;
     req.body = body.as_bytes().to_vec();
-    shared::intake::push::handle_push(app, kind, req).await
+    call_push(app, kind, req).await
 }
 
 pub async fn push(app: &App, key: &str, body: &Value) -> Outbound {

@@ -1,4 +1,6 @@
-//! The management API (SPEC section 8): one function, routed here by path.
+//! The management API (SPEC section 8): one function, routed here by path,
+//! which also serves the console (`console`) and the OpenAPI document
+//! (`openapi`) of SPEC section 12.
 //!
 //! Everything a caller sends is checked before a storage request is built
 //! from it (ids, the cursor, the query), and no message repeats what was sent:
@@ -40,7 +42,9 @@ pub const MIN_APP_KEY_CHARS: usize = 32;
 /// Fewer different characters than this is a pattern, not a random key.
 const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
+pub mod console;
 mod lifecycle;
+pub mod openapi;
 mod webhooks;
 
 pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
@@ -55,6 +59,9 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
         id = tracing::field::Empty,
     );
     async {
+        if let Some(page) = serve_public(&req, &request_id) {
+            return page;
+        }
         let result = match authenticate(app, &req).await {
             Ok(()) => route(app, &req).await,
             Err(e) => Err(e),
@@ -63,6 +70,30 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
     }
     .instrument(span)
     .await
+}
+
+/// The console and the OpenAPI document, before any app key is asked for;
+/// `None` for every other path. A method they do not take is refused here
+/// too, so that the answer does not depend on whether a key was sent.
+fn serve_public(req: &Inbound, request_id: &str) -> Option<Outbound> {
+    let path = req.path.trim_end_matches('/');
+    let (pattern, methods) = PUBLIC_ROUTES
+        .iter()
+        .find(|(pattern, _)| *pattern == path)
+        .copied()?;
+    tracing::Span::current().record("route", pattern);
+    let method = req.method.to_ascii_uppercase();
+    if !methods.contains(&method.as_str()) {
+        let refused =
+            ApiError::MethodNotAllowed(format!("method: {pattern} takes {}", methods.join(", ")));
+        return Some(respond(request_id, Err(refused)));
+    }
+    tracing::info!(status = 200, "request served");
+    Some(if pattern == CONSOLE_PATH {
+        console::page()
+    } else {
+        openapi::document()
+    })
 }
 
 /// The method for the logs: a known one, or `other` (a method is free text).
@@ -93,73 +124,84 @@ async fn authenticate(app: &App, req: &Inbound) -> ApiResult<()> {
     }
 }
 
-/// Every management route: its pattern (for logs and messages) and the
-/// methods it takes.
+/// Every management route that needs an app key: its pattern (for logs,
+/// messages and the OpenAPI document, whose paths must be exactly these) and
+/// the methods it takes. `{name}` stands for one path segment.
+pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/api/channels", &["GET", "POST"]),
+    ("/api/channels/{channel_id}", &["GET", "PATCH", "DELETE"]),
+    ("/api/channels/{channel_id}/drop-rules", &["GET", "POST"]),
+    (
+        "/api/channels/{channel_id}/drop-rules/{rule_id}",
+        &["GET", "PATCH", "DELETE"],
+    ),
+    ("/api/channels/{channel_id}/silence-rules", &["GET", "POST"]),
+    (
+        "/api/channels/{channel_id}/silence-rules/{rule_id}",
+        &["GET", "PATCH", "DELETE"],
+    ),
+    ("/api/channels/{channel_id}/inhibit-rules", &["GET", "POST"]),
+    (
+        "/api/channels/{channel_id}/inhibit-rules/{rule_id}",
+        &["GET", "PATCH", "DELETE"],
+    ),
+    ("/api/integrations", &["GET", "POST"]),
+    ("/api/integrations/{integration_id}", &["GET"]),
+    ("/api/integrations/{integration_id}/rotate-key", &["POST"]),
+    (
+        "/api/integrations/{integration_id}/enrichment",
+        &["GET", "PUT"],
+    ),
+    (
+        "/api/integrations/{integration_id}/pipeline",
+        &["GET", "PUT"],
+    ),
+    ("/api/incidents", &["GET"]),
+    ("/api/incidents/{incident_id}", &["GET"]),
+    ("/api/incidents/{incident_id}/ack", &["POST"]),
+    ("/api/incidents/{incident_id}/unack", &["POST"]),
+    ("/api/incidents/{incident_id}/resolve", &["POST"]),
+    ("/api/incidents/{incident_id}/reopen", &["POST"]),
+    ("/api/incidents/{incident_id}/comments", &["POST"]),
+    ("/api/incidents/{incident_id}/timeline", &["GET"]),
+    ("/api/incidents/{incident_id}/silence", &["POST"]),
+    ("/api/alerts/{alert_id}", &["GET"]),
+    ("/api/webhooks", &["GET", "POST"]),
+    ("/api/webhooks/{webhook_id}", &["GET", "PATCH", "DELETE"]),
+    ("/api/webhooks/{webhook_id}/deliveries", &["GET"]),
+    (
+        "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/resend",
+        &["POST"],
+    ),
+    ("/api/mapping-tables", &["POST"]),
+    ("/api/mapping-tables/{table_id}", &["GET", "DELETE"]),
+    ("/api/mapping-tables/{table_id}/rows", &["GET", "PUT"]),
+    ("/api/app-keys", &["GET", "POST"]),
+    ("/api/app-keys/{app_key_id}", &["DELETE"]),
+];
+
+/// Routes served without an app key: the console page (its API calls carry
+/// the key) and the OpenAPI document (it describes the API, holds no data).
+pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[(CONSOLE_PATH, &["GET"]), (OPENAPI_PATH, &["GET"])];
+
+pub const CONSOLE_PATH: &str = "/console";
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// Whether the path segments fit a route pattern (`{name}` takes any one segment).
+pub fn pattern_matches(pattern: &str, segments: &[&str]) -> bool {
+    let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    parts.len() == segments.len()
+        && parts
+            .iter()
+            .zip(segments)
+            .all(|(part, segment)| part.starts_with('{') || part == segment)
+}
+
 fn route_of(segments: &[&str]) -> Option<(&'static str, &'static [&'static str])> {
-    let found: (&'static str, &'static [&'static str]) = match segments {
-        ["api", "channels"] => ("/api/channels", &["GET", "POST"]),
-        ["api", "channels", _] => ("/api/channels/{channel_id}", &["GET", "PATCH", "DELETE"]),
-        ["api", "integrations"] => ("/api/integrations", &["POST"]),
-        ["api", "integrations", _] => ("/api/integrations/{integration_id}", &["GET"]),
-        ["api", "integrations", _, "rotate-key"] => {
-            ("/api/integrations/{integration_id}/rotate-key", &["POST"])
-        }
-        ["api", "incidents"] => ("/api/incidents", &["GET"]),
-        ["api", "incidents", _] => ("/api/incidents/{incident_id}", &["GET"]),
-        ["api", "incidents", _, "ack"] => ("/api/incidents/{incident_id}/ack", &["POST"]),
-        ["api", "incidents", _, "resolve"] => ("/api/incidents/{incident_id}/resolve", &["POST"]),
-        ["api", "incidents", _, "timeline"] => ("/api/incidents/{incident_id}/timeline", &["GET"]),
-        ["api", "incidents", _, "comments"] => ("/api/incidents/{incident_id}/comments", &["POST"]),
-        ["api", "incidents", _, "unack"] => ("/api/incidents/{incident_id}/unack", &["POST"]),
-        ["api", "incidents", _, "reopen"] => ("/api/incidents/{incident_id}/reopen", &["POST"]),
-        ["api", "webhooks"] => ("/api/webhooks", &["GET", "POST"]),
-        ["api", "webhooks", _] => ("/api/webhooks/{webhook_id}", &["GET", "PATCH", "DELETE"]),
-        ["api", "webhooks", _, "deliveries"] => ("/api/webhooks/{webhook_id}/deliveries", &["GET"]),
-        ["api", "webhooks", _, "deliveries", _, "resend"] => (
-            "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/resend",
-            &["POST"],
-        ),
-        ["api", "alerts", _] => ("/api/alerts/{alert_id}", &["GET"]),
-        ["api", "app-keys"] => ("/api/app-keys", &["GET", "POST"]),
-        ["api", "app-keys", _] => ("/api/app-keys/{app_key_id}", &["DELETE"]),
-        ["api", "channels", _, "drop-rules"] => {
-            ("/api/channels/{channel_id}/drop-rules", &["GET", "POST"])
-        }
-        ["api", "channels", _, "silence-rules"] => {
-            ("/api/channels/{channel_id}/silence-rules", &["GET", "POST"])
-        }
-        ["api", "channels", _, "inhibit-rules"] => {
-            ("/api/channels/{channel_id}/inhibit-rules", &["GET", "POST"])
-        }
-        ["api", "channels", _, "drop-rules", _] => (
-            "/api/channels/{channel_id}/drop-rules/{rule_id}",
-            &["GET", "PATCH", "DELETE"],
-        ),
-        ["api", "channels", _, "silence-rules", _] => (
-            "/api/channels/{channel_id}/silence-rules/{rule_id}",
-            &["GET", "PATCH", "DELETE"],
-        ),
-        ["api", "channels", _, "inhibit-rules", _] => (
-            "/api/channels/{channel_id}/inhibit-rules/{rule_id}",
-            &["GET", "PATCH", "DELETE"],
-        ),
-        ["api", "incidents", _, "silence"] => ("/api/incidents/{incident_id}/silence", &["POST"]),
-        ["api", "integrations", _, "enrichment"] => (
-            "/api/integrations/{integration_id}/enrichment",
-            &["GET", "PUT"],
-        ),
-        ["api", "integrations", _, "pipeline"] => (
-            "/api/integrations/{integration_id}/pipeline",
-            &["GET", "PUT"],
-        ),
-        ["api", "mapping-tables"] => ("/api/mapping-tables", &["POST"]),
-        ["api", "mapping-tables", _] => ("/api/mapping-tables/{table_id}", &["GET", "DELETE"]),
-        ["api", "mapping-tables", _, "rows"] => {
-            ("/api/mapping-tables/{table_id}/rows", &["GET", "PUT"])
-        }
-        _ => return None,
-    };
-    Some(found)
+    ROUTES
+        .iter()
+        .find(|(pattern, _)| pattern_matches(pattern, segments))
+        .copied()
 }
 
 async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
@@ -185,6 +227,7 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "channels", id], "PATCH") => patch_channel(app, id, req).await,
         (["api", "channels", id], "DELETE") => delete_channel(app, id).await,
         (["api", "integrations"], "POST") => create_integration(app, req).await,
+        (["api", "integrations"], "GET") => list_integrations(app).await,
         (["api", "integrations", id], "GET") => get_integration(app, id).await,
         (["api", "integrations", id, "rotate-key"], "POST") => rotate_key(app, id).await,
         (["api", "incidents"], "GET") => list_incidents(app, req).await,
@@ -558,6 +601,28 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
     }))
 }
 
+/// `GET /api/integrations`: every integration, oldest first, without keys
+/// or secrets (the console's list).
+async fn list_integrations(app: &App) -> ApiResult<Value> {
+    let items: Vec<Value> = app
+        .store
+        .list_integrations()
+        .await?
+        .iter()
+        .map(integration_view)
+        .collect();
+    Ok(json!({ "items": items, "next_cursor": null }))
+}
+
+/// An integration as the API shows it: never its key, token or secret, only
+/// whether it has them.
+fn integration_view(integration: &Integration) -> Value {
+    let mut value = json!(integration);
+    value["has_callback_token"] = json!(integration.callback_token.is_some());
+    value["has_client_secret"] = json!(integration.client_secret.is_some());
+    value
+}
+
 async fn get_integration(app: &App, id: &str) -> ApiResult<Value> {
     let id = path_id("integration_id", id)?;
     let integration = app
@@ -565,11 +630,7 @@ async fn get_integration(app: &App, id: &str) -> ApiResult<Value> {
         .get_integration(id)
         .await?
         .ok_or_else(|| not_found("integration_id", "integration"))?;
-    let has_token = integration.callback_token.is_some();
-    let mut value = json!(integration);
-    value["has_callback_token"] = json!(has_token);
-    value["has_client_secret"] = json!(integration.client_secret.is_some());
-    Ok(value)
+    Ok(integration_view(&integration))
 }
 
 async fn rotate_key(app: &App, id: &str) -> ApiResult<Value> {

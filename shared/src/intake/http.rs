@@ -99,11 +99,24 @@ impl Outbound {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 
+    /// The `Content-Type` this answer is sent with: JSON unless a handler
+    /// named another (the console's HTML).
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map_or("application/json", |(_, v)| v.as_str())
+    }
+
     pub fn into_lambda(self) -> lambda_http::Response<lambda_http::Body> {
         let mut builder = lambda_http::Response::builder()
             .status(self.status)
-            .header("content-type", "application/json");
-        for (k, v) in &self.headers {
+            .header("content-type", self.content_type());
+        let others = self
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        for (k, v) in others {
             builder = builder.header(k.as_str(), v.as_str());
         }
         builder

@@ -26,6 +26,9 @@ use crate::rules::integration::{rules_version, IntegrationRule, RuleList};
 const SWEEP_CONCURRENCY: usize = 32;
 
 const IKEY_SK: &str = "IKEY";
+const INTEGRATION_SK: &str = "INTEGRATION";
+/// `gsi1pk` of integration records: the listing.
+const INTEGRATIONS_SCOPE: &str = "INTEGRATIONS";
 
 /// A short digest of the routes' JSON: changes whenever they do.
 fn routes_version(json: &str) -> String {
@@ -55,6 +58,14 @@ fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> Ap
     ]);
     if let Some(c) = &i.channel_id {
         item.insert("channel_id".into(), s(c));
+    }
+    if sk == INTEGRATION_SK {
+        // The record (not the key lookup) is listed, oldest first.
+        item.insert("gsi1pk".into(), s(INTEGRATIONS_SCOPE));
+        item.insert(
+            "gsi1sk".into(),
+            s(format!("{:015}#{}", i.created_at, i.integration_id)),
+        );
     }
     if let Some(r) = &i.routes {
         let json = serde_json::to_string(r)
@@ -461,6 +472,18 @@ impl Store {
         } else {
             Err(ApiError::internal("integration id or key collision; retry"))
         }
+    }
+
+    /// Every integration, oldest first, from the index (eventually
+    /// consistent: one created a moment ago may be missing for that moment).
+    /// Integrations stored before the listing existed appear once their
+    /// record is written again (a new enrichment or pipeline).
+    pub async fn list_integrations(&self) -> ApiResult<Vec<Integration>> {
+        self.query_all(Some(GSI1), "gsi1pk", INTEGRATIONS_SCOPE.into())
+            .await?
+            .iter()
+            .map(item_to_integration)
+            .collect()
     }
 
     pub async fn get_integration(&self, integration_id: &str) -> ApiResult<Option<Integration>> {

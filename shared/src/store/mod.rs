@@ -27,7 +27,8 @@
 //! | delivery (TTL 7 days) or queued resend | `DLV#{webhook}` | `D#{delivery}` / `R#{delivery}` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
-//! records by `ALERT#{alert}`, channels by `CHANNELS`, app keys by `APPKEYS`,
+//! records by `ALERT#{alert}`, channels by `CHANNELS`, integrations by
+//! `INTEGRATIONS`, app keys by `APPKEYS`,
 //! deliveries newest first by `DLV#{webhook}`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
 //! `gsi3` (gsi3pk, gsi3sk): open, unmarked alert heads by `OPEN#{channel}`

@@ -110,7 +110,9 @@ pub fn lease_block(limit: &RateLimit, last: Option<&Lease>, minute: i64, second:
         .max(1);
     let wanted = match last {
         Some(l) if l.is_for(minute, second) => l.block.saturating_mul(2),
-        Some(l) if l.in_second_before(minute, second) => l.block - l.remaining,
+        // Concurrent requests of one instance can leave more tokens than
+        // the last block (see `Store::admit_request`): then it used few.
+        Some(l) if l.in_second_before(minute, second) => l.block.saturating_sub(l.remaining),
         _ => 1,
     };
     wanted.clamp(1, cap)
@@ -176,6 +178,11 @@ mod tests {
             ..used(8)
         };
         assert_eq!(lease_block(&limit, Some(&half_used), m, s + 1), 3);
+        let merged = Lease {
+            remaining: 12,
+            ..used(8)
+        };
+        assert_eq!(lease_block(&limit, Some(&merged), m, s + 1), 1);
         // Across a minute boundary too; after a quiet second, back to one.
         let last_second = Lease {
             second: 59,

@@ -209,12 +209,17 @@ impl Store {
     }
 
     pub(crate) async fn put_new(&self, item: Item) -> ApiResult<bool> {
+        self.put_if(item, "attribute_not_exists(pk)").await
+    }
+
+    /// One PutItem under `condition`; `Ok(false)` when the condition fails.
+    pub(crate) async fn put_if(&self, item: Item, condition: &str) -> ApiResult<bool> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression(condition)
             .send()
             .await;
         match result {

@@ -14,15 +14,13 @@
 //! (the head's version condition orders openings of one key, so the state
 //! needs no condition of its own).
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::alerts::Cancelled;
 use super::items::*;
-use super::{build_error, storage_error, Store, Units};
+use super::{build_error, storage_error, Store};
 use crate::engine::{self, FlapState, Transition};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
@@ -397,27 +395,10 @@ impl Store {
             .update(update.build().map_err(build_error)?)
             .build()];
         items.extend(self.timeline_puts(incident_id, channel_id, entries)?);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.count_many(Units::Write, out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) => {
-                self.meter
-                    .requests
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match err.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(_)) => Ok(false),
-                    _ => Err(storage_error("TransactWriteItems", err)),
-                }
-            }
+        match self.send_transaction(items).await {
+            Ok(()) => Ok(true),
+            Err(Cancelled::Reasons(_)) => Ok(false),
+            Err(Cancelled::Fatal(e)) => Err(e),
         }
     }
 }

@@ -15,7 +15,6 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use serde_json::{json, Value};
 
@@ -86,21 +85,7 @@ impl Store {
         } else {
             "attribute_not_exists(pk)"
         };
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(webhook_item(w)?))
-            .condition_expression(condition)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(storage_error("PutItem", err)),
-            },
-        }
+        self.put_if(webhook_item(w)?, condition).await
     }
 
     pub async fn get_webhook(&self, id: &str) -> ApiResult<Option<Webhook>> {

@@ -184,7 +184,12 @@ impl Store {
             .expression_attribute_values(":pk", s(pk))
             // Indexes are only eventually consistent; the table is read strongly.
             .consistent_read(index.is_none());
-        self.all_pages(query).await
+        let found = self.all_pages(query).await?;
+        match index {
+            // gsi1 and gsi2 hold keys only.
+            Some(_) => self.items_listed(&found).await,
+            None => Ok(found),
+        }
     }
 
     /// Every item a query answers, following its pages.
@@ -696,10 +701,16 @@ impl Store {
             .send()
             .await
             .map_err(|e| storage_error("Query", e))?;
-        let Some(record) = found.items().first() else {
+        let Some(listed) = found.items().first() else {
             return Ok(None);
         };
-        let mut alert = self.alert_from_record(record).await?;
+        let Some(record) = self
+            .get(get_s(listed, "pk")?, &get_s(listed, "sk")?)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut alert = self.alert_from_record(&record).await?;
         let events = self
             .query_all(None, "pk", events_pk(alert_id))
             .await?
@@ -757,9 +768,14 @@ impl Store {
         for (status, sk, _) in &fetched {
             next.insert(status.as_str().to_string(), sk.clone());
         }
-        let items = fetched
+        let listed: Vec<Item> = fetched.iter().map(|(_, _, item)| item.clone()).collect();
+        let items = self
+            .items_listed(&listed)
+            .await?
             .iter()
-            .map(|(_, _, item)| item_to_incident(item))
+            .map(item_to_incident)
+            // The index lags a status change by a moment: list what is still asked for.
+            .filter(|i| i.as_ref().map_or(true, |i| statuses.contains(&i.status)))
             .collect::<ApiResult<Vec<_>>>()?;
         let has_more = leftover || !more_in.is_empty();
         Ok(IncidentPage {
@@ -991,6 +1007,26 @@ impl Store {
             .projection_expression("channel_id, alert_key, alert_id, archived")
             .consistent_read(true);
         self.all_pages(query).await
+    }
+
+    /// The items a keys-only index listed, in its order, read strongly (an
+    /// item deleted since the index answered is left out).
+    pub(crate) async fn items_listed(&self, listed: &[Item]) -> ApiResult<Vec<Item>> {
+        let table_key = |item: &Item| -> ApiResult<(String, String)> {
+            Ok((get_s(item, "pk")?, get_s(item, "sk")?))
+        };
+        let keys = listed
+            .iter()
+            .map(|i| table_key(i).map(|(pk, sk)| key(pk, sk)))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let mut found: HashMap<(String, String), Item> = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            found.insert(table_key(&item)?, item);
+        }
+        listed
+            .iter()
+            .filter_map(|i| table_key(i).map(|k| found.remove(&k)).transpose())
+            .collect()
     }
 
     /// Heads in bulk (for tests and recounts).

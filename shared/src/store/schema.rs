@@ -36,11 +36,14 @@ fn key_schema(hash: &str, range: &str) -> ApiResult<Vec<KeySchemaElement>> {
     ])
 }
 
+/// An index of keys only: updates that leave its keys alone (an incident's
+/// counters, a delivery's status) never write to it, and lists read the items
+/// it names with one BatchGetItem.
 fn gsi(name: &str, hash: &str, range: &str) -> ApiResult<GlobalSecondaryIndex> {
     gsi_projecting(name, hash, range, None)
 }
 
-/// An index projecting `include` only, or every attribute.
+/// An index projecting `include` besides the keys, or the keys only.
 fn gsi_projecting(
     name: &str,
     hash: &str,
@@ -53,7 +56,7 @@ fn gsi_projecting(
             .set_non_key_attributes(Some(names.iter().map(|n| n.to_string()).collect()))
             .build(),
         None => Projection::builder()
-            .projection_type(ProjectionType::All)
+            .projection_type(ProjectionType::KeysOnly)
             .build(),
     };
     GlobalSecondaryIndex::builder()

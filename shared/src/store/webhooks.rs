@@ -245,12 +245,6 @@ impl Store {
                 .expression_attribute_values(":bound", s(b)),
             None => query.key_condition_expression("gsi1pk = :pk"),
         };
-        if let Some(st) = status {
-            query = query
-                .filter_expression("#st = :st")
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_values(":st", s(st));
-        }
         let mut items: Vec<Item> = Vec::new();
         let mut start: Option<Item> = None;
         // A filtered listing may need several pages to fill one; at most 20.
@@ -262,7 +256,11 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| storage_error("Query", e))?;
-            items.extend(page.items().iter().cloned());
+            // gsi1 holds keys only: read the deliveries it names, then filter.
+            let listed = self.items_listed(page.items()).await?;
+            items.extend(listed.into_iter().filter(|i| {
+                status.is_none_or(|st| get_opt_s(i, "status").as_deref() == Some(st))
+            }));
             start = page.last_evaluated_key().cloned();
             if items.len() > limit || start.is_none() {
                 break;

@@ -48,13 +48,23 @@ struct Row {
     writes: f64,
     /// Of `units`, those spent on secondary indexes.
     on_indexes: f64,
+    /// The write units as AWS bills them (DynamoDB Local under-reports transactions).
+    billed: f64,
 }
 
-/// The meter's (requests, units, write units, index units) now.
-fn reading(app: &App) -> (u64, f64, f64, f64) {
+/// The meter's (requests, units, write units, index units, billed write units) now.
+type Reading = (u64, f64, f64, f64, f64);
+
+fn reading(app: &App) -> Reading {
     let (requests, units) = app.store.meter.snapshot();
     let (writes, on_indexes) = app.store.meter.writes();
-    (requests, units, writes, on_indexes)
+    (
+        requests,
+        units,
+        writes,
+        on_indexes,
+        app.store.meter.billed_writes(),
+    )
 }
 
 /// Sums of meter differences over samples, averaged into a row.
@@ -64,15 +74,17 @@ struct Tally {
     units: f64,
     writes: f64,
     on_indexes: f64,
+    billed: f64,
     samples: usize,
 }
 
 impl Tally {
-    fn add(&mut self, before: (u64, f64, f64, f64), after: (u64, f64, f64, f64)) {
+    fn add(&mut self, before: Reading, after: Reading) {
         self.requests += after.0 - before.0;
         self.units += after.1 - before.1;
         self.writes += after.2 - before.2;
         self.on_indexes += after.3 - before.3;
+        self.billed += after.4 - before.4;
         self.samples += 1;
     }
 
@@ -84,16 +96,17 @@ impl Tally {
             units: self.units / n,
             writes: self.writes / n,
             on_indexes: self.on_indexes / n,
+            billed: self.billed / n,
         }
     }
 }
 
 fn print_rows(rows: &[Row]) {
-    println!("| path | requests | capacity units | of which write units | of which on indexes |\n| --- | ---: | ---: | ---: | ---: |");
+    println!("| path | requests | capacity units | of which write units | of which on indexes | write units as AWS bills |\n| --- | ---: | ---: | ---: | ---: | ---: |");
     for row in rows {
         println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            row.path, row.requests, row.units, row.writes, row.on_indexes
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            row.path, row.requests, row.units, row.writes, row.on_indexes, row.billed
         );
     }
 }
@@ -502,26 +515,35 @@ async fn mix(app: &App) {
         )
     };
     println!("\n## The mix (50 % duplicates, 20 % unchanged, 20 % new alerts merged, 10 % recoveries), one event per push, whole request, {} events\n", tally.samples);
+    let (reported, billed) = (row.writes, row.billed);
     print_rows(&[row]);
-    let (busy_db, lambda, busy_total) = price(tally.writes / tally.samples as f64);
     // An idle instance leases one token per push: one limiter write (1 unit) per push.
     let limiter_per_event = limiter_requests as f64 / tally.samples as f64;
-    let idle_writes = tally.writes / tally.samples as f64 - limiter_per_event + 1.0;
+    let idle = billed - limiter_per_event + 1.0;
     println!("\nlimiter requests per push here: {limiter_per_event:.2}");
-    let (idle_db, _, idle_total) = price(idle_writes);
     println!("\nhandler time per push, median: {median_ms:.1} ms (billed as {billed_ms:.0} ms; DynamoDB Local, in process)");
-    println!("\n| per million events, us-east-1 list prices | limiter leases busy (as measured) | one limiter write per push (idle instances) |\n| --- | ---: | ---: |");
+    let columns = [reported, billed, idle].map(|writes| (writes, price(writes)));
+    println!("\n| per million events, us-east-1 list prices | write units as DynamoDB Local reports them | as AWS bills them | as AWS bills them, one limiter write per push (idle instances) |\n| --- | ---: | ---: | ---: |");
+    // (write units, (DynamoDB $, Lambda $, all in $)) per column.
+    type Column = (f64, (f64, f64, f64));
+    let line = |name: &str, cell: &dyn Fn(&Column) -> String| {
+        let cells: Vec<String> = columns.iter().map(cell).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    line("DynamoDB write units", &|c| format!("{:.2} M", c.0));
+    line("DynamoDB read units", &|_| format!("{reads:.2} M"));
+    line("DynamoDB", &|c| format!("${:.2}", c.1 .0));
+    line(&format!("Lambda arm64, 256 MB, {billed_ms:.0} ms"), &|c| {
+        format!("${:.2}", c.1 .1)
+    });
+    line("API Gateway HTTP API", &|_| {
+        format!("${USD_PER_MILLION_HTTP_API_REQUESTS:.2}")
+    });
+    line("all in", &|c| format!("${:.2}", c.1 .2));
     println!(
-        "| DynamoDB write units | {:.2} M | {:.2} M |",
-        tally.writes / tally.samples as f64,
-        idle_writes
+        "\nFIGURE mix: {reported:.2} write units per event as reported, {billed:.2} as AWS bills; ${:.2} per million events all in as AWS bills (${:.2} with idle limiters)",
+        columns[1].1 .2, columns[2].1 .2
     );
-    println!("| DynamoDB read units | {reads:.2} M | {reads:.2} M |");
-    println!("| DynamoDB | ${busy_db:.2} | ${idle_db:.2} |");
-    println!("| Lambda arm64, 256 MB, {billed_ms:.0} ms | ${lambda:.2} | ${lambda:.2} |");
-    println!("| API Gateway HTTP API | ${USD_PER_MILLION_HTTP_API_REQUESTS:.2} | ${USD_PER_MILLION_HTTP_API_REQUESTS:.2} |");
-    println!("| all in | ${busy_total:.2} | ${idle_total:.2} |");
-    println!("\nFIGURE mix: {:.2} write units per event, ${busy_total:.2} per million events all in (${idle_total:.2} with idle limiters)", tally.writes / tally.samples as f64);
 }
 
 /// SPEC 7 on the push path, per push of one event, instance caches warm.

@@ -81,6 +81,11 @@ pub struct Meter {
     pub index_milli: AtomicU64,
     /// Requests of the rate limiter among `requests` (one per leased block).
     pub limiter_requests: AtomicU64,
+    /// Write units as AWS bills them, × 1000: DynamoDB Local under-reports a
+    /// transaction's table writes (it counts each distinct item size once:
+    /// three 900-byte puts report 2 units, AWS bills 6), so for a transaction
+    /// this counts 2 units per started KB of every item, as AWS does.
+    pub billed_write_milli: AtomicU64,
 }
 
 /// Which kind of capacity a request consumed: they are priced differently.
@@ -98,6 +103,11 @@ impl Meter {
         )
     }
 
+    /// Write units so far as AWS bills them (index writes included).
+    pub fn billed_writes(&self) -> f64 {
+        self.billed_write_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
     /// Write units so far (index writes included), and the index share of all units.
     pub fn writes(&self) -> (f64, f64) {
         (
@@ -107,17 +117,26 @@ impl Meter {
     }
 
     fn add(&self, kind: Units, capacity: &ConsumedCapacity) {
+        self.add_billed(kind, capacity, None);
+    }
+
+    /// Adds a request's reported units; `table_units`, when given, replaces
+    /// the reported table share in the billed write units.
+    fn add_billed(&self, kind: Units, capacity: &ConsumedCapacity, table_units: Option<f64>) {
         let milli = |units: f64| (units * 1000.0).round() as u64;
         let units = capacity.capacity_units().unwrap_or(0.0);
         self.capacity_milli
             .fetch_add(milli(units), Ordering::Relaxed);
-        if kind == Units::Write {
-            self.write_milli.fetch_add(milli(units), Ordering::Relaxed);
-        }
         let on_indexes: f64 = capacity
             .global_secondary_indexes()
             .map(|indexes| indexes.values().filter_map(|c| c.capacity_units()).sum())
             .unwrap_or(0.0);
+        if kind == Units::Write {
+            self.write_milli.fetch_add(milli(units), Ordering::Relaxed);
+            let billed = table_units.map_or(units, |table| table + on_indexes);
+            self.billed_write_milli
+                .fetch_add(milli(billed), Ordering::Relaxed);
+        }
         self.index_milli
             .fetch_add(milli(on_indexes), Ordering::Relaxed);
     }
@@ -166,6 +185,18 @@ impl Store {
         self.meter.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(capacity) = capacity {
             self.meter.add(kind, capacity);
+        }
+    }
+
+    /// A transaction's reported units, billed at `table_units` for its table writes.
+    pub(crate) fn count_transaction(&self, capacity: &[ConsumedCapacity], table_units: f64) {
+        self.meter.requests.fetch_add(1, Ordering::Relaxed);
+        for (i, c) in capacity.iter().enumerate() {
+            self.meter.add_billed(
+                Units::Write,
+                c,
+                Some(if i == 0 { table_units } else { 0.0 }),
+            );
         }
     }
 

@@ -7,7 +7,7 @@ use lambda_http::{service_fn, Body, Error, Request, Response};
 
 use crate::app::App;
 use crate::intake::http::Inbound;
-use crate::intake::integrations::IntegrationKind;
+use crate::intake::integrations::Endpoint;
 
 /// JSON logs, one object per line; the handlers' spans put the request id on each.
 pub fn init_tracing() {
@@ -29,12 +29,14 @@ async fn app() -> Result<Arc<App>, Error> {
 }
 
 /// Serve one push integration.
-pub async fn serve_push(kind: IntegrationKind) -> Result<(), Error> {
+pub async fn serve_push(endpoint: Endpoint) -> Result<(), Error> {
     let app = app().await?;
     lambda_http::run(service_fn(move |req: Request| {
         let app = Arc::clone(&app);
         async move {
-            let out = crate::intake::push::handle_push(&app, kind, Inbound::from_lambda(req)).await;
+            let out =
+                crate::intake::push::handle_endpoint(&app, endpoint, Inbound::from_lambda(req))
+                    .await;
             Ok::<Response<Body>, Error>(out.into_lambda())
         }
     }))

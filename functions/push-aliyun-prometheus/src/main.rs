@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::AliyunPrometheus)
-        .await
+    shared::runtime::serve_push(shared::intake::integrations::aliyun_prometheus::ENDPOINT).await
 }

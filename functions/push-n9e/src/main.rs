@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::N9e).await
+    shared::runtime::serve_push(shared::intake::integrations::n9e::ENDPOINT).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::Prometheus).await
+    shared::runtime::serve_push(shared::intake::integrations::prometheus::ENDPOINT).await
 }

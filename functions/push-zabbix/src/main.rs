@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::intake::integrations::IntegrationKind::Zabbix).await
+    shared::runtime::serve_push(shared::intake::integrations::zabbix::ENDPOINT).await
 }

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::intake::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
 use crate::intake::http::{media_type, new_request_id, Inbound, Outbound};
 use crate::intake::integrations::{
-    BodyFormat, IntegrationKind, ParseSettings, PushBody, Reply, SourceRequest,
+    BodyFormat, Endpoint, IntegrationKind, ParseSettings, PushBody, Reply, SourceRequest,
 };
 use crate::intake::ratelimit::too_frequent;
 use crate::intake::shaping::{
@@ -38,20 +38,28 @@ pub const PUSH_CONCURRENCY: usize = 32;
 /// One event of a chain: its result slot, the event and its channel.
 type ChainLink = (usize, Arc<StandardEvent>, Arc<ChannelSetup>);
 
-/// The push handler every integration function runs.
+/// The push handler of `kind` (tests and the local server reach every kind).
 pub async fn handle_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outbound {
+    handle_endpoint(app, kind.endpoint(), req).await
+}
+
+/// The push handler every integration function runs, for its own endpoint.
+pub async fn handle_endpoint(app: &App, endpoint: Endpoint, req: Inbound) -> Outbound {
     let request_id = new_request_id();
+    let kind = endpoint.kind;
     let span = tracing::info_span!("push", request_id = %request_id, integration = kind.slug());
     async {
-        kind.source()
-            .reply(&request_id, push(app, kind, &req).await)
+        endpoint
+            .source
+            .reply(&request_id, push(app, endpoint, &req).await)
     }
     .instrument(span)
     .await
 }
 
 /// The checks that need no storage, in the order the spec lists them.
-pub fn check_request(kind: IntegrationKind, req: &Inbound) -> ApiResult<BodyFormat> {
+pub fn check_request(endpoint: Endpoint, req: &Inbound) -> ApiResult<BodyFormat> {
+    let kind = endpoint.kind;
     if !req.method.eq_ignore_ascii_case("POST") {
         return Err(ApiError::MethodNotAllowed(
             "method: push endpoints take POST only".into(),
@@ -65,7 +73,7 @@ pub fn check_request(kind: IntegrationKind, req: &Inbound) -> ApiResult<BodyForm
             )));
         }
     }
-    let accepted_types = kind.source().content_types();
+    let accepted_types = endpoint.source.content_types();
     let media = media_type(req.get_header("content-type"));
     let format = match accepted_types
         .iter()
@@ -150,10 +158,11 @@ pub fn prepare_events(
         .collect()
 }
 
-async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Value> {
+async fn push(app: &App, endpoint: Endpoint, req: &Inbound) -> ApiResult<Value> {
     // The time of receipt: event times are judged against it (SPEC section 3).
     let received_ms = now_ms();
-    let format = check_request(kind, req)?;
+    let kind = endpoint.kind;
+    let format = check_request(endpoint, req)?;
     let source_request = SourceRequest {
         method: &req.method,
         headers: &req.headers,
@@ -163,7 +172,7 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
             format,
         },
     };
-    let source = kind.source();
+    let source = endpoint.source;
     let key = source
         .integration_key(&source_request)
         .ok_or_else(|| ApiError::Unauthorized(source.missing_key().into()))?;
@@ -181,9 +190,7 @@ async fn push(app: &App, kind: IntegrationKind, req: &Inbound) -> ApiResult<Valu
             kind.slug()
         )));
     }
-    let parsed = kind
-        .source()
-        .parse(&source_request, &parse_settings(&integration))?;
+    let parsed = source.parse(&source_request, &parse_settings(&integration))?;
     let reply = parsed.reply;
     if let Some(action) = parsed.action {
         if let Some(done) = source_action(app, &integration, action, reply, received_ms).await? {
@@ -480,7 +487,7 @@ mod tests {
 
     #[test]
     fn content_types() {
-        let std = IntegrationKind::Standard;
+        let std = IntegrationKind::Standard.endpoint();
         assert_eq!(
             check_request(std, &req(Some("application/json"), 1)),
             Ok(BodyFormat::Json)
@@ -502,14 +509,14 @@ mod tests {
         let mut form = req(Some("application/x-www-form-urlencoded"), 1);
         form.path = "/event/push/alert/jiankongbao".into();
         assert_eq!(
-            check_request(IntegrationKind::Jiankongbao, &form),
+            check_request(IntegrationKind::Jiankongbao.endpoint(), &form),
             Ok(BodyFormat::Form)
         );
     }
 
     #[test]
     fn body_cap_is_256_kib() {
-        let std = IntegrationKind::Standard;
+        let std = IntegrationKind::Standard.endpoint();
         assert!(check_request(std, &req(Some("application/json"), MAX_BODY_BYTES)).is_ok());
         let err =
             check_request(std, &req(Some("application/json"), MAX_BODY_BYTES + 1)).unwrap_err();
@@ -522,14 +529,14 @@ mod tests {
         let mut r = req(Some("application/json"), 1);
         r.method = "GET".into();
         assert_eq!(
-            check_request(IntegrationKind::Standard, &r)
+            check_request(IntegrationKind::Standard.endpoint(), &r)
                 .unwrap_err()
                 .code(),
             "MethodNotAllowed"
         );
         let r = req(Some("application/json"), 1);
         assert_eq!(
-            check_request(IntegrationKind::Blueking, &r)
+            check_request(IntegrationKind::Blueking.endpoint(), &r)
                 .unwrap_err()
                 .code(),
             "RouteNotFound"

@@ -212,6 +212,12 @@ fn time_ms(raw: Option<&str>, i: usize, field: &str) -> ApiResult<Option<i64>> {
 /// Alibaba Cloud Prometheus's Alertmanager-shaped webhook.
 pub struct AliyunPrometheus;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::AliyunPrometheus,
+    source: &AliyunPrometheus,
+};
+
 impl super::Source for AliyunPrometheus {
     fn parse(
         &self,

@@ -134,6 +134,12 @@ struct Alarm {
 
 pub struct AwsCloudwatch;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::AwsCloudwatch,
+    source: &AwsCloudwatch,
+};
+
 const CONTENT_TYPES: &[(&str, BodyFormat)] = &[
     ("text/plain", BodyFormat::Json),
     ("application/json", BodyFormat::Json),

@@ -340,6 +340,12 @@ fn time_ms(raw: &Value, field: &str) -> ApiResult<Option<i64>> {
 /// Tencent BlueKing's HTTP callback.
 pub struct Blueking;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::Blueking,
+    source: &Blueking,
+};
+
 impl super::Source for Blueking {
     fn parse(
         &self,

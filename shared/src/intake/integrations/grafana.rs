@@ -33,6 +33,12 @@ use crate::intake::event::{EventStatus, IncomingEvent, ParsedEvent};
 
 pub struct Grafana;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::Grafana,
+    source: &Grafana,
+};
+
 impl Source for Grafana {
     fn parse(&self, req: &SourceRequest<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Parsed> {
         let value = json_value(&req.body)?;

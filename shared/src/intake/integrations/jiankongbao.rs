@@ -211,6 +211,12 @@ fn decode_content(raw: &str) -> String {
 /// Jiankongbao's URL callback, JSON or form.
 pub struct Jiankongbao;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::Jiankongbao,
+    source: &Jiankongbao,
+};
+
 impl super::Source for Jiankongbao {
     fn content_types(&self) -> &'static [(&'static str, super::BodyFormat)] {
         &[

@@ -26,6 +26,15 @@ pub mod zabbix;
 
 pub use source::{Parsed, Reply, Source, SourceAction, SourceRequest};
 
+/// One push endpoint: its kind and its parser. A function names its own
+/// (`prometheus::ENDPOINT`), so its binary links no other vendor's parser;
+/// [`IntegrationKind::endpoint`] reaches every one (tests, the local server).
+#[derive(Clone, Copy)]
+pub struct Endpoint {
+    pub kind: IntegrationKind,
+    pub source: &'static dyn Source,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IntegrationKind {
     Standard,
@@ -77,21 +86,26 @@ impl IntegrationKind {
         Self::ALL.into_iter().find(|k| k.slug() == slug)
     }
 
+    /// This kind's push endpoint: the kind with its parser.
+    pub fn endpoint(self) -> Endpoint {
+        match self {
+            IntegrationKind::Standard => standard::ENDPOINT,
+            IntegrationKind::Blueking => blueking::ENDPOINT,
+            IntegrationKind::AliyunPrometheus => aliyun_prometheus::ENDPOINT,
+            IntegrationKind::Jiankongbao => jiankongbao::ENDPOINT,
+            IntegrationKind::Prometheus => prometheus::ENDPOINT,
+            IntegrationKind::Grafana => grafana::ENDPOINT,
+            IntegrationKind::Zabbix => zabbix::ENDPOINT,
+            IntegrationKind::PagerDuty => pagerduty::ENDPOINT,
+            IntegrationKind::N9e => n9e::ENDPOINT,
+            IntegrationKind::AwsCloudwatch => aws_cloudwatch::ENDPOINT,
+            IntegrationKind::Sentry => sentry::ENDPOINT,
+        }
+    }
+
     /// The parser behind this kind's endpoint.
     pub fn source(self) -> &'static dyn Source {
-        match self {
-            IntegrationKind::Standard => &standard::Standard,
-            IntegrationKind::Blueking => &blueking::Blueking,
-            IntegrationKind::AliyunPrometheus => &aliyun_prometheus::AliyunPrometheus,
-            IntegrationKind::Jiankongbao => &jiankongbao::Jiankongbao,
-            IntegrationKind::Prometheus => &prometheus::Prometheus,
-            IntegrationKind::Grafana => &grafana::Grafana,
-            IntegrationKind::Zabbix => &zabbix::Zabbix,
-            IntegrationKind::PagerDuty => &pagerduty::PagerDuty,
-            IntegrationKind::N9e => &n9e::N9e,
-            IntegrationKind::AwsCloudwatch => &aws_cloudwatch::AwsCloudwatch,
-            IntegrationKind::Sentry => &sentry::Sentry,
-        }
+        self.endpoint().source
     }
 
     /// The events of a body alone (no headers, no query): benches and tests.
@@ -325,6 +339,15 @@ fn plain_expectation(expected: &str) -> String {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn every_endpoint_names_its_own_kind() {
+        // A function binary serves the endpoint its module declares: a module
+        // declaring another kind would answer for the wrong path and key.
+        for kind in IntegrationKind::ALL {
+            assert_eq!(kind.endpoint().kind, kind, "{}", kind.slug());
+        }
+    }
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]

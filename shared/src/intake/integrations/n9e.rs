@@ -68,6 +68,12 @@ struct Event {
 
 pub struct N9e;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::N9e,
+    source: &N9e,
+};
+
 impl Source for N9e {
     fn parse(&self, req: &SourceRequest<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Parsed> {
         match json_value(&req.body)? {

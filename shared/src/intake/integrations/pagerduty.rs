@@ -82,6 +82,12 @@ struct V1 {
 
 pub struct PagerDuty;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::PagerDuty,
+    source: &PagerDuty,
+};
+
 /// v1 bodies name `service_key` or `event_type`; everything else is v2.
 fn is_v1(body: &Map<String, Value>) -> bool {
     !body.contains_key("routing_key")

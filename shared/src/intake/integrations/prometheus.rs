@@ -69,6 +69,12 @@ pub struct AlertmanagerAlert {
 /// Prometheus Alertmanager's webhook.
 pub struct Prometheus;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::Prometheus,
+    source: &Prometheus,
+};
+
 impl Source for Prometheus {
     fn parse(&self, req: &SourceRequest<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Parsed> {
         let payload: AlertmanagerPayload = decode(&req.body)?;

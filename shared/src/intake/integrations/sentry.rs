@@ -31,6 +31,12 @@ use crate::intake::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MA
 
 pub struct Sentry;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::Sentry,
+    source: &Sentry,
+};
+
 impl Source for Sentry {
     fn parse(&self, req: &SourceRequest<'_>, settings: &ParseSettings<'_>) -> ApiResult<Parsed> {
         if let Some(secret) = settings.client_secret {

@@ -54,6 +54,12 @@ pub fn parse(body: &PushBody<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Ve
 /// The standard event, posted as is (also Uptime Kuma's Flashduty notifier).
 pub struct Standard;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::Standard,
+    source: &Standard,
+};
+
 impl super::Source for Standard {
     fn parse(
         &self,

@@ -73,6 +73,12 @@ struct Payload {
 
 pub struct Zabbix;
 
+/// This integration's push endpoint: its function binary links this parser only.
+pub const ENDPOINT: super::Endpoint = super::Endpoint {
+    kind: super::IntegrationKind::Zabbix,
+    source: &Zabbix,
+};
+
 impl Source for Zabbix {
     fn parse(&self, req: &SourceRequest<'_>, _settings: &ParseSettings<'_>) -> ApiResult<Parsed> {
         let p: Payload = decode(&req.body)?;

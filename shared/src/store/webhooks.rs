@@ -258,9 +258,11 @@ impl Store {
                 .map_err(|e| storage_error("Query", e))?;
             // gsi1 holds keys only: read the deliveries it names, then filter.
             let listed = self.items_listed(page.items()).await?;
-            items.extend(listed.into_iter().filter(|i| {
-                status.is_none_or(|st| get_opt_s(i, "status").as_deref() == Some(st))
-            }));
+            items.extend(
+                listed.into_iter().filter(|i| {
+                    status.is_none_or(|st| get_opt_s(i, "status").as_deref() == Some(st))
+                }),
+            );
             start = page.last_evaluated_key().cloned();
             if items.len() > limit || start.is_none() {
                 break;

@@ -827,3 +827,50 @@ fn yaml_reader_handles_the_template_subset() {
     assert_eq!(watch_path_to_apigw("/api/{*proxy}"), "/api/{proxy+}");
     assert_eq!(code_lines("// c\n\nfn main() {\n    /* a\n b */\n}\n"), 2);
 }
+
+#[test]
+fn table_indexes_project_what_the_store_expects() {
+    // The store reads items behind gsi1/gsi2 (keys only, so counter updates
+    // never write to them) and reads gsi3's projected attributes directly;
+    // store::schema creates the local table the same way.
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let prefix = [
+        "Resources",
+        "AlertTable",
+        "Properties",
+        "GlobalSecondaryIndexes",
+    ];
+    let mut indexes: Vec<(String, String, Vec<String>)> = Vec::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.path.len() > prefix.len() && e.path[..prefix.len()] == prefix)
+    {
+        let Some(current) = (match e.path.last().map(String::as_str) {
+            Some("IndexName") => {
+                indexes.push((e.value.clone(), String::new(), Vec::new()));
+                None
+            }
+            _ => indexes.last_mut(),
+        }) else {
+            continue;
+        };
+        if e.path.last().map(String::as_str) == Some("ProjectionType") {
+            current.1 = e.value.clone();
+        } else if e.path.iter().any(|k| k == "NonKeyAttributes") && !e.value.is_empty() {
+            current.2.push(e.value.clone());
+        }
+    }
+    let gsi3: Vec<String> = shared::store::GSI3_PROJECTION
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(
+        indexes,
+        vec![
+            ("gsi1".to_string(), "KEYS_ONLY".to_string(), Vec::new()),
+            ("gsi2".to_string(), "KEYS_ONLY".to_string(), Vec::new()),
+            ("gsi3".to_string(), "INCLUDE".to_string(), gsi3),
+        ],
+        "{TEMPLATE}: AlertTable's indexes"
+    );
+}

@@ -24,5 +24,7 @@ echo "== webhook delivery end to end and the notify function's DynamoDB cost (Dy
 cargo bench -p integration-tests --bench delivery
 echo
 echo "== cold start: each function's release binary against a local runtime API emulator"
-cargo build --release --bins
+# The bench profile: release code generation without the per-binary fat LTO
+# (4 minutes a binary here); cargo puts it in target/release, where the bench reads.
+cargo build --profile bench --bins
 cargo bench -p integration-tests --bench coldstart

@@ -10,16 +10,24 @@ use crate::intake::http::Inbound;
 use crate::intake::integrations::Endpoint;
 
 /// JSON logs, one object per line; the handlers' spans put the request id on each.
+/// `RUST_LOG` takes a level and `target=level` directives (`Targets`): span
+/// and field filters would link a regex engine into every function for them.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let json = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
-        .without_time()
+        .without_time();
+    let _ = tracing_subscriber::registry()
+        .with(json.with_filter(filter))
         .try_init();
 }
 

@@ -3,8 +3,9 @@
 //! its first `GET /2018-06-01/runtime/invocation/next` is taken (median of
 //! 10 starts), with the process's peak RSS at that moment.
 //!
-//! The binaries come from `cargo build --release --bins` (scripts/bench.sh
-//! builds them first) in `$CARGO_TARGET_DIR/release` (default `target/`).
+//! The binaries come from `cargo build --profile bench --bins` (scripts/bench.sh
+//! builds them first: the release profile without its fat LTO) in
+//! `$CARGO_TARGET_DIR/release` (default `target/`).
 //! Nothing reaches DynamoDB: a function builds its client at start and sends
 //! no request until an invocation arrives.
 
@@ -38,7 +39,7 @@ fn main() {
         let binary = release.join(name);
         if !binary.exists() {
             eprintln!(
-                "{}: not built (run `cargo build --release --bins`)",
+                "{}: not built (run `cargo build --profile bench --bins`)",
                 binary.display()
             );
             std::process::exit(2);

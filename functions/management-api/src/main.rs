@@ -1,6 +1,5 @@
 //! `/api/*`: the management API.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_api().await
+fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_api()
 }

@@ -1,6 +1,5 @@
 //! The table's DynamoDB Stream: timeline follow-ups (storm) and webhook delivery.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::runtime::serve_notify().await
+fn main() -> Result<(), lambda_runtime::Error> {
+    shared::runtime::serve_notify()
 }

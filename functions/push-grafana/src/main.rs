@@ -1,6 +1,5 @@
 //! `POST /event/push/alert/grafana`: the Grafana alerting webhook integration endpoint.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::intake::integrations::grafana::ENDPOINT).await
+fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::intake::integrations::grafana::ENDPOINT)
 }

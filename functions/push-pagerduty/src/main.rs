@@ -1,6 +1,5 @@
 //! `POST /event/push/alert/pagerduty`: the PagerDuty Events API (v1 and v2) integration endpoint.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::intake::integrations::pagerduty::ENDPOINT).await
+fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::intake::integrations::pagerduty::ENDPOINT)
 }

@@ -1,6 +1,5 @@
 //! `POST /event/push/alert/sentry`: the Sentry internal integration webhook endpoint.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::intake::integrations::sentry::ENDPOINT).await
+fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::intake::integrations::sentry::ENDPOINT)
 }

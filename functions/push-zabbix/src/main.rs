@@ -1,6 +1,5 @@
 //! `POST /event/push/alert/zabbix`: the Zabbix webhook media type integration endpoint.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    shared::runtime::serve_push(shared::intake::integrations::zabbix::ENDPOINT).await
+fn main() -> Result<(), lambda_http::Error> {
+    shared::runtime::serve_push(shared::intake::integrations::zabbix::ENDPOINT)
 }

@@ -289,9 +289,22 @@ impl Browser {
         found[ELEMENT_KEY].as_str().expect("element id").to_string()
     }
 
+    /// Clicks the element `css` names. A list the page re-renders after an
+    /// action (a rule moved, then the rules read again) can replace the
+    /// element between finding and clicking it: find it again then.
     fn click(&self, css: &str) {
-        let id = self.element(css);
-        self.session_command("POST", &format!("/element/{id}/click"), Some(json!({})));
+        for _ in 0..20 {
+            let id = self.element(css);
+            let path = format!("/session/{}/element/{id}/click", self.session);
+            match self.command("POST", &path, Some(json!({}))) {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element reference") => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("{e}\npage text:\n{}", self.page_text()),
+            }
+        }
+        panic!("{css} went stale 20 times in a row");
     }
 
     /// Types into a field as a keyboard would (`\u{E007}` is Enter).

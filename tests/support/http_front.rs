@@ -123,13 +123,19 @@ async fn serve_one(
         .map(|slug| slug.trim_end_matches('/').to_string());
     let push_kind = push_slug.as_deref().map(IntegrationKind::from_slug);
     let out = match push_kind {
-        Some(Some(kind)) => shared::intake::push::handle_push(app, kind, req.clone()).await,
+        Some(Some(kind)) => {
+            let app = &crate::iam::as_function(app, crate::iam::Function::Push);
+            shared::intake::push::handle_push(app, kind, req.clone()).await
+        }
         Some(None) => shared::intake::http::Outbound {
             status: 404,
             headers: Vec::new(),
             body: "{}".into(),
         },
-        None => shared::api::handle_api(app, req.clone()).await,
+        None => {
+            let app = &crate::iam::as_function(app, crate::iam::Function::Management);
+            shared::api::handle_api(app, req.clone()).await
+        }
     };
     // The front's own 404 (no function has that slug) is not the service's answer.
     if !matches!(push_kind, Some(None)) {

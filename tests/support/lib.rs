@@ -6,9 +6,11 @@
 //! pass without a database.
 
 pub mod http_front;
+pub mod iam;
 pub mod invariants;
 pub mod openapi;
 pub mod receiver;
+pub mod template;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -202,6 +204,7 @@ pub async fn api(app: &App, method: &str, path: &str, body: Option<Value>) -> Ou
 /// The management handler, with its answer checked against the OpenAPI
 /// document (as every helper here does).
 pub async fn call_api(app: &App, req: Inbound) -> Outbound {
+    let app = &iam::as_function(app, iam::Function::Management);
     let out = shared::api::handle_api(app, req.clone()).await;
     openapi::assert_conforms(&openapi::Exchange::of(&req, &out));
     out
@@ -209,6 +212,7 @@ pub async fn call_api(app: &App, req: Inbound) -> Outbound {
 
 /// A push handler, with its answer checked against the OpenAPI document.
 pub async fn call_push(app: &App, kind: IntegrationKind, req: Inbound) -> Outbound {
+    let app = &iam::as_function(app, iam::Function::Push);
     let out = shared::intake::push::handle_push(app, kind, req.clone()).await;
     openapi::assert_conforms(&openapi::Exchange::of(&req, &out));
     out
@@ -398,7 +402,7 @@ impl Pump {
             ..Default::default()
         };
         let notifier = shared::outbound::notify::Notifier {
-            store: app.store.clone(),
+            store: iam::as_function(app, iam::Function::Notify).store,
             sender: shared::outbound::service::Sender::new(policy),
             ctx: shared::outbound::kinds::Context {
                 public_base_url: Some("https://alerts.example".into()),

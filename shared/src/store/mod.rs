@@ -181,6 +181,15 @@ impl Store {
         &self.client
     }
 
+    /// The same store (table, meter, queues, leases) through another client,
+    /// e.g. one with an interceptor.
+    pub fn with_client(&self, client: Client) -> Store {
+        Store {
+            client,
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn count(&self, kind: Units, capacity: Option<&ConsumedCapacity>) {
         self.meter.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(capacity) = capacity {

@@ -277,12 +277,11 @@ async fn shared_integration_validation() {
 
 /// 300 concurrent pushes at the default limits (100 per second, 1000 per
 /// minute). Fixed one-second windows on the server's clock: within one
-/// calendar second at most 100 are accepted, so a burst that straddles a
+/// calendar second about 100 are accepted, so a burst that straddles a
 /// second boundary may see up to 200 accepted within one second of wall time.
-/// Instances lease tokens in blocks, so within a window up to
-/// `MAX_LEASE - 1` tokens per instance may be leased and never used: a push
-/// can be refused that early, never admitted over the limit. Those are the
-/// allowed slacks; the test asserts them and no more.
+/// A push is refused only once a window is known to hold the limit; tokens
+/// other instances used and have not reported yet are the overshoot, at most
+/// `MAX_LEASE - 1` per instance. The test asserts those bounds and no more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn burst_of_300_is_held_to_the_limit_across_instances() {
     let app = test_app().await;
@@ -358,7 +357,7 @@ async fn burst_of_300_is_held_to_the_limit_across_instances() {
     assert_eq!(accepted + refused, 300);
     let unused_at_most = instances.len() * (MAX_LEASE as usize - 1);
     assert!(
-        accepted <= 100 * spanned && accepted + unused_at_most >= 100,
+        accepted <= (100 + unused_at_most) * spanned && (refused == 0 || accepted >= 100),
         "{accepted} accepted over {spanned} windows"
     );
     // The server's own account: each admitted request counted once in the
@@ -387,7 +386,10 @@ async fn burst_of_300_is_held_to_the_limit_across_instances() {
         counted >= accepted && counted - accepted <= unused_at_most * per_second.len(),
         "{counted} counted for {accepted} accepted"
     );
-    assert!(per_second.iter().all(|&n| n <= 100), "{per_second:?}");
+    assert!(
+        per_second.iter().all(|&n| n <= 100 + unused_at_most),
+        "{per_second:?}"
+    );
 }
 
 /// The limiter itself, at one instant, from many tasks: exactly the limit.
@@ -416,7 +418,11 @@ async fn limiter_is_exact_within_a_window() {
             Some(minute_full) => assert!(!minute_full, "the per-second limit refused these"),
         }
     }
-    assert_eq!(admitted, 100);
+    // Concurrent writes of one instance may miss each other's reports.
+    assert!(
+        (100..100 + MAX_LEASE as usize).contains(&admitted),
+        "{admitted} admitted"
+    );
 
     // The per-minute limit, across seconds of one minute.
     let per_minute = RateLimit {
@@ -451,7 +457,8 @@ async fn limiter_is_exact_within_a_window() {
 /// A busy instance leases its tokens in blocks: far fewer counter writes than
 /// pushes, and still exactly the per-second limit (the last tokens of a
 /// window go one at a time). Two instances sharing the counter, pushing in
-/// turn until both are refused, admit exactly the limit between them.
+/// turn until both are refused, admit the limit between them, and at most
+/// what the other has used unreported (`MAX_LEASE - 1`) more.
 #[tokio::test]
 async fn a_busy_instance_leases_tokens_in_blocks_and_keeps_the_limit() {
     let app = test_app().await;
@@ -491,5 +498,91 @@ async fn a_busy_instance_leases_tokens_in_blocks_and_keeps_the_limit() {
             admitted += 1;
         }
     }
-    assert_eq!(admitted, 100);
+    eprintln!("FIGURE limiter: two instances in turn admitted {admitted} at a limit of 100");
+    assert!(
+        (100..100 + MAX_LEASE).contains(&admitted),
+        "{admitted} admitted"
+    );
+}
+
+/// SPEC 16: never refused below the limit. Four instances (separate lease
+/// states) share one integration's 20 per second. In a first second each
+/// takes a few pushes, so its next lease is a block; in the next second they
+/// take 19 pushes between them, unevenly: the busy one exhausts its blocks
+/// while the others hold leased tokens they never use. All 19 are accepted.
+/// A round that straddles a second boundary proves nothing and is repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_instances_below_the_limit_are_never_refused() {
+    let app = test_app().await;
+    let ch = channel(&app, "limited").await;
+    let mut proven = 0;
+    for round in 0..6 {
+        let made = api_ok(
+            &app,
+            "POST",
+            "/api/integrations",
+            Some(json!({
+            "name": format!("limited {round}"), "kind": "standard", "channel_id": ch,
+            "rate_limit": {"per_second": 20, "per_minute": 1200}})),
+        )
+        .await;
+        let key = Arc::new(made["integration_key"].as_str().unwrap().to_string());
+        let mut instances = Vec::new();
+        for _ in 0..4 {
+            instances.push(Arc::new(another_instance(&app).await));
+        }
+        let run = |shares: [usize; 4], second: usize| {
+            let tasks: Vec<_> = instances
+                .iter()
+                .zip(shares)
+                .enumerate()
+                .map(|(i, (inst, n))| {
+                    let (inst, key) = (inst.clone(), key.clone());
+                    tokio::spawn(async move {
+                        let mut statuses = Vec::new();
+                        for j in 0..n {
+                            let body = json!({"title_rule": "t", "event_status": "Info",
+                                "alert_key": format!("k{second}-{i}-{j}"), "event_time": 1_763_600_000});
+                            statuses.push(push(&inst, &key, &body).await.status);
+                        }
+                        statuses
+                    })
+                })
+                .collect();
+            async move {
+                let mut all = Vec::new();
+                for t in tasks {
+                    all.extend(t.await.unwrap());
+                }
+                all
+            }
+        };
+        // Start just after a second begins.
+        let into = shared::store::now_ms() % 1000;
+        tokio::time::sleep(std::time::Duration::from_millis((1000 - into) as u64 + 5)).await;
+        let first_second = shared::store::now_ms() / 1000;
+        let warm = run([4, 4, 4, 4], 0).await;
+        let into = shared::store::now_ms() % 1000;
+        if shared::store::now_ms() / 1000 != first_second {
+            eprintln!("round {round}: the warm-up took more than its second; again");
+            continue;
+        }
+        assert!(warm.iter().all(|s| *s == 200), "warm-up {warm:?}");
+        tokio::time::sleep(std::time::Duration::from_millis((1000 - into) as u64 + 5)).await;
+        let second = shared::store::now_ms() / 1000;
+        let statuses = run([10, 3, 3, 3], 1).await;
+        if shared::store::now_ms() / 1000 != second {
+            eprintln!("round {round}: the 19 pushes straddled a second boundary; again");
+            continue;
+        }
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "19 pushes within one second at a limit of 20: {statuses:?}"
+        );
+        proven += 1;
+        if proven == 2 {
+            break;
+        }
+    }
+    assert!(proven > 0, "no round fitted in one calendar second");
 }

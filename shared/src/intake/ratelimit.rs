@@ -4,9 +4,16 @@
 //!
 //! An instance takes its tokens from that counter in blocks (a lease valid
 //! for one second), so a busy instance writes the counter once per block
-//! rather than once per push. Leased tokens count as used: the limit is never
-//! exceeded, and a push may be refused while other instances still hold
-//! unused tokens of the same second (the slack the README states).
+//! rather than once per push. Leased tokens that an instance does not use are
+//! lost for the second, so a full count of leased tokens does not mean the
+//! limit was reached. The counter therefore also keeps, per window, how many
+//! pushes are known to be accepted: each counter write reports the tokens its
+//! instance used since its last write (plus the push that writes). When the
+//! leased count is full, a push takes a single token by a conditional write
+//! on that known count instead, so a push is refused only once at least the
+//! limit is known to be accepted (SPEC 16). What other instances used and
+//! have not reported yet is the overshoot: at most `MAX_LEASE - 1` per
+//! instance that leased in the window (docs/delivery.md).
 
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +82,11 @@ pub struct Lease {
     pub remaining: u32,
     /// How many tokens the lease took.
     pub block: u32,
+    /// Tokens taken from this instance's leases of `minute` and not yet
+    /// reported to the shared counter (see [`Report`]).
+    pub unreported: u32,
+    /// Of those, the ones taken in `second`.
+    pub unreported_in_second: u32,
 }
 
 impl Lease {
@@ -91,11 +103,51 @@ impl Lease {
     pub fn take(&mut self, minute: i64, second: u32) -> bool {
         if self.is_for(minute, second) && self.remaining > 0 {
             self.remaining -= 1;
+            self.unreported += 1;
+            self.unreported_in_second += 1;
             true
         } else {
             false
         }
     }
+
+    /// Takes out what a counter write at (`minute`, `second`) reports: the
+    /// tokens used since the last write that count in those windows.
+    pub fn take_report(&mut self, minute: i64, second: u32) -> Report {
+        let report = Report {
+            in_minute: if self.minute == minute {
+                self.unreported
+            } else {
+                0
+            },
+            in_second: if self.is_for(minute, second) {
+                self.unreported_in_second
+            } else {
+                0
+            },
+        };
+        self.unreported = 0;
+        self.unreported_in_second = 0;
+        report
+    }
+
+    /// Puts back a report whose write did not happen.
+    pub fn restore(&mut self, report: Report, minute: i64, second: u32) {
+        if self.minute == minute {
+            self.unreported += report.in_minute;
+            if self.second == second {
+                self.unreported_in_second += report.in_second;
+            }
+        }
+    }
+}
+
+/// Tokens an instance used since its last counter write, per window; the
+/// write adds them (and its own push) to the window's known-accepted count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub in_minute: u32,
+    pub in_second: u32,
 }
 
 /// How many tokens to lease for a push at (`minute`, `second`), given this
@@ -166,6 +218,8 @@ mod tests {
             second: s,
             remaining: 0,
             block,
+            unreported: 0,
+            unreported_in_second: 0,
         };
         // Ran out within the same second: double, up to the cap.
         assert_eq!(lease_block(&limit, Some(&used(1)), m, s), 2);
@@ -199,6 +253,8 @@ mod tests {
             second: 0,
             remaining: 0,
             block: 16,
+            unreported: 0,
+            unreported_in_second: 0,
         };
         for (per_second, per_minute) in [(3, 1000), (100, 100), (1, 1)] {
             let limit = RateLimit {
@@ -216,11 +272,52 @@ mod tests {
             second: 3,
             remaining: 2,
             block: 3,
+            unreported: 0,
+            unreported_in_second: 0,
         };
         assert!(!lease.take(7, 4));
         assert!(!lease.take(8, 3));
         assert!(lease.take(7, 3) && lease.take(7, 3));
         assert!(!lease.take(7, 3));
+        assert_eq!((lease.unreported, lease.unreported_in_second), (2, 2));
+    }
+
+    #[test]
+    fn a_write_reports_the_tokens_used_since_the_last_one_in_its_windows() {
+        let mut lease = Lease {
+            minute: 7,
+            second: 3,
+            remaining: 3,
+            block: 4,
+            unreported: 0,
+            unreported_in_second: 0,
+        };
+        assert!(lease.take(7, 3) && lease.take(7, 3));
+        // A write in the same second reports both tokens in both windows.
+        let mut same = lease;
+        let r = same.take_report(7, 3);
+        assert_eq!(
+            r,
+            Report {
+                in_minute: 2,
+                in_second: 2
+            }
+        );
+        assert_eq!(same.take_report(7, 3), Report::default(), "reported once");
+        // Put back when the write did not happen.
+        same.restore(r, 7, 3);
+        assert_eq!(same.take_report(7, 3), r);
+        // The next second of the minute: they count in the minute only.
+        assert_eq!(
+            lease.take_report(7, 4),
+            Report {
+                in_minute: 2,
+                in_second: 0
+            }
+        );
+        // Another minute's counter: nothing to report there.
+        assert!(lease.take(7, 3));
+        assert_eq!(lease.take_report(8, 0), Report::default());
     }
 
     #[test]

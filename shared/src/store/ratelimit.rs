@@ -1,8 +1,11 @@
 //! The shared rate-limit counter: one item per integration and minute holds
-//! the minute's count and one count per second. An instance leases tokens
-//! from it in blocks with one conditional `UpdateItem` (see
-//! `intake::ratelimit`), so every instance sees the same totals, a refused
-//! request writes nothing, and a busy instance writes once per block.
+//! the minute's leased count `m` and one leased count per second `sN`, and
+//! the known-accepted counts `am` and `aN` (see `intake::ratelimit`). An
+//! instance leases tokens in blocks with one conditional `UpdateItem` on the
+//! leased counts; when they are full, one token with one conditional
+//! `UpdateItem` on the known-accepted counts. Every instance sees the same
+//! totals, a refused request writes nothing, and a busy instance writes once
+//! per block.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,7 +16,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionChe
 use super::items::{get_opt_n, key, n};
 use super::{storage_error, Store, Units};
 use crate::error::ApiResult;
-use crate::intake::ratelimit::{lease_block, windows, Lease, RateLimit};
+use crate::intake::ratelimit::{lease_block, windows, Lease, RateLimit, Report};
 
 /// This instance's leases, one per integration.
 #[derive(Default)]
@@ -31,12 +34,22 @@ impl Leases {
 /// What one lease request got.
 enum Leased {
     Granted,
-    /// The block did not fit, but tokens remain in both windows.
+    /// The block did not fit in the leased counts, but tokens remain there.
     TooBig,
-    /// Both windows' remainder is zero: whether the minute (else the second) is full.
+    /// The leased counts are full (in the exact path: the known-accepted
+    /// counts): whether the minute (else the second) is full.
     Full {
         minute_full: bool,
     },
+}
+
+/// One push's windows and what its counter write reports.
+struct Window<'a> {
+    integration_id: &'a str,
+    limit: &'a RateLimit,
+    minute: i64,
+    second: u32,
+    report: Report,
 }
 
 impl Store {
@@ -53,60 +66,98 @@ impl Store {
         let leased = self
             .leases
             .with(|leases| match leases.get_mut(integration_id) {
-                Some(lease) => {
-                    if lease.take(minute, second) {
-                        None
-                    } else {
-                        Some(lease_block(limit, Some(lease), minute, second))
-                    }
-                }
-                None => Some(lease_block(limit, None, minute, second)),
+                Some(lease) => (!lease.take(minute, second)).then(|| {
+                    (
+                        lease_block(limit, Some(lease), minute, second),
+                        lease.take_report(minute, second),
+                    )
+                }),
+                None => Some((lease_block(limit, None, minute, second), Report::default())),
             });
-        let Some(mut block) = leased else {
+        let Some((mut block, report)) = leased else {
             return Ok(None);
         };
-        loop {
-            match self
-                .lease_tokens(integration_id, limit, minute, second, block)
-                .await?
-            {
-                Leased::Granted => {
-                    self.leases.with(|leases| {
-                        let lease = leases.entry(integration_id.to_string()).or_insert(Lease {
-                            minute,
-                            second,
-                            remaining: 0,
-                            block,
-                        });
-                        // Concurrent requests of one instance may lease at
-                        // once: tokens still held for this second are kept.
-                        let kept = if lease.minute == minute && lease.second == second {
-                            lease.remaining
-                        } else {
-                            0
-                        };
-                        *lease = Lease {
-                            minute,
-                            second,
-                            remaining: kept + block - 1,
-                            block,
-                        };
-                    });
-                    return Ok(None);
+        let w = Window {
+            integration_id,
+            limit,
+            minute,
+            second,
+            report,
+        };
+        let result = loop {
+            match self.lease_tokens(&w, block, false).await {
+                Ok(Leased::TooBig) if block > 1 => block = 1,
+                // The leased counts are full, yet tokens leased by other
+                // instances may lie unused: the known-accepted counts decide.
+                Ok(Leased::TooBig | Leased::Full { .. }) => {
+                    break self.lease_tokens(&w, 1, true).await.map(|l| (l, 1))
                 }
-                // The last tokens of a window go one at a time, so a push is
-                // refused only when the counter is full.
-                Leased::TooBig if block > 1 => block = 1,
+                other => break other.map(|l| (l, block)),
+            }
+        };
+        match result {
+            Ok((Leased::Granted, block)) => {
+                self.keep_lease(&w, block);
+                Ok(None)
+            }
+            Ok((Leased::Full { minute_full }, _)) => {
+                self.restore_report(&w);
+                self.refuse_unless_leased(integration_id, minute_full, minute, second)
+            }
+            Ok((Leased::TooBig, _)) => {
                 // One token did not fit yet some remain: a racing writer
-                // between the check and the answer; refuse this push rather than loop.
-                Leased::TooBig => {
-                    return self.refuse_unless_leased(integration_id, false, minute, second)
-                }
-                Leased::Full { minute_full } => {
-                    return self.refuse_unless_leased(integration_id, minute_full, minute, second)
-                }
+                // between the check and the answer; refuse rather than loop.
+                self.restore_report(&w);
+                self.refuse_unless_leased(integration_id, false, minute, second)
+            }
+            Err(e) => {
+                self.restore_report(&w);
+                Err(e)
             }
         }
+    }
+
+    /// Records a granted block as this instance's lease for the second.
+    fn keep_lease(&self, w: &Window<'_>, block: u32) {
+        let (minute, second) = (w.minute, w.second);
+        self.leases.with(|leases| {
+            let fresh = Lease {
+                minute,
+                second,
+                remaining: 0,
+                block,
+                unreported: 0,
+                unreported_in_second: 0,
+            };
+            let lease = leases.entry(w.integration_id.to_string()).or_insert(fresh);
+            // Concurrent requests of one instance may lease at once: tokens
+            // still held for this second are kept, and so are uses not yet
+            // reported in these windows (never those of another window: an
+            // over-report could refuse below the limit).
+            let same_second = lease.minute == minute && lease.second == second;
+            *lease = Lease {
+                remaining: if same_second { lease.remaining } else { 0 } + block - 1,
+                unreported: if lease.minute == minute {
+                    lease.unreported
+                } else {
+                    0
+                },
+                unreported_in_second: if same_second {
+                    lease.unreported_in_second
+                } else {
+                    0
+                },
+                ..fresh
+            };
+        });
+    }
+
+    fn restore_report(&self, w: &Window<'_>) {
+        self.leases.with(|leases| {
+            if let Some(lease) = leases.get_mut(w.integration_id) {
+                lease.restore(w.report, w.minute, w.second);
+            }
+        });
     }
 
     /// A full counter refuses the push, unless a concurrent request of this
@@ -126,35 +177,54 @@ impl Store {
         Ok(if took { None } else { Some(minute_full) })
     }
 
-    async fn lease_tokens(
-        &self,
-        integration_id: &str,
-        limit: &RateLimit,
-        minute: i64,
-        second: u32,
-        block: u32,
-    ) -> ApiResult<Leased> {
+    /// One conditional write: `block` tokens if the leased counts have room
+    /// (`exact` false), or one token if the known-accepted counts, with this
+    /// write's report, are below the limits (`exact` true). Either way the
+    /// write adds the report and this push to the known-accepted counts.
+    async fn lease_tokens(&self, w: &Window<'_>, block: u32, exact: bool) -> ApiResult<Leased> {
         self.meter
             .limiter_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let second_attr = format!("s{second}");
-        let (per_minute, per_second) = (i64::from(limit.per_minute), i64::from(limit.per_second));
+        let second_attr = format!("s{}", w.second);
+        let accepted_attr = format!("a{}", w.second);
+        let (per_minute, per_second) =
+            (i64::from(w.limit.per_minute), i64::from(w.limit.per_second));
         let block = i64::from(block);
+        let (minute_report, second_report) = (
+            i64::from(w.report.in_minute) + 1,
+            i64::from(w.report.in_second) + 1,
+        );
+        let (condition, minute_room, second_room) = if exact {
+            (
+                "(attribute_not_exists(am) OR am < :minute_room) AND (attribute_not_exists(#a) OR #a < :second_room)",
+                per_minute - minute_report + 1,
+                per_second - second_report + 1,
+            )
+        } else {
+            (
+                "(attribute_not_exists(m) OR m <= :minute_room) AND (attribute_not_exists(#s) OR #s <= :second_room)",
+                per_minute - block,
+                per_second - block,
+            )
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("RL#{integration_id}#{minute}"), "RL")))
-            .update_expression("ADD m :block, #s :block SET expires_at = :expires")
-            .condition_expression(
-                "(attribute_not_exists(m) OR m <= :minute_room) AND (attribute_not_exists(#s) OR #s <= :second_room)",
+            .set_key(Some(key(format!("RL#{}#{}", w.integration_id, w.minute), "RL")))
+            .update_expression(
+                "ADD m :block, #s :block, am :minute_report, #a :second_report SET expires_at = :expires",
             )
+            .condition_expression(condition)
             .expression_attribute_names("#s", &second_attr)
+            .expression_attribute_names("#a", &accepted_attr)
             .expression_attribute_values(":block", n(block))
-            .expression_attribute_values(":minute_room", n(per_minute - block))
-            .expression_attribute_values(":second_room", n(per_second - block))
+            .expression_attribute_values(":minute_report", n(minute_report))
+            .expression_attribute_values(":second_report", n(second_report))
+            .expression_attribute_values(":minute_room", n(minute_room))
+            .expression_attribute_values(":second_room", n(second_room))
             // Kept a little past its minute, then DynamoDB's TTL removes it.
-            .expression_attribute_values(":expires", n((minute + 2) * 60))
+            .expression_attribute_values(":expires", n((w.minute + 2) * 60))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
@@ -171,10 +241,17 @@ impl Store {
                 match err.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
                         let old = e.item();
-                        let minute_used = old.and_then(|i| get_opt_n(i, "m")).unwrap_or(0);
-                        let second_used = old.and_then(|i| get_opt_n(i, &second_attr)).unwrap_or(0);
+                        let count = |name: &str| old.and_then(|i| get_opt_n(i, name)).unwrap_or(0);
+                        let (minute_used, second_used) = if exact {
+                            (
+                                count("am") + minute_report - 1,
+                                count(&accepted_attr) + second_report - 1,
+                            )
+                        } else {
+                            (count("m"), count(&second_attr))
+                        };
                         let available = (per_minute - minute_used).min(per_second - second_used);
-                        if available > 0 {
+                        if available > 0 && !exact {
                             Ok(Leased::TooBig)
                         } else {
                             Ok(Leased::Full {

@@ -423,6 +423,21 @@ fn notify_is_fed_by_the_stream_with_bisection_partial_batches_and_a_failure_queu
         ]),
         "!GetAtt NotifyFailureQueue.Arn"
     );
+    // Deliveries waiting for a retry are found by a scheduled run.
+    let schedule = [
+        "Resources",
+        "NotifyFunction",
+        "Properties",
+        "Events",
+        "DeliveryRetries",
+    ];
+    let at_schedule = |rest: &[&str]| {
+        let mut p = schedule.to_vec();
+        p.extend_from_slice(rest);
+        value(&p)
+    };
+    assert_eq!(at_schedule(&["Type"]), "Schedule");
+    assert_eq!(at_schedule(&["Properties", "Schedule"]), "rate(1 minute)");
     let timeout: f64 = value(&["Resources", "NotifyFunction", "Properties", "Timeout"])
         .parse()
         .expect("a number");
@@ -537,6 +552,11 @@ fn table_indexes_project_what_the_store_expects() {
             ("gsi1".to_string(), "KEYS_ONLY".to_string(), Vec::new()),
             ("gsi2".to_string(), "KEYS_ONLY".to_string(), Vec::new()),
             ("gsi3".to_string(), "INCLUDE".to_string(), gsi3),
+            (
+                shared::store::retries::GSI4.to_string(),
+                "KEYS_ONLY".to_string(),
+                Vec::new(),
+            ),
         ],
         "{TEMPLATE}: AlertTable's indexes"
     );

@@ -452,14 +452,27 @@ async fn retries_then_success_and_exhausted_retries_then_failed_and_resend() {
     assert_eq!(history[0]["attempts"], 3);
     assert_eq!(history[0]["http_status"], 200);
 
-    // Always 503: three attempts, then `failed`.
+    // Always 503: three attempts, then `pending` on SPEC 11's schedule
+    // (shortened: Pump's speedup), then `failed` once its 24 hours are over.
     rx.set_default(Behaviour::Status(503));
     let id2 = fire(&app, &ch, "k2", T0).await;
     pump.run().await;
     assert_eq!(rx.received().len(), 6);
+    let pending = deliveries(&app, &hook, "status=pending").await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["attempts"], 3);
+    assert!(pending[0]["next_attempt_at"].is_i64(), "{pending:?}");
+    assert!(
+        pump.settle(Duration::from_millis(20), Duration::from_secs(20))
+            .await,
+        "the retries end within their (shortened) 24 hours"
+    );
     let failed = deliveries(&app, &hook, "status=failed").await;
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert_eq!(failed[0]["attempts"], 3);
+    let attempts = failed[0]["attempts"].as_i64().unwrap();
+    assert!(attempts > 3, "{failed:?}");
+    assert_eq!(rx.received().len() as i64, 3 + attempts);
+    assert!(failed[0]["next_attempt_at"].is_null());
     assert_eq!(failed[0]["http_status"], 503);
     assert_eq!(failed[0]["object_id"], id2.as_str());
     assert!(failed[0]["error"].as_str().unwrap().contains("503"));
@@ -467,9 +480,10 @@ async fn retries_then_success_and_exhausted_retries_then_failed_and_resend() {
 
     // A 4xx other than 429 is final at once.
     rx.set_default(Behaviour::Status(404));
+    let before = rx.received().len();
     fire(&app, &ch, "k3", T0).await;
     pump.run().await;
-    assert_eq!(rx.received().len(), 7);
+    assert_eq!(rx.received().len(), before + 1);
 
     // Resend: the same event, the same event_id, delivered by the stream.
     rx.set_default(Behaviour::Status(200));
@@ -730,6 +744,8 @@ async fn a_hanging_or_resetting_receiver_does_not_hold_up_other_webhooks() {
     let resetting = Receiver::start(Behaviour::Reset).await;
     let fine = Receiver::start(Behaviour::Status(200)).await;
     let mut pump = Pump::new(&app).await;
+    // Slow enough that the hang's 15 s stay well inside the 24 hours (86 s).
+    pump.notifier.schedule.speedup = 1_000;
     let ch = channel(&app, json!({"name": "ops"})).await;
     let slow = webhook(&app, json!({"name": "slow", "url": hanging.url})).await;
     let reset = webhook(&app, json!({"name": "reset", "url": resetting.url})).await;
@@ -756,14 +772,185 @@ async fn a_hanging_or_resetting_receiver_does_not_hold_up_other_webhooks() {
     assert!(took < Duration::from_secs(25), "batch took {took:?}");
     assert!(report.failed.is_empty());
     assert_eq!(report.delivered, 3);
+    // Nothing is lost: the other two receivers' deliveries wait for a retry.
+    assert_eq!(report.pending, 6);
     for hook in [&slow, &reset] {
-        let history = deliveries(&app, hook, "status=failed").await;
+        let history = deliveries(&app, hook, "status=pending").await;
         assert_eq!(history.len(), 3, "{history:?}");
         assert!(history.iter().any(|d| d["attempts"] == 3));
+        assert!(history.iter().all(|d| d["next_attempt_at"].is_i64()));
     }
     let slow_history = deliveries(&app, &slow, "").await;
     assert!(slow_history.iter().any(|d| d["error"]
         .as_str()
         .unwrap()
         .contains("no answer within 5000 ms")));
+}
+
+/// SPEC 11 "Delivery": a receiver that refuses connections for a while, then
+/// answers, receives every change of an incident, in order, each body with
+/// the incident as it was after its change; the history goes `pending` ->
+/// `succeeded`. The schedule runs 10,000 times faster (an hour is 0.36 s).
+#[tokio::test]
+async fn a_receiver_down_for_a_while_receives_every_change_in_order() {
+    let app = test_app_with_stream().await;
+    let port = Receiver::free_port();
+    let mut pump = Pump::new(&app).await;
+    pump.notifier.schedule.speedup = 10_000;
+    let ch = channel(&app, json!({"name": "ops"})).await;
+    let hook = webhook(
+        &app,
+        json!({"name": "down", "url": format!("http://127.0.0.1:{port}/hook")}),
+    )
+    .await;
+    let id = fire(&app, &ch, "k", T0).await;
+    api_ok(&app, "POST", &format!("/api/incidents/{id}/ack"), None).await;
+    api_ok(&app, "POST", &format!("/api/incidents/{id}/resolve"), None).await;
+    let reports = pump.run().await;
+    assert!(reports.iter().all(|r| r.failed.is_empty()));
+    let pending = deliveries(&app, &hook, "status=pending").await;
+    assert_eq!(pending.len(), 3, "{pending:?}");
+    let due: Vec<&Value> = pending
+        .iter()
+        .filter(|d| d["next_attempt_at"].is_i64())
+        .collect();
+    assert_eq!(due.len(), 1, "only the first waits for a time: {pending:?}");
+    assert_eq!(due[0]["event_type"], "i_new");
+    assert_eq!(due[0]["attempts"], 3);
+    // Scheduled runs while it is still down lose nothing.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        pump.retry_due().await;
+    }
+    assert_eq!(deliveries(&app, &hook, "status=pending").await.len(), 3);
+    assert!(deliveries(&app, &hook, "status=failed").await.is_empty());
+
+    let rx = Receiver::start_at(port, Behaviour::Status(200)).await;
+    assert!(
+        pump.settle(Duration::from_millis(20), Duration::from_secs(8))
+            .await
+    );
+    assert_eq!(rx.types(), ["i_new", "i_ack", "i_rslv"]);
+    let states: Vec<Value> = rx
+        .bodies()
+        .iter()
+        .map(|b| b["incident"]["status"].clone())
+        .collect();
+    assert_eq!(
+        states,
+        [json!("Triggered"), json!("Processing"), json!("Closed")]
+    );
+    let history = deliveries(&app, &hook, "").await;
+    assert_eq!(history.len(), 3);
+    assert!(
+        history.iter().all(|d| d["status"] == "succeeded"),
+        "{history:?}"
+    );
+    assert!(history.iter().all(|d| d["next_attempt_at"].is_null()));
+    let first = history.iter().find(|d| d["event_type"] == "i_new").unwrap();
+    assert!(first["attempts"].as_i64().unwrap() > 3, "{first:?}");
+}
+
+/// A receiver that hangs costs its own lane one attempt's timeout; another
+/// webhook's due retry in the same scheduled run is sent at once.
+#[tokio::test]
+async fn a_hanging_receiver_does_not_delay_another_webhooks_retries() {
+    let app = test_app_with_stream().await;
+    let (hang_port, ok_port) = (Receiver::free_port(), Receiver::free_port());
+    let mut pump = Pump::new(&app).await;
+    // Slow enough that a 5 s timeout stays well inside the 24 hours (86 s).
+    pump.notifier.schedule.speedup = 1_000;
+    let ch = channel(&app, json!({"name": "ops"})).await;
+    let slow = webhook(
+        &app,
+        json!({"name": "slow", "url": format!("http://127.0.0.1:{hang_port}/hook"), "event_types": ["i_new"]}),
+    )
+    .await;
+    let fast = webhook(
+        &app,
+        json!({"name": "fast", "url": format!("http://127.0.0.1:{ok_port}/hook"), "event_types": ["i_new"]}),
+    )
+    .await;
+    fire(&app, &ch, "k", T0).await;
+    pump.run().await;
+    for hook in [&slow, &fast] {
+        assert_eq!(deliveries(&app, hook, "status=pending").await.len(), 1);
+    }
+    let hanging = Receiver::start_at(hang_port, Behaviour::Hang(Duration::from_secs(10))).await;
+    let fine = Receiver::start_at(ok_port, Behaviour::Status(200)).await;
+    tokio::time::sleep(Duration::from_millis(40)).await; // both due (30 s -> 30 ms)
+    let started = Instant::now();
+    let report = pump.retry_due().await;
+    let took = started.elapsed();
+    assert_eq!((report.lanes, report.delivered, report.pending), (2, 1, 1));
+    let got = fine.received();
+    assert_eq!(got.len(), 1);
+    let waited = got[0].at.duration_since(started);
+    assert!(
+        waited < Duration::from_secs(2),
+        "the healthy retry waited {waited:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(4900),
+        "the hang was tried: {took:?}"
+    );
+    assert_eq!(hanging.received().len(), 1);
+    assert_eq!(deliveries(&app, &fast, "status=succeeded").await.len(), 1);
+    let still = deliveries(&app, &slow, "status=pending").await;
+    assert_eq!(still.len(), 1);
+    assert!(still[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no answer within 5000 ms"));
+}
+
+/// A disabled webhook receives nothing: not its waiting retries (they fail,
+/// saying why), not a resend. Enabled again, a resend is delivered.
+#[tokio::test]
+async fn a_disabled_webhook_receives_no_retry_and_no_resend() {
+    let app = test_app_with_stream().await;
+    let port = Receiver::free_port();
+    let mut pump = Pump::new(&app).await;
+    let ch = channel(&app, json!({"name": "ops"})).await;
+    let hook = webhook(
+        &app,
+        json!({"name": "paused", "url": format!("http://127.0.0.1:{port}/hook"), "event_types": ["i_new"]}),
+    )
+    .await;
+    fire(&app, &ch, "k", T0).await;
+    pump.run().await;
+    assert_eq!(deliveries(&app, &hook, "status=pending").await.len(), 1);
+    api_ok(
+        &app,
+        "PATCH",
+        &format!("/api/webhooks/{hook}"),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    let rx = Receiver::start_at(port, Behaviour::Status(200)).await;
+    assert!(
+        pump.settle(Duration::from_millis(10), Duration::from_secs(5))
+            .await
+    );
+    assert!(rx.received().is_empty());
+    let failed = deliveries(&app, &hook, "status=failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0]["error"].as_str().unwrap().contains("disabled"));
+
+    let delivery = failed[0]["delivery_id"].as_str().unwrap();
+    let resend = format!("/api/webhooks/{hook}/deliveries/{delivery}/resend");
+    api_ok(&app, "POST", &resend, None).await;
+    pump.run().await;
+    assert!(rx.received().is_empty(), "a resend to a disabled webhook");
+
+    api_ok(
+        &app,
+        "PATCH",
+        &format!("/api/webhooks/{hook}"),
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    api_ok(&app, "POST", &resend, None).await;
+    pump.run().await;
+    assert_eq!(rx.types(), ["i_new"]);
 }

@@ -101,7 +101,9 @@ pub fn serve_api() -> Result<(), Error> {
     })
 }
 
-/// Serve the notify function: batches of the table's stream records.
+/// Serve the notify function: batches of the table's stream records, and
+/// its scheduled run (an EventBridge schedule; `make run`'s stream pump
+/// sends the same event) that retries the deliveries now due.
 pub fn serve_notify() -> Result<(), Error> {
     use aws_lambda_events::event::dynamodb::Event;
     use lambda_runtime::LambdaEvent;
@@ -112,16 +114,30 @@ pub fn serve_notify() -> Result<(), Error> {
         let notifier = Arc::new(crate::outbound::notify::Notifier::from_env(
             app.store.clone(),
         ));
-        lambda_runtime::run(lambda_runtime::service_fn(move |ev: LambdaEvent<Event>| {
-            let notifier = Arc::clone(&notifier);
-            let span = tracing::info_span!("notify", request_id = %ev.context.request_id);
-            // Boxed: the batch's future is deep (lanes of deliveries).
-            let fut: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> = Box::pin(
-                async move { Ok::<_, Error>(notifier.handle(&ev.payload.records).await) }
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |ev: LambdaEvent<serde_json::Value>| {
+                let notifier = Arc::clone(&notifier);
+                let span = tracing::info_span!("notify", request_id = %ev.context.request_id);
+                // Boxed: the batch's future is deep (lanes of deliveries).
+                let fut: std::pin::Pin<
+                    Box<dyn std::future::Future<Output = Result<serde_json::Value, Error>> + Send>,
+                > = Box::pin(
+                    async move {
+                        if ev.payload.get("Records").is_some() {
+                            let batch: Event = serde_json::from_value(ev.payload)?;
+                            let response = notifier.handle(&batch.records).await;
+                            Ok(serde_json::to_value(response)?)
+                        } else {
+                            let report = notifier.retry_due().await?;
+                            tracing::info!(?report, "scheduled delivery run");
+                            Ok(serde_json::json!({"lanes": report.lanes}))
+                        }
+                    }
                     .instrument(span),
-            );
-            fut
-        }))
+                );
+                fut
+            },
+        ))
         .await
     })
 }

@@ -42,6 +42,7 @@ async fn main() {
         store: notify_store.clone(),
         sender: Sender::new(Policy::default()),
         ctx: Default::default(),
+        schedule: Default::default(),
     };
     let mut stream = LocalStream::open(app.store.client(), app.store.table(), false)
         .await

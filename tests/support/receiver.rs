@@ -52,7 +52,21 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(default: Behaviour) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Receiver::start_at(0, default).await
+    }
+
+    /// A port where nothing listens yet: connections to it are refused until
+    /// [`Receiver::start_at`] listens there.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    }
+
+    /// A receiver on this port (0: any free one).
+    pub async fn start_at(port: u16, default: Behaviour) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let state = Arc::new(Mutex::new(State {
             default: Some(default),

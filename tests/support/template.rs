@@ -257,10 +257,12 @@ impl Template {
             let binary = self.binary(id, f);
             for (name, ev) in &f.events {
                 if STREAM_FUNCTIONS.contains(&binary) {
-                    assert_eq!(
-                        ev.get("Type").map(String::as_str),
-                        Some("DynamoDB"),
-                        "{TEMPLATE}: {id}.Events.{name} must be the table's stream"
+                    assert!(
+                        matches!(
+                            ev.get("Type").map(String::as_str),
+                            Some("DynamoDB" | "Schedule")
+                        ),
+                        "{TEMPLATE}: {id}.Events.{name} must be the table's stream or its schedule"
                     );
                     continue;
                 }

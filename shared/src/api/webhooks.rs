@@ -188,8 +188,12 @@ pub(super) async fn deliveries(app: &App, id: &str, req: &Inbound) -> ApiResult<
     let id = path_id("webhook_id", id)?;
     let status = match req.query.get("status").map(String::as_str) {
         None | Some("") => None,
-        Some(s @ ("succeeded" | "failed")) => Some(s),
-        Some(_) => return Err(ApiError::invalid("status: must be succeeded or failed")),
+        Some(s @ ("succeeded" | "pending" | "failed")) => Some(s),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "status: must be succeeded, pending or failed",
+            ))
+        }
     };
     let limit = parse_limit(req.query.get("limit").map(String::as_str))?;
     let bound = match req.query.get("cursor").filter(|c| !c.is_empty()) {

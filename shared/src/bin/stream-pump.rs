@@ -1,7 +1,9 @@
 //! `make run`'s stand-in for Lambda's stream event source: reads the table's
 //! stream in DynamoDB Local and invokes the notify function through `cargo
 //! lambda watch` (`POST /2015-03-31/functions/notify/invocations`), 100
-//! records at a time, in stream order.
+//! records at a time, in stream order. Every few seconds it also sends the
+//! notify function the scheduled event that EventBridge sends every minute
+//! in AWS, so deliveries waiting for a retry are tried under `make run` too.
 //!
 //! Usage: `TABLE_NAME=... AWS_ENDPOINT_URL_DYNAMODB=... stream-pump INVOKE_URL`
 
@@ -14,6 +16,8 @@ use shared::outbound::stream::LocalStream;
 
 /// Tries per batch before it is skipped (Lambda would send it to the on-failure queue).
 const TRIES: u32 = 5;
+/// How often the scheduled run is invoked (every minute in AWS).
+const RUN_EVERY: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
@@ -33,7 +37,23 @@ async fn main() -> Result<(), String> {
         backoff: Duration::ZERO,
     });
     tracing::info!("stream pump: feeding the notify function");
+    let mut last_run = std::time::Instant::now();
     loop {
+        if last_run.elapsed() >= RUN_EVERY {
+            last_run = std::time::Instant::now();
+            let scheduled = OutRequest {
+                url: url.clone(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body:
+                    json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+                        .to_string()
+                        .into_bytes(),
+            };
+            let answer = invoker.attempt(&scheduled).await;
+            if !answer.succeeded() {
+                tracing::warn!(?answer, "the scheduled delivery run failed");
+            }
+        }
         match stream.poll().await {
             Ok(records) => {
                 for chunk in records.chunks(100) {

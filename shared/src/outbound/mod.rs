@@ -4,13 +4,16 @@
 //! batch ([`config`]), shapes each for its kind ([`kinds`]: generic, Slack,
 //! Feishu, DingTalk, WeCom, one file each behind one interface, signed by
 //! [`sign`]) and sends it with retries ([`service`]), recording every
-//! delivery in the history. [`stream`] reads DynamoDB Local's stream for
-//! tests and `make run`.
+//! delivery in the history. A delivery that cannot be made now waits in its
+//! (webhook, incident) queue and is tried again on [`retry`]'s schedule by
+//! the notify function's scheduled run. [`stream`] reads DynamoDB Local's
+//! stream for tests and `make run`.
 
 pub mod config;
 pub mod event;
 pub mod kinds;
 pub mod notify;
+pub mod retry;
 pub mod service;
 pub mod sign;
 pub mod stream;

@@ -83,6 +83,8 @@ pub struct Sent {
     /// Its last attempt timed out or could not connect: the receiver is down
     /// or hanging (notify sends it nothing more in this batch).
     pub unreachable: bool,
+    /// It failed in a way worth trying again later (timeout, connection, 429, 5xx).
+    pub retryable: bool,
 }
 
 #[derive(Clone)]
@@ -149,13 +151,18 @@ impl Sender {
 
     /// A delivery: attempts until one is final or the policy's are used up.
     pub async fn send(&self, req: &OutRequest) -> Sent {
+        self.send_attempts(req, self.policy.attempts).await
+    }
+
+    /// Up to `max_attempts` attempts (a scheduled retry makes one).
+    pub async fn send_attempts(&self, req: &OutRequest, max_attempts: u32) -> Sent {
         let started = Instant::now();
         let mut attempts = 0;
         let mut delay = self.policy.backoff;
         loop {
             attempts += 1;
             let result = self.attempt(req).await;
-            if result.succeeded() || !result.retryable() || attempts >= self.policy.attempts {
+            if result.succeeded() || !result.retryable() || attempts >= max_attempts {
                 return Sent {
                     succeeded: result.succeeded(),
                     attempts,
@@ -166,6 +173,7 @@ impl Sender {
                     duration_ms: started.elapsed().as_millis() as i64,
                     error: result.error(self.policy.timeout),
                     unreachable: matches!(result, Attempt::TimedOut | Attempt::ConnectionFailed),
+                    retryable: !result.succeeded() && result.retryable(),
                 };
             }
             tokio::time::sleep(delay).await;

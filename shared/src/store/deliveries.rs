@@ -75,6 +75,7 @@ pub fn delivery_view(item: &Item) -> ApiResult<Value> {
         "duration_ms": get_n(item, "duration_ms")?,
         "at": get_n(item, "at")?,
         "error": get_opt_s(item, "error"),
+        "next_attempt_at": get_opt_n(item, "next_attempt_at"),
     }))
 }
 
@@ -139,7 +140,9 @@ impl Store {
         Ok(out.attributes().is_some())
     }
 
-    /// Write a delivery's history entry (replacing an earlier one of the same id).
+    /// Write a delivery's history entry (replacing an earlier one of the same
+    /// id). `pending`: it waits in its lane, for `next_attempt_ms` or (None)
+    /// behind an earlier delivery of its incident.
     pub async fn record_delivery(
         &self,
         webhook_id: &str,
@@ -147,6 +150,7 @@ impl Store {
         ev: &OutEvent,
         sent: &Sent,
         at_ms: i64,
+        pending: Option<Option<i64>>,
     ) -> ApiResult<()> {
         let mut item = key(deliveries_pk(webhook_id), format!("D#{delivery_id}"));
         item.extend([
@@ -159,10 +163,10 @@ impl Store {
             ("incident_id".to_string(), s(&ev.incident_id)),
             (
                 "status".to_string(),
-                s(if sent.succeeded {
-                    "succeeded"
-                } else {
-                    "failed"
+                s(match (sent.succeeded, pending) {
+                    (true, _) => "succeeded",
+                    (false, Some(_)) => "pending",
+                    (false, None) => "failed",
                 }),
             ),
             ("attempts".to_string(), n(i64::from(sent.attempts))),
@@ -184,6 +188,9 @@ impl Store {
         }
         if let Some(error) = &sent.error {
             item.insert("error".into(), s(error));
+        }
+        if let (false, Some(Some(next_ms))) = (sent.succeeded, pending) {
+            item.insert("next_attempt_at".into(), n(next_ms / 1000));
         }
         let out = self
             .client

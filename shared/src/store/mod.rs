@@ -32,6 +32,8 @@
 //! | flapping state of `(channel, alert_key)` (TTL) | `FLAP#{channel}#{alert_key}` | `FLAP` |
 //! | webhook (deliveries.rs; one partition, read strongly per notify batch) | `WEBHOOKS` | `WH#{webhook}` |
 //! | delivery (TTL 7 days) or queued resend | `DLV#{webhook}` | `D#{delivery}` / `R#{delivery}` |
+//! | delivery waiting in its lane (retries.rs) | `DLV#{webhook}` | `Q#{incident}#{sequence:0>40}#{delivery}` |
+//! | lane marker, due for its next attempt | `DLV#{webhook}` | `L#{incident}` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
 //! records by `ALERT#{alert}`, channels by `CHANNELS`, integrations by
@@ -41,6 +43,8 @@
 //! `gsi3` (gsi3pk, gsi3sk): open, unmarked alert heads by `OPEN#{channel}`
 //! and the minute of their last event, only in channels with inhibit rules:
 //! the inhibition sources. It projects only what a source check reads.
+//! `gsi4` (gsi4pk, gsi4sk): the due index, sparse, keys only: what waits for
+//! a time, by `DUE#{kind}` and due time (retries.rs).
 
 pub mod alerts;
 pub mod config;
@@ -49,6 +53,7 @@ pub mod deliveries;
 pub mod incidents;
 pub mod items;
 pub mod ratelimit;
+pub mod retries;
 pub mod schema;
 
 use std::sync::Arc;

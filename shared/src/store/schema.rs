@@ -100,6 +100,8 @@ pub async fn create_table_with(client: &Client, table: &str, stream: bool) -> Ap
             attr("gsi2sk")?,
             attr("gsi3pk")?,
             attr("gsi3sk")?,
+            attr("gsi4pk")?,
+            attr("gsi4sk")?,
         ]))
         .set_key_schema(Some(key_schema("pk", "sk")?))
         .global_secondary_indexes(gsi(GSI1, "gsi1pk", "gsi1sk")?)
@@ -110,6 +112,7 @@ pub async fn create_table_with(client: &Client, table: &str, stream: bool) -> Ap
             "gsi3sk",
             Some(GSI3_PROJECTION),
         )?)
+        .global_secondary_indexes(gsi(super::retries::GSI4, "gsi4pk", "gsi4sk")?)
         // The notify function's feed (SPEC 11): every change with both images.
         .set_stream_specification(if stream {
             Some(

@@ -376,6 +376,8 @@ async fn tour_every_management_route() {
     call!("GET", "/api/incidents?status=Triggered&limit=5".into());
     call!("GET", format!("/api/incidents/{incident}"));
     call!("GET", format!("/api/alerts/{alert}"));
+    call!("GET", format!("/api/incidents/{incident}/alerts?limit=10"));
+    call!("GET", format!("/api/alerts/{alert}/events?limit=10"));
     call!("POST", format!("/api/incidents/{incident}/ack"));
     call!("POST", format!("/api/incidents/{incident}/unack"));
     call!(

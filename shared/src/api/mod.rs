@@ -45,6 +45,7 @@ const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 pub mod console;
 mod lifecycle;
 pub mod openapi;
+mod pages;
 mod webhooks;
 
 pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
@@ -165,7 +166,9 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/incidents/{incident_id}/comments", &["POST"]),
     ("/api/incidents/{incident_id}/timeline", &["GET"]),
     ("/api/incidents/{incident_id}/silence", &["POST"]),
+    ("/api/incidents/{incident_id}/alerts", &["GET"]),
     ("/api/alerts/{alert_id}", &["GET"]),
+    ("/api/alerts/{alert_id}/events", &["GET"]),
     ("/api/webhooks", &["GET", "POST"]),
     ("/api/webhooks/{webhook_id}", &["GET", "PATCH", "DELETE"]),
     ("/api/webhooks/{webhook_id}/deliveries", &["GET"]),
@@ -231,7 +234,8 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "integrations", id], "GET") => get_integration(app, id).await,
         (["api", "integrations", id, "rotate-key"], "POST") => rotate_key(app, id).await,
         (["api", "incidents"], "GET") => list_incidents(app, req).await,
-        (["api", "incidents", id], "GET") => get_incident(app, id).await,
+        (["api", "incidents", id], "GET") => pages::get_incident(app, id).await,
+        (["api", "incidents", id, "alerts"], "GET") => pages::incident_alerts(app, id, req).await,
         (["api", "incidents", id, "ack"], "POST") => acknowledge_incident(app, id).await,
         (["api", "incidents", id, "resolve"], "POST") => resolve_incident(app, id).await,
         (["api", "incidents", id, "timeline"], "GET") => lifecycle::timeline(app, id, req).await,
@@ -247,7 +251,8 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "webhooks", id, "deliveries", delivery, "resend"], "POST") => {
             webhooks::resend(app, id, delivery, req).await
         }
-        (["api", "alerts", id], "GET") => get_alert(app, id).await,
+        (["api", "alerts", id], "GET") => pages::get_alert(app, id).await,
+        (["api", "alerts", id, "events"], "GET") => pages::alert_events(app, id, req).await,
         (["api", "app-keys"], "GET") => list_app_keys(app).await,
         (["api", "app-keys"], "POST") => create_app_key(app, req).await,
         (["api", "app-keys", id], "DELETE") => revoke_app_key(app, id).await,
@@ -741,16 +746,6 @@ async fn list_incidents(app: &App, req: &Inbound) -> ApiResult<Value> {
     Ok(json!({ "items": page.items, "next_cursor": page.next.as_ref().map(encode_cursor) }))
 }
 
-async fn get_incident(app: &App, id: &str) -> ApiResult<Value> {
-    let id = path_id("incident_id", id)?;
-    let incident = app
-        .store
-        .get_incident_with_alerts(id)
-        .await?
-        .ok_or_else(|| not_found("incident_id", "incident"))?;
-    Ok(json!(incident))
-}
-
 /// The store names a missing incident by its id; the API names the parameter.
 fn incident_not_found(err: ApiError) -> ApiError {
     match err {
@@ -775,16 +770,6 @@ async fn act_on_incident(app: &App, id: &str, action: Action) -> ApiResult<Value
         .await
         .map_err(incident_not_found)?;
     Ok(json!(incident))
-}
-
-async fn get_alert(app: &App, id: &str) -> ApiResult<Value> {
-    let id = path_id("alert_id", id)?;
-    let alert = app
-        .store
-        .get_alert_with_events(id)
-        .await?
-        .ok_or_else(|| not_found("alert_id", "alert"))?;
-    Ok(json!(alert))
 }
 
 // ---- app keys ----

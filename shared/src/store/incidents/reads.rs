@@ -2,10 +2,16 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Alert, Incident, IncidentStatus};
+use crate::model::{Alert, Incident, IncidentStatus, StoredEvent};
 use crate::store::items::*;
-use crate::store::{storage_error, Store, GSI1, GSI2};
+use crate::store::{storage_error, Store, Units, GSI1, GSI2};
+
+/// Alerts a `GET /api/incidents/{id}` carries, and events a `GET /api/alerts/{id}`.
+pub const PAGE_OF_ALERTS: usize = 100;
+pub const PAGE_OF_EVENTS: usize = 100;
 
 /// One page of incidents and where the next one starts.
 pub struct IncidentPage {
@@ -29,30 +35,86 @@ impl Store {
             .transpose()
     }
 
-    /// The incident with all its alerts, from its partition (strongly consistent).
-    pub async fn get_incident_with_alerts(&self, incident_id: &str) -> ApiResult<Option<Incident>> {
-        let records = self.incident_partition(incident_id).await?;
-        let Some(incident_item) = records
-            .iter()
-            .find(|i| get_opt_s(i, "sk").as_deref() == Some(INCIDENT_SK))
-        else {
+    /// The incident with its first page of alerts and where the next page
+    /// starts (SPEC 16: a bounded read whatever the incident's size).
+    pub async fn get_incident_with_alerts(
+        &self,
+        incident_id: &str,
+    ) -> ApiResult<Option<(Incident, Option<String>)>> {
+        let Some(mut incident) = self.get_incident(incident_id).await? else {
             return Ok(None);
         };
-        let mut incident = item_to_incident(incident_item)?;
-        let mut alerts = Vec::new();
-        for record in records
-            .iter()
-            .filter(|i| get_opt_s(i, "sk").is_some_and(|sk| sk.starts_with("ALERT#")))
-        {
-            alerts.push(self.alert_from_record(record).await?);
-        }
-        alerts.sort_by(|a, b| (a.created_at, &a.alert_id).cmp(&(b.created_at, &b.alert_id)));
+        let (alerts, next) = self
+            .incident_alerts(incident_id, None, PAGE_OF_ALERTS)
+            .await?;
         incident.alerts = Some(alerts);
-        Ok(Some(incident))
+        Ok(Some((incident, next)))
     }
 
-    async fn incident_partition(&self, incident_id: &str) -> ApiResult<Vec<Item>> {
-        self.query_all(None, "pk", incident_pk(incident_id)).await
+    /// One page of an incident's alerts, in the order of their records' sort
+    /// keys (the alert id), after the record `after`: one Query and one
+    /// BatchGetItem of the live heads.
+    pub async fn incident_alerts(
+        &self,
+        incident_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ApiResult<(Vec<Alert>, Option<String>)> {
+        let pk = incident_pk(incident_id);
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":prefix", s("ALERT#"))
+            .set_exclusive_start_key(after.map(|a| key(pk.clone(), a)))
+            .consistent_read(true)
+            .limit(limit as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(|e| storage_error("Query", e))?;
+        self.count(Units::Read, page.consumed_capacity());
+        let alerts = self.alerts_of_records(page.items()).await?;
+        let next = page.last_evaluated_key().and_then(|k| get_opt_s(k, "sk"));
+        Ok((alerts, next))
+    }
+
+    /// The alerts these records stand for: archived snapshots as they are,
+    /// live ones from their heads, read in one BatchGetItem per 100.
+    async fn alerts_of_records(&self, records: &[Item]) -> ApiResult<Vec<Alert>> {
+        let mut head_keys: Vec<String> = Vec::new();
+        for r in records
+            .iter()
+            .filter(|r| !get_bool(r, "archived").unwrap_or(false))
+        {
+            let pk = head_pk(&get_s(r, "channel_id")?, &get_s(r, "alert_key")?);
+            if !head_keys.contains(&pk) {
+                head_keys.push(pk);
+            }
+        }
+        let heads: HashMap<String, crate::model::AlertHead> = self
+            .batch_get(head_keys.into_iter().map(|pk| key(pk, HEAD_SK)).collect())
+            .await?
+            .iter()
+            .map(|item| Ok((get_s(item, "pk")?, item_to_head(item)?)))
+            .collect::<ApiResult<_>>()?;
+        let mut alerts = Vec::with_capacity(records.len());
+        for r in records {
+            if get_bool(r, "archived").unwrap_or(false) {
+                alerts.push(alert_from_record(r)?);
+                continue;
+            }
+            let alert_id = get_s(r, "alert_id")?;
+            let pk = head_pk(&get_s(r, "channel_id")?, &get_s(r, "alert_key")?);
+            match heads.get(&pk) {
+                Some(h) if h.alert_id == alert_id => alerts.push(h.to_alert()),
+                // The head moved on: the record is archived by now.
+                _ => alerts.push(self.alert_from_record(r).await?),
+            }
+        }
+        Ok(alerts)
     }
 
     /// The alert a record stands for: its snapshot once archived, else the live head.
@@ -77,7 +139,21 @@ impl Store {
         }
     }
 
-    pub async fn get_alert_with_events(&self, alert_id: &str) -> ApiResult<Option<Alert>> {
+    /// The alert with its first page of events and where the next starts.
+    pub async fn get_alert_with_events(
+        &self,
+        alert_id: &str,
+    ) -> ApiResult<Option<(Alert, Option<String>)>> {
+        let Some(mut alert) = self.find_alert(alert_id).await? else {
+            return Ok(None);
+        };
+        let (events, next) = self.alert_events(alert_id, None, PAGE_OF_EVENTS).await?;
+        alert.events = Some(events);
+        Ok(Some((alert, next)))
+    }
+
+    /// The alert, found through its record's listing in gsi1.
+    pub async fn find_alert(&self, alert_id: &str) -> ApiResult<Option<Alert>> {
         let found = self
             .client
             .query()
@@ -88,6 +164,7 @@ impl Store {
             .send()
             .await
             .map_err(|e| storage_error("Query", e))?;
+        self.count(Units::Read, None);
         let Some(listed) = found.items().first() else {
             return Ok(None);
         };
@@ -97,15 +174,38 @@ impl Store {
         else {
             return Ok(None);
         };
-        let mut alert = self.alert_from_record(&record).await?;
-        let events = self
-            .query_all(None, "pk", events_pk(alert_id))
-            .await?
+        Ok(Some(self.alert_from_record(&record).await?))
+    }
+
+    /// One page of an alert's stored events, oldest first, after `after`.
+    pub async fn alert_events(
+        &self,
+        alert_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ApiResult<(Vec<StoredEvent>, Option<String>)> {
+        let pk = events_pk(alert_id);
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .set_exclusive_start_key(after.map(|a| key(pk.clone(), a)))
+            .consistent_read(true)
+            .limit(limit as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(|e| storage_error("Query", e))?;
+        self.count(Units::Read, page.consumed_capacity());
+        let events = page
+            .items()
             .iter()
             .map(item_to_event)
             .collect::<ApiResult<Vec<_>>>()?;
-        alert.events = Some(events);
-        Ok(Some(alert))
+        let next = page.last_evaluated_key().and_then(|k| get_opt_s(k, "sk"));
+        Ok((events, next))
     }
 
     /// Newest first, across the given statuses, `limit` at most. `bounds`

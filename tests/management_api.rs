@@ -841,3 +841,130 @@ async fn integrations_are_listed_without_secrets() {
         assert!(!text.contains(secret), "the listing shows {secret}");
     }
 }
+
+/// SPEC 16 "Bounded reads": an incident of 250 alerts and an alert of 120
+/// events page 100 at a time with every item reachable once, and the
+/// DynamoDB requests of `GET /api/incidents/{id}` do not grow with its alerts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_incident_of_250_alerts_and_an_alert_of_120_events_page_100_at_a_time() {
+    let app = test_app().await;
+    let s = channel_with_integration(
+        &app,
+        "standard",
+        json!({"name": "grouped", "grouping": {"method": "rules", "equals": [["labels.service"]]}}),
+    )
+    .await;
+    let base = shared::store::now_ms() / 1000 - 3600;
+    let fire = |i: usize| {
+        json!({"title_rule": format!("disk {i}"), "event_status": "Critical", "alert_key": format!("k{i}"),
+               "labels": {"service": "api"}, "event_time": base})
+    };
+    let first = push_ok(&app, &s.integration_key, &fire(0)).await;
+    let incident = first["incident_id"].as_str().unwrap().to_string();
+    for i in 1..5 {
+        push_ok(&app, &s.integration_key, &fire(i)).await;
+    }
+    let (recorded, log) = recorded_instance(&app).await;
+    let requests_of_get = |n: usize| {
+        let (recorded, log, incident) = (recorded.clone(), log.clone(), incident.clone());
+        async move {
+            log.take();
+            let data = api_ok(
+                &recorded,
+                "GET",
+                &format!("/api/incidents/{incident}"),
+                None,
+            )
+            .await;
+            assert_eq!(data["alert_count"], n);
+            log.take().len()
+        }
+    };
+    let small = requests_of_get(5).await;
+    for chunk in (5..250).collect::<Vec<_>>().chunks(25) {
+        let pushes: Vec<_> = chunk
+            .iter()
+            .map(|&i| {
+                let (app, key, body) = (app.clone(), s.integration_key.clone(), fire(i));
+                tokio::spawn(async move { push_ok(&app, &key, &body).await })
+            })
+            .collect();
+        for pushed in pushes {
+            assert_eq!(pushed.await.unwrap()["incident_id"], json!(incident));
+        }
+    }
+    let large = requests_of_get(250).await;
+    eprintln!(
+        "FIGURE GET /api/incidents/{{id}}: {small} DynamoDB requests at 5 alerts, {large} at 250"
+    );
+    assert!(small > 0, "the recorder saw the requests");
+    assert_eq!(
+        small, large,
+        "requests of GET incident grow with its alerts"
+    );
+
+    let data = api_ok(&app, "GET", &format!("/api/incidents/{incident}"), None).await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = data["alerts"].as_array().unwrap().clone();
+    let mut cursor = data["alerts_next_cursor"].clone();
+    let mut sizes = vec![page.len()];
+    loop {
+        seen.extend(
+            page.iter()
+                .map(|a| a["alert_id"].as_str().unwrap().to_string()),
+        );
+        let Some(c) = cursor.as_str() else { break };
+        let next = api_ok(
+            &app,
+            "GET",
+            &format!("/api/incidents/{incident}/alerts?cursor={c}"),
+            None,
+        )
+        .await;
+        page = next["items"].as_array().unwrap().clone();
+        cursor = next["next_cursor"].clone();
+        sizes.push(page.len());
+    }
+    assert_eq!(sizes[..3], [100, 100, 50], "{sizes:?}");
+    assert!(sizes[3..].iter().all(|n| *n == 0), "{sizes:?}");
+    let unique: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!((seen.len(), unique.len()), (250, 250));
+
+    // One alert, 120 stored events (each a change, so each is stored).
+    for i in 0..120 {
+        let mut body = fire(0);
+        body["description"] = json!(format!("reading {i}"));
+        body["event_time"] = json!(base + 1 + i as i64);
+        push_ok(&app, &s.integration_key, &body).await;
+    }
+    let alert_id = first["alert_id"].as_str().unwrap();
+    let alert = api_ok(&app, "GET", &format!("/api/alerts/{alert_id}"), None).await;
+    let mut events = alert["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 100);
+    let cursor = alert["events_next_cursor"].as_str().expect("more events");
+    let rest = api_ok(
+        &app,
+        "GET",
+        &format!("/api/alerts/{alert_id}/events?cursor={cursor}"),
+        None,
+    )
+    .await;
+    events.extend(rest["items"].as_array().unwrap().iter().cloned());
+    assert!(rest["next_cursor"].is_null(), "{}", rest["next_cursor"]);
+    assert_eq!(events.len(), 121, "the first event and 120 changes");
+    let times: Vec<i64> = events
+        .iter()
+        .map(|e| e["event_time"].as_i64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+    // A cursor that was not issued is refused, naming the field.
+    let out = api(
+        &app,
+        "GET",
+        &format!("/api/alerts/{alert_id}/events?cursor=Zm9v"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, 400);
+    assert!(out.body.contains("cursor"));
+}

@@ -6,7 +6,9 @@
 pub mod alert;
 pub mod grouping;
 pub mod incident;
+pub mod step;
 
 pub use alert::*;
 pub use grouping::*;
 pub use incident::*;
+pub use step::{IncidentStep, TimelineEntry};

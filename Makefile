@@ -4,6 +4,10 @@ VENV := $(CURDIR)/.cache/venv
 TEMPLATE := infra/template.yaml
 # cargo lambda's --target-dir is broken; it honours CARGO_TARGET_DIR.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
+# rust-toolchain.toml names the aarch64 target; rustup must not try to
+# download it (or anything) on each cargo call of an offline `make test`.
+# `make build` adds the target explicitly (scripts/build.sh).
+export RUSTUP_AUTO_INSTALL ?= 0
 
 .PHONY: help run test bench build sam deploy lint fmt setup
 

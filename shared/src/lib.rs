@@ -10,7 +10,8 @@
 //! 5. [`outbound`]: webhooks, fed by the table's stream (notify function).
 //! 6. [`api`]: the management API, its OpenAPI document and the console.
 //!
-//! [`app`] and [`runtime`] wire a function together; [`model`] holds the
+//! [`app`] and [`runtime`] wire a function together; [`metrics`] writes the
+//! service's own metrics into its log lines; [`model`] holds the
 //! records the API shows; [`ids`] says what an id may look like; [`error`] is
 //! the one error type.
 
@@ -21,6 +22,7 @@ pub mod error;
 pub mod hashing;
 pub mod ids;
 pub mod intake;
+pub mod metrics;
 pub mod model;
 pub mod outbound;
 pub mod rules;

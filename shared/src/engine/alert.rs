@@ -39,6 +39,25 @@ pub enum Outcome {
     Inhibited,
 }
 
+impl Outcome {
+    /// The name the push response uses (serde's), for metric dimensions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NewIncident => "new_incident",
+            Outcome::Merged => "merged",
+            Outcome::Updated => "updated",
+            Outcome::Refreshed => "refreshed",
+            Outcome::Deduplicated => "deduplicated",
+            Outcome::AlreadyApplied => "already_applied",
+            Outcome::Recovered => "recovered",
+            Outcome::Ignored => "ignored",
+            Outcome::Dropped => "dropped",
+            Outcome::Silenced => "silenced",
+            Outcome::Inhibited => "inhibited",
+        }
+    }
+}
+
 /// Layer-1 and layer-2 fingerprints of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fingerprint {
@@ -364,6 +383,26 @@ pub fn raises_incident_severity(head: &AlertHead, ev: &StandardEvent) -> bool {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn outcome_names_are_the_push_response_ones() {
+        use Outcome::*;
+        for o in [
+            NewIncident,
+            Merged,
+            Updated,
+            Refreshed,
+            Deduplicated,
+            AlreadyApplied,
+            Recovered,
+            Ignored,
+            Dropped,
+            Silenced,
+            Inhibited,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+    }
 
     fn event(status: EventStatus, title: &str, labels: &[(&str, &str)], t: i64) -> StandardEvent {
         StandardEvent {

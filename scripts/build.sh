@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make build`: every function for Lambda (arm64, release, cargo lambda) as a
 # zip in $CARGO_TARGET_DIR/lambda/<function>/bootstrap.zip, then each zip's
-# size (the README's size table comes from this output).
+# size (docs/benchmarks.md's size table comes from this output).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

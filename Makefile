@@ -53,7 +53,8 @@ deploy:
 	  echo "  PATH=\"$(VENV)/bin:\$$PATH\" sam build --template-file $(TEMPLATE) --beta-features"; \
 	  echo "  sam deploy --guided    # later: sam deploy (answers kept in samconfig.toml)"; \
 	  echo "Parameters: LogLevel (RUST_LOG, default info), LogRetentionInDays (default 30),"; \
-	  echo "  ManagementReservedConcurrency (default 10), PushThrottlingRateLimit (500), PushThrottlingBurstLimit (1000)."; \
+	  echo "  ManagementReservedConcurrency (default 10), PushThrottlingRateLimit (500), PushThrottlingBurstLimit (1000),"; \
+	  echo "  AlarmEmail (empty: no mail subscription to the alarm topic). All in docs/configuration.md."; \
 	  echo "Then create the first app key against the stack's table (output TableName):"; \
 	  echo "  TABLE_NAME=<TableName> AWS_REGION=<region> cargo run -p shared --bin alertctl -- create-app-key"; \
 	fi

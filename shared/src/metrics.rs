@@ -106,7 +106,10 @@ fn emit(name: &str, unit: Unit, value: f64, dimensions: &[(&str, &str)]) {
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let line = emf_line(now_ms(), name, unit, value, dimensions);
+    write_line(&emf_line(now_ms(), name, unit, value, dimensions));
+}
+
+fn write_line(line: &str) {
     // One write under the lock, so a line never interleaves with a log line.
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
@@ -114,18 +117,36 @@ fn emit(name: &str, unit: Unit, value: f64, dimensions: &[(&str, &str)]) {
 /// A push's events by outcome: one line per distinct outcome, so a
 /// 1,000-alert payload writes a handful of lines, not a thousand.
 pub fn events<'a>(integration: &str, outcomes: impl IntoIterator<Item = &'a str>) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    for line in event_lines(now_ms(), integration, outcomes) {
+        write_line(&line);
+    }
+}
+
+/// The lines [`events`] writes.
+fn event_lines<'a>(
+    timestamp_ms: i64,
+    integration: &str,
+    outcomes: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
     let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
     for o in outcomes {
         *counts.entry(o).or_default() += 1;
     }
-    for (outcome, n) in counts {
-        emit(
-            EVENTS,
-            Unit::Count,
-            f64::from(n),
-            &[("Integration", integration), ("Outcome", outcome)],
-        );
-    }
+    counts
+        .into_iter()
+        .map(|(outcome, n)| {
+            emf_line(
+                timestamp_ms,
+                EVENTS,
+                Unit::Count,
+                f64::from(n),
+                &[("Integration", integration), ("Outcome", outcome)],
+            )
+        })
+        .collect()
 }
 
 /// One webhook delivery's status (`delivered`, `failed`, `pending`).
@@ -193,6 +214,39 @@ mod tests {
         assert_eq!(cwm["Dimensions"], json!([[]]));
         assert_eq!(cwm["Metrics"][0]["Unit"], json!("Milliseconds"));
         assert_eq!(v["EscalationLag"], json!(1500.0));
+    }
+
+    #[test]
+    fn a_push_writes_one_line_per_outcome_with_its_count() {
+        let lines = event_lines(
+            7,
+            "prometheus",
+            [
+                "deduplicated",
+                "new_incident",
+                "deduplicated",
+                "deduplicated",
+            ],
+        );
+        let got: Vec<(String, f64)> = lines
+            .iter()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                assert_eq!(v["Integration"], json!("prometheus"));
+                (
+                    v["Outcome"].as_str().unwrap().to_string(),
+                    v["Events"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("deduplicated".to_string(), 3.0),
+                ("new_incident".to_string(), 1.0)
+            ]
+        );
+        assert!(event_lines(7, "standard", []).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod grouping;
 pub mod incident;
+pub mod schedule;
 
 pub use alert::*;
 pub use grouping::*;

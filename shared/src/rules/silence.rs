@@ -47,7 +47,7 @@ pub enum Window {
     },
 }
 
-fn minute_of_day(hhmm: &str, at: &str) -> ApiResult<u16> {
+pub(crate) fn minute_of_day(hhmm: &str, at: &str) -> ApiResult<u16> {
     let bad = || ApiError::invalid(format!("{at}: must be HH:MM from 00:00 to 24:00"));
     let (h, m) = hhmm.split_once(':').ok_or_else(bad)?;
     if h.len() != 2 || m.len() != 2 {

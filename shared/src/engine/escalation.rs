@@ -7,8 +7,11 @@
 //!
 //! Times are unix milliseconds, as in the rest of the engine.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
+use crate::engine::schedule::CompiledSchedule;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::check_id;
 use crate::model::{Incident, IncidentStatus};
@@ -350,6 +353,16 @@ pub trait OnCallLookup {
 impl<F: Fn(&str, i64) -> Vec<String>> OnCallLookup for F {
     fn on_call(&self, schedule_id: &str, at_ms: i64) -> Vec<String> {
         self(schedule_id, at_ms)
+    }
+}
+
+/// The schedules a channel's rules name, read and compiled by the caller
+/// before it steps; a schedule missing here has nobody on call.
+impl OnCallLookup for HashMap<String, CompiledSchedule> {
+    fn on_call(&self, schedule_id: &str, at_ms: i64) -> Vec<String> {
+        self.get(schedule_id)
+            .map(|s| s.oncall(at_ms.div_euclid(1000)).member_ids)
+            .unwrap_or_default()
     }
 }
 
@@ -837,6 +850,53 @@ mod tests {
             &primary,
         );
         assert!(!early.changed(&a.chain));
+    }
+
+    #[test]
+    fn a_schedule_target_pages_whoever_is_on_call_then() {
+        let schedule: crate::engine::schedule::Schedule = serde_json::from_value(json!({
+            "name": "primary", "time_zone": "UTC",
+            "layers": [{"name": "l", "member_ids": ["bob", "carol"], "start": T0 / 1000,
+                        "shift": {"unit": "hours", "length": 1}}]
+        }))
+        .unwrap();
+        let schedules = HashMap::from([("primary".to_string(), schedule.compile().unwrap())]);
+        let rule = two_levels(json!({"repeat": 6}));
+        let rules = EscalationRules { rules: vec![rule] }.compile().unwrap();
+        let d = start(
+            &rules,
+            &incident(),
+            facts(IncidentStatus::Triggered),
+            T0,
+            &schedules,
+        )
+        .unwrap();
+        let mut chain = d.chain;
+        let mut escalations = Vec::new();
+        for minute in 1..=70 {
+            let now = T0 + minute * MINUTE_MS;
+            let d = step(
+                &chain,
+                facts(IncidentStatus::Triggered),
+                Input::Tick,
+                now,
+                &schedules,
+            );
+            if let Some(page) = d.page.filter(|p| p.kind == PageKind::Escalate) {
+                escalations.push((minute, page.member_ids));
+            }
+            chain = d.chain;
+        }
+        let who = |name: &str| vec![name.to_string()];
+        // Level 2 every 11 minutes from minute 1: bob's hour, then carol's.
+        let expected: Vec<(i64, Vec<String>)> = [1, 12, 23, 34, 45, 56]
+            .into_iter()
+            .map(|m| (m, who("bob")))
+            .chain([(67, who("carol"))])
+            .collect();
+        assert_eq!(escalations, expected);
+        let missing: HashMap<String, CompiledSchedule> = HashMap::new();
+        assert!(missing.on_call("primary", T0).is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::intake::shaping::{RuleCaches, Shaping};
 use crate::store::{client_from_env, Store};
 
 #[derive(Clone)]
@@ -9,9 +10,7 @@ pub struct App {
     pub store: Store,
     /// How long a channel's settings may be served from this instance's memory.
     pub channel_cache_ttl: Duration,
-    pub(crate) channels: crate::intake::shaping::ChannelCache,
-    pub(crate) integrations: crate::intake::shaping::IntegrationCache,
-    pub(crate) mappings: std::sync::Arc<std::sync::Mutex<crate::intake::shaping::MappingCache>>,
+    pub(crate) rule_caches: RuleCaches,
 }
 
 impl App {
@@ -19,9 +18,7 @@ impl App {
         App {
             store,
             channel_cache_ttl: Duration::from_secs(0),
-            channels: Default::default(),
-            integrations: Default::default(),
-            mappings: Default::default(),
+            rule_caches: RuleCaches::default(),
         }
     }
 
@@ -42,5 +39,14 @@ impl App {
         let mut app = App::new(store);
         app.channel_cache_ttl = Duration::from_secs(ttl);
         Ok(app)
+    }
+
+    /// The store and the rule caches, as the push path's shaping stages read them.
+    pub(crate) fn shaping(&self) -> Shaping<'_> {
+        Shaping {
+            store: &self.store,
+            caches: &self.rule_caches,
+            ttl: self.channel_cache_ttl,
+        }
     }
 }

@@ -282,7 +282,7 @@ fn validation_names_the_field() {
     // Unknown fields and units are refused by name.
     let mut body = base;
     body["layers"][0]["shift"]["unit"] = json!("months");
-    let err = crate::intake::integrations::from_value::<Schedule>(body).unwrap_err();
+    let err = crate::json::from_value::<Schedule>(body).unwrap_err();
     assert!(
         err.message().contains("layers[0].shift.unit")
             || err.message().contains("layers.0.shift.unit"),

@@ -590,6 +590,27 @@ mod tests {
         }
     }
 
+    fn compiled(rule: EscalationRule) -> CompiledEscalation {
+        EscalationRules { rules: vec![rule] }.compile().unwrap()
+    }
+
+    /// The default two-level chain, opened at T0 (level 1 paged).
+    fn started() -> Decision {
+        let rules = compiled(two_levels(json!({})));
+        start(
+            &rules,
+            &incident(),
+            facts(IncidentStatus::Triggered),
+            T0,
+            &primary,
+        )
+        .unwrap()
+    }
+
+    fn tick(chain: &Chain, status: IncidentStatus, now: i64) -> Decision {
+        step(chain, facts(status), Input::Tick, now, &primary)
+    }
+
     /// Simulated time: a tick every 10 s from T0 for `minutes`, with the
     /// inputs applied at their minute (and the status they leave behind).
     /// Returns (minute, page) for every page.
@@ -598,7 +619,7 @@ mod tests {
         minutes: i64,
         inputs: &[(i64, Input, IncidentStatus)],
     ) -> (Vec<(f64, Page)>, Chain) {
-        let rules = EscalationRules { rules: vec![rule] }.compile().unwrap();
+        let rules = compiled(rule);
         let mut status = IncidentStatus::Triggered;
         let mut pages = Vec::new();
         let first = start(&rules, &incident(), facts(status), T0, &primary).unwrap();
@@ -752,11 +773,7 @@ mod tests {
 
     #[test]
     fn flapping_or_muted_incidents_page_nobody() {
-        let rules = EscalationRules {
-            rules: vec![two_levels(json!({}))],
-        }
-        .compile()
-        .unwrap();
+        let rules = compiled(two_levels(json!({})));
         for (flapping, muted) in [(true, false), (false, true)] {
             let f = Facts {
                 status: IncidentStatus::Triggered,
@@ -776,14 +793,7 @@ mod tests {
             assert_eq!(later.page, None, "a suppressed chain stays quiet");
         }
         // Marked flapping while the chain runs: it stops paging.
-        let d = start(
-            &rules,
-            &incident(),
-            facts(IncidentStatus::Triggered),
-            T0,
-            &primary,
-        )
-        .unwrap();
+        let d = started();
         let f = Facts {
             status: IncidentStatus::Triggered,
             flapping: true,
@@ -798,57 +808,21 @@ mod tests {
 
     #[test]
     fn a_repeated_tick_pages_once_and_a_stale_version_is_visible() {
-        let rules = EscalationRules {
-            rules: vec![two_levels(json!({}))],
-        }
-        .compile()
-        .unwrap();
-        let d = start(
-            &rules,
-            &incident(),
-            facts(IncidentStatus::Triggered),
-            T0,
-            &primary,
-        )
-        .unwrap();
+        let d = started();
         assert_eq!(d.chain.version, 1);
         // Two instances step the same stored chain at the same due time: both
         // decide the same page from the same version; the store's condition on
         // `version` lets one write. Stepping the written chain again pages nothing.
         let now = T0 + MINUTE_MS;
-        let a = step(
-            &d.chain,
-            facts(IncidentStatus::Triggered),
-            Input::Tick,
-            now,
-            &primary,
-        );
-        let b = step(
-            &d.chain,
-            facts(IncidentStatus::Triggered),
-            Input::Tick,
-            now,
-            &primary,
-        );
+        let a = tick(&d.chain, IncidentStatus::Triggered, now);
+        let b = tick(&d.chain, IncidentStatus::Triggered, now);
         assert_eq!(a, b);
         assert!(a.page.is_some() && a.changed(&d.chain));
-        let again = step(
-            &a.chain,
-            facts(IncidentStatus::Triggered),
-            Input::Tick,
-            now,
-            &primary,
-        );
+        let again = tick(&a.chain, IncidentStatus::Triggered, now);
         assert_eq!(again.page, None);
         assert!(!again.changed(&a.chain));
         // Before it is due, a tick changes nothing.
-        let early = step(
-            &a.chain,
-            facts(IncidentStatus::Triggered),
-            Input::Tick,
-            now + 1,
-            &primary,
-        );
+        let early = tick(&a.chain, IncidentStatus::Triggered, now + 1);
         assert!(!early.changed(&a.chain));
     }
 
@@ -862,7 +836,7 @@ mod tests {
         .unwrap();
         let schedules = HashMap::from([("primary".to_string(), schedule.compile().unwrap())]);
         let rule = two_levels(json!({"repeat": 6}));
-        let rules = EscalationRules { rules: vec![rule] }.compile().unwrap();
+        let rules = compiled(rule);
         let d = start(
             &rules,
             &incident(),
@@ -901,34 +875,10 @@ mod tests {
 
     #[test]
     fn a_missed_ack_or_close_is_noticed_at_the_due_tick() {
-        let rules = EscalationRules {
-            rules: vec![two_levels(json!({}))],
-        }
-        .compile()
-        .unwrap();
-        let d = start(
-            &rules,
-            &incident(),
-            facts(IncidentStatus::Triggered),
-            T0,
-            &primary,
-        )
-        .unwrap();
-        let acked = step(
-            &d.chain,
-            facts(IncidentStatus::Processing),
-            Input::Tick,
-            T0 + MINUTE_MS,
-            &primary,
-        );
+        let d = started();
+        let acked = tick(&d.chain, IncidentStatus::Processing, T0 + MINUTE_MS);
         assert_eq!((acked.page, acked.chain.state), (None, ChainState::Acked));
-        let closed = step(
-            &d.chain,
-            facts(IncidentStatus::Closed),
-            Input::Tick,
-            T0 + MINUTE_MS,
-            &primary,
-        );
+        let closed = tick(&d.chain, IncidentStatus::Closed, T0 + MINUTE_MS);
         assert_eq!(
             (closed.page, closed.chain.state),
             (None, ChainState::Closed)

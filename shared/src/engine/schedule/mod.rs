@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::check_id;
-use crate::rules::silence::minute_of_day;
+use crate::rules::silence::weekly_window;
 
 pub use walk::{OnCall, ShiftItem, Source};
 
@@ -220,20 +220,13 @@ impl Layer {
         let mut windows = Vec::with_capacity(self.restrictions.len());
         for (k, r) in self.restrictions.iter().enumerate() {
             let place = format!("{at}.restrictions[{k}]");
-            if r.weekdays.is_empty() || r.weekdays.iter().any(|d| !(1..=7).contains(d)) {
-                return Err(ApiError::invalid(format!(
-                    "{place}.weekdays: 1 to 7 days, each 1 (Monday) to 7 (Sunday)"
-                )));
-            }
-            let from = minute_of_day(&r.from, &format!("{place}.from"))?;
-            let to = minute_of_day(&r.to, &format!("{place}.to"))?;
-            if from == to || from == 24 * 60 {
-                return Err(ApiError::invalid(format!(
-                    "{place}.to: must differ from from, and from must be before 24:00"
-                )));
-            }
-            let days = r.weekdays.iter().fold(0u8, |set, d| set | (1 << (d - 1)));
-            windows.push((days, from, to));
+            windows.push(weekly_window(
+                &place,
+                ["weekdays", "from", "to"],
+                &r.weekdays,
+                &r.from,
+                &r.to,
+            )?);
         }
         let rotation = rotation::Rotation::new(
             tz,

@@ -8,7 +8,9 @@ pub mod escalation;
 pub mod grouping;
 pub mod incident;
 pub mod schedule;
+pub mod step;
 
 pub use alert::*;
 pub use grouping::*;
 pub use incident::*;
+pub use step::{IncidentStep, TimelineEntry};

@@ -352,7 +352,11 @@ fn event_rules<'a>(
     received_ms: i64,
 ) -> EventRules<'a> {
     if ev.event_status.is_ok() || setup.rules.is_empty() {
-        return EventRules::default();
+        // A recovery still withdraws its alert from the inhibition sources.
+        return EventRules {
+            sources: &setup.rules.inhibit,
+            ..EventRules::default()
+        };
     }
     let subject = Subject::of_event(ev, Some(integration_id));
     EventRules {
@@ -360,7 +364,7 @@ fn event_rules<'a>(
             setup.rules.silence(&subject, received_ms / 1000),
         )),
         inhibit: setup.rules.inhibit_rules_for(&subject),
-        index_sources: setup.rules.indexes_sources(),
+        sources: &setup.rules.inhibit,
     }
 }
 

@@ -4,8 +4,10 @@
 //! that the store writes (and that the timeline and webhooks read).
 
 pub mod alert;
+pub mod escalation;
 pub mod grouping;
 pub mod incident;
+pub mod schedule;
 pub mod step;
 
 pub use alert::*;

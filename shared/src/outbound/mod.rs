@@ -7,6 +7,7 @@
 //! delivery in the history. [`stream`] reads DynamoDB Local's stream for
 //! tests and `make run`.
 
+pub mod ack_link;
 pub mod config;
 pub mod event;
 pub mod kinds;

@@ -96,7 +96,7 @@ pub(super) async fn comment(app: &App, id: &str, req: &Inbound) -> ApiResult<Val
     check_comment(&text)?;
     let entry = app
         .store
-        .add_comment(id, &text, now_ms())
+        .add_comment(id, &text, serde_json::json!({}), now_ms())
         .await?
         .ok_or_else(|| not_found("incident_id", "incident"))?;
     Ok(json!(entry))

@@ -43,6 +43,7 @@ pub const MIN_APP_KEY_CHARS: usize = 32;
 const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
 pub mod console;
+pub mod ical;
 mod lifecycle;
 pub mod openapi;
 mod pages;

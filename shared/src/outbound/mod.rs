@@ -9,6 +9,7 @@
 //! the notify function's scheduled run. [`stream`] reads DynamoDB Local's
 //! stream for tests and `make run`.
 
+pub mod ack_link;
 pub mod config;
 pub mod event;
 pub mod kinds;

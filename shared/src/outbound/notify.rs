@@ -343,6 +343,11 @@ impl Notifier {
                 duration_ms = sent.duration_ms,
                 "webhook delivery"
             );
+            crate::metrics::delivery(match (sent.succeeded, pending) {
+                (true, _) => "delivered",
+                (false, Some(_)) => "pending",
+                (false, None) => "failed",
+            });
             let saved = async {
                 if let (false, Some(due)) = (sent.succeeded, pending) {
                     // The lane's first waiting delivery is due at its own
@@ -474,6 +479,11 @@ impl Notifier {
                 http_status = sent.http_status,
                 "webhook delivery retried"
             );
+            crate::metrics::delivery(match (sent.succeeded, next) {
+                (true, _) => "delivered",
+                (false, Some(_)) => "pending",
+                (false, None) => "failed",
+            });
             if let (false, Some(due)) = (sent.succeeded, next) {
                 self.store.count_attempt(webhook_id, &w.sk).await?;
                 self.store

@@ -878,7 +878,14 @@ async fn a_hanging_receiver_does_not_delay_another_webhooks_retries() {
     }
     let hanging = Receiver::start_at(hang_port, Behaviour::Hang(Duration::from_secs(10))).await;
     let fine = Receiver::start_at(ok_port, Behaviour::Status(200)).await;
-    tokio::time::sleep(Duration::from_millis(40)).await; // both due (30 s -> 30 ms)
+    // Both become due on the shortened schedule (within a few seconds).
+    for _ in 0..300 {
+        let due = pump.notifier.store.due_lanes(now_ms(), 10).await.unwrap();
+        if due.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = Instant::now();
     let report = pump.retry_due().await;
     let took = started.elapsed();

@@ -147,6 +147,12 @@ pub enum Effect {
     Seal,
     /// Its alert count passed storm thresholds: the level becomes `level`.
     Storm { level: u32 },
+    /// A manual close's sweep closed the alerts of every record up to
+    /// `after` (a sort key); a later sweep starts past it.
+    SweepProgress { after: String },
+    /// A manual close ran out of time: the notify function continues it
+    /// (the stream carries this change to it).
+    ContinueResolve,
     /// Only the timeline changes (a comment).
     Note,
 }
@@ -335,6 +341,30 @@ pub fn person_acts(
 /// The incident takes no new alert from now on.
 pub fn seal(incident_id: &str, channel_id: &str, now_ms: i64) -> IncidentStep {
     IncidentStep::new(incident_id, channel_id, Guard::Exists, Effect::Seal, now_ms)
+}
+
+/// A sweep's progress: every alert record up to `after` is closed.
+pub fn sweep_progress(
+    incident_id: &str,
+    channel_id: &str,
+    after: &str,
+    now_ms: i64,
+) -> IncidentStep {
+    let effect = Effect::SweepProgress {
+        after: after.to_string(),
+    };
+    IncidentStep::new(incident_id, channel_id, Guard::Exists, effect, now_ms)
+}
+
+/// A manual close is left to continue in another invocation.
+pub fn continue_resolve(incident_id: &str, channel_id: &str, now_ms: i64) -> IncidentStep {
+    IncidentStep::new(
+        incident_id,
+        channel_id,
+        Guard::Exists,
+        Effect::ContinueResolve,
+        now_ms,
+    )
 }
 
 /// The storm thresholds an incident passed (from [`super::storm_crossings`],

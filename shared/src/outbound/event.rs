@@ -8,6 +8,8 @@
 //! - An alert head: `a_new` (a new alert id), `a_update` (an event was
 //!   stored), `a_close` (the alert closed).
 //! - A queued resend (`DLV#{webhook}` / `R#{delivery}`).
+//! - An incident whose manual resolve ran out of time (`resolving` rose):
+//!   the notify function continues the resolve.
 
 use serde_json::{json, Value};
 
@@ -57,6 +59,8 @@ pub struct RecordWork {
     pub events: Vec<OutEvent>,
     pub storm: Option<StormCheck>,
     pub resend: Option<Resend>,
+    /// An incident whose manual resolve is to be continued.
+    pub continue_resolve: Option<String>,
 }
 
 /// What a record (`INSERT`, `MODIFY`, `REMOVE`; its images) asks of notify.
@@ -127,10 +131,14 @@ fn incident_work(old: &Item, new: &Item) -> RecordWork {
         old_count,
         new_count: incident.alert_count,
     });
+    // A manual resolve that ran out of time raised `resolving`: continue it.
+    let resolving = |i: &Item| get_opt_n(i, "resolving").unwrap_or(0);
+    let continue_resolve = (resolving(new) > resolving(old)).then(|| incident.incident_id.clone());
     RecordWork {
         events,
         storm,
         resend: None,
+        continue_resolve,
     }
 }
 

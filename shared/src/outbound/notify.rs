@@ -129,6 +129,7 @@ impl Notifier {
             .collect();
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         self.storms(&works, &mut failed).await;
+        self.continue_resolves(&works, &mut failed).await;
         let mut report = BatchReport::default();
         if works
             .iter()
@@ -219,6 +220,26 @@ impl Notifier {
             .filter_map(|i| records.get(i)?.change.sequence_number.clone())
             .collect();
         report
+    }
+
+    /// Continue the manual resolves that ran out of time (SPEC 5, "Resolve
+    /// is complete"): each invocation sweeps from the noted progress for at
+    /// most the store's budget, and raises `resolving` again if it too runs
+    /// out, which brings the incident back here through the stream.
+    async fn continue_resolves(&self, works: &[RecordWork], failed: &mut BTreeSet<usize>) {
+        for (i, w) in works.iter().enumerate() {
+            let Some(incident_id) = &w.continue_resolve else {
+                continue;
+            };
+            let resolved = self
+                .store
+                .act_on_incident(incident_id, engine::Action::Resolve, now_ms())
+                .await;
+            if let Err(e) = resolved {
+                tracing::warn!(error = e.message(), "continuing a resolve failed");
+                failed.insert(i);
+            }
+        }
     }
 
     /// Record the storm thresholds incidents passed (decided by the engine).

@@ -96,6 +96,11 @@ pub struct Store {
     pub(crate) merges: Arc<alerts::merge::MergeQueues>,
     /// Rate-limit tokens this instance has leased and not used yet.
     pub(crate) leases: Arc<ratelimit::Leases>,
+    /// How long one invocation sweeps a manual resolve's alerts before it
+    /// leaves the rest to the notify function (incidents/lifecycle.rs).
+    pub sweep_budget: Duration,
+    /// Alert records a sweep reads per page.
+    pub sweep_page: i32,
 }
 
 impl Store {
@@ -109,6 +114,8 @@ impl Store {
             retry_budget: alerts::RETRY_BUDGET,
             merges: Arc::default(),
             leases: Arc::default(),
+            sweep_budget: incidents::lifecycle::SWEEP_BUDGET,
+            sweep_page: incidents::lifecycle::SWEEP_PAGE,
         }
     }
 

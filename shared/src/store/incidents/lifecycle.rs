@@ -1,5 +1,14 @@
 //! A person's action on an incident (ack, unack, resolve, reopen), and
 //! the sweep that closes a resolved incident's alerts.
+//!
+//! A sweep reads the incident's alert records a page at a time and notes
+//! its progress (`sweep_after`) on the incident after each page, so no
+//! alert is closed twice however often a resolve is retried. One invocation
+//! sweeps for at most `Store::sweep_budget`; then it raises the incident's
+//! `resolving` count and answers with the incident not closed yet. That
+//! change reaches the notify function through the stream, which resolves
+//! again from the noted progress (outbound/notify.rs), invocation after
+//! invocation, until the incident closes.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -14,6 +23,11 @@ use crate::store::{storage_error, Store};
 
 /// Alerts closed at once by a manual resolve.
 const SWEEP_CONCURRENCY: usize = 32;
+/// One invocation's share of a sweep: well inside the management
+/// function's 15 s timeout (and the notify function's 60 s).
+pub const SWEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(8);
+/// Alert records a sweep reads per page.
+pub const SWEEP_PAGE: i32 = 500;
 
 impl Store {
     /// Apply a person's action to an incident: the engine decides the
@@ -45,14 +59,21 @@ impl Store {
                 Ok(None) if action == Action::Resolve => {
                     // Already closed: still close any alert left open in it
                     // (a sweep cut short by an older version), then answer.
-                    self.seal_and_sweep(&incident, now_ms).await?;
+                    if !self.seal_and_sweep(&incident, now_ms).await? {
+                        self.continue_resolve_later(&incident, now_ms).await?;
+                    }
                     return Ok(incident);
                 }
                 Ok(None) => return Ok(incident),
                 Err(Refusal(why)) => return Err(ApiError::invalid(format!("incident_id: {why}"))),
             };
             if let Transition::Resolve(_) = change.transition {
-                self.seal_and_sweep(&incident, now_ms).await?;
+                if !self.seal_and_sweep(&incident, now_ms).await? {
+                    // Out of time: the notify function continues; the
+                    // incident closes once every alert is closed.
+                    self.continue_resolve_later(&incident, now_ms).await?;
+                    return Ok(incident);
+                }
             }
             let step = step::person_acts(
                 incident_id,
@@ -71,45 +92,82 @@ impl Store {
     }
 
     /// Before a manual close: seal the incident (it takes no new alert from
-    /// here on), then close every open alert of it. Only then is the incident
-    /// marked closed, so no event can land on an alert of a closed incident;
-    /// a resolve cut short leaves an open, sealed incident that resolving
-    /// again finishes.
-    async fn seal_and_sweep(&self, incident: &Incident, now_ms: i64) -> ApiResult<()> {
-        let seal = step::seal(&incident.incident_id, &incident.channel_id, now_ms);
+    /// here on), then close every open alert of it, a page at a time from
+    /// where the last sweep stopped. Only then is the incident marked
+    /// closed, so no event can land on an alert of a closed incident.
+    /// `Ok(false)`: the budget ran out with records left (progress noted).
+    async fn seal_and_sweep(&self, incident: &Incident, now_ms: i64) -> ApiResult<bool> {
+        let started = std::time::Instant::now();
+        let (id, channel) = (&incident.incident_id, &incident.channel_id);
+        let seal = step::seal(id, channel, now_ms);
         if !self.write_step(&seal).await? {
             return Err(ApiError::ResourceNotFound(format!(
-                "incident {} does not exist",
-                incident.incident_id
+                "incident {id} does not exist"
             )));
         }
-        let open: Vec<(String, String, String)> = self
-            .alert_records_of(&incident.incident_id)
+        let pk = incident_pk(id);
+        let mut after = self
+            .get_incident_item(id)
             .await?
-            .iter()
-            .filter(|r| !get_bool(r, "archived").unwrap_or(false))
-            .map(|r| {
-                Ok((
-                    get_s(r, "channel_id")?,
-                    get_s(r, "alert_key")?,
-                    get_s(r, "alert_id")?,
-                ))
-            })
-            .collect::<ApiResult<_>>()?;
+            .and_then(|item| get_opt_s(&item, "sweep_after"));
         let now_s = now_ms / 1000;
-        let closes = open.into_iter().map(|(channel_id, alert_key, alert_id)| {
-            let store = self.clone();
-            async move {
-                store
-                    .close_alert(&channel_id, &alert_key, &alert_id, now_s)
-                    .await
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :alert)")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":alert", s("ALERT#"))
+                .projection_expression("channel_id, alert_key, alert_id, archived")
+                .set_exclusive_start_key(after.as_ref().map(|a| key(pk.clone(), a)))
+                .consistent_read(true)
+                .limit(self.sweep_page)
+                .send()
+                .await
+                .map_err(|e| storage_error("Query", e))?;
+            let open: Vec<(String, String, String)> = page
+                .items()
+                .iter()
+                .filter(|r| !get_bool(r, "archived").unwrap_or(false))
+                .map(|r| {
+                    Ok((
+                        get_s(r, "channel_id")?,
+                        get_s(r, "alert_key")?,
+                        get_s(r, "alert_id")?,
+                    ))
+                })
+                .collect::<ApiResult<_>>()?;
+            let closes = open.into_iter().map(|(channel_id, alert_key, alert_id)| {
+                let store = self.clone();
+                async move {
+                    store
+                        .close_alert(&channel_id, &alert_key, &alert_id, now_s)
+                        .await
+                }
+            });
+            let results: Vec<ApiResult<()>> = futures_util::stream::iter(closes)
+                .buffer_unordered(SWEEP_CONCURRENCY)
+                .collect()
+                .await;
+            results.into_iter().collect::<ApiResult<()>>()?;
+            let Some(last) = page.last_evaluated_key().and_then(|k| get_opt_s(k, "sk")) else {
+                return Ok(true);
+            };
+            self.write_step(&step::sweep_progress(id, channel, &last, now_ms))
+                .await?;
+            after = Some(last);
+            if started.elapsed() >= self.sweep_budget {
+                return Ok(false);
             }
-        });
-        let results: Vec<ApiResult<()>> = futures_util::stream::iter(closes)
-            .buffer_unordered(SWEEP_CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().collect()
+        }
+    }
+
+    /// Leaves the rest of a sweep to the notify function.
+    async fn continue_resolve_later(&self, incident: &Incident, now_ms: i64) -> ApiResult<()> {
+        let next = step::continue_resolve(&incident.incident_id, &incident.channel_id, now_ms);
+        self.write_step(&next).await?;
+        Ok(())
     }
 
     /// Close the alert of `(channel, key)` if it is still `alert_id` and open.
@@ -151,19 +209,5 @@ impl Store {
             }
             Err(err) => Err(storage_error("UpdateItem", err)),
         }
-    }
-
-    /// The alert records of an incident, only the fields a sweep needs.
-    async fn alert_records_of(&self, incident_id: &str) -> ApiResult<Vec<Item>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :alert)")
-            .expression_attribute_values(":pk", s(incident_pk(incident_id)))
-            .expression_attribute_values(":alert", s("ALERT#"))
-            .projection_expression("channel_id, alert_key, alert_id, archived")
-            .consistent_read(true);
-        self.all_pages(query).await
     }
 }

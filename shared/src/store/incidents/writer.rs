@@ -167,6 +167,7 @@ fn effect_update(step: &IncidentStep, e: &mut Expression) {
             if *by == ClosedBy::Manual {
                 e.set.push("closed_by = :manual");
                 e.value(":manual", s("manual"));
+                e.remove.push("resolving");
             }
         }
         Effect::SetStatus { to, transition } => {
@@ -175,7 +176,13 @@ fn effect_update(step: &IncidentStep, e: &mut Expression) {
             match transition {
                 Transition::Ack => e.set.push("acknowledged_at = :now"),
                 Transition::Unack => e.remove.push("acknowledged_at"),
-                Transition::Reopen => e.remove.extend(["closed_at", "sealed", "closed_by"]),
+                Transition::Reopen => e.remove.extend([
+                    "closed_at",
+                    "sealed",
+                    "closed_by",
+                    "sweep_after",
+                    "resolving",
+                ]),
                 _ => {}
             }
         }
@@ -188,6 +195,14 @@ fn effect_update(step: &IncidentStep, e: &mut Expression) {
             e.value(":level", n(i64::from(*level)));
         }
         Effect::Note => e.set.push("updated_at = :now"),
+        Effect::SweepProgress { after } => {
+            e.set.push("sweep_after = :after");
+            e.value(":after", s(after));
+        }
+        Effect::ContinueResolve => {
+            e.add.push("resolving :one");
+            e.value(":one", n(1));
+        }
     }
     if !step.entries.is_empty() {
         e.set.push("changes = :changes");

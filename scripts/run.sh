@@ -13,6 +13,8 @@
 #   BOOTSTRAP_APP_KEY  app key to create (default: alertctl generates one)
 #   PUBLIC_BASE_URL    base of the console links in webhook messages
 #                      (default http://localhost:$PORT)
+#   ALLOW_PRIVATE_WEBHOOK_TARGETS  webhooks may reach loopback and private
+#                      addresses (default true here; false when deployed)
 #   CONCURRENCY        instances per function in cargo lambda watch (default 4)
 #   RUST_LOG           log filter of the functions (default info)
 #   WATCH_RUST_LOG     log filter of cargo lambda watch itself (default warn:
@@ -149,7 +151,9 @@ env_file="$root/.cache/watch.env"
 : >"$env_file"
 # Links in IM webhook messages open the console on this host.
 PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://localhost:$PORT}
-for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY PUBLIC_BASE_URL; do
+# Local receivers (a listener on this machine) are the point of `make run`.
+ALLOW_PRIVATE_WEBHOOK_TARGETS=${ALLOW_PRIVATE_WEBHOOK_TARGETS:-true}
+for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY PUBLIC_BASE_URL ALLOW_PRIVATE_WEBHOOK_TARGETS; do
   [[ ${!v} != *"'"* ]] || die "$v must not contain a single quote"
   printf "%s='%s'\n" "$v" "${!v}" >>"$env_file"
 done

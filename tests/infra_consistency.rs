@@ -671,6 +671,32 @@ fn management_function_has_reserved_concurrency_from_a_parameter() {
     );
 }
 
+/// SPEC 15: the functions that save and deliver webhooks read
+/// `ALLOW_PRIVATE_WEBHOOK_TARGETS` from a parameter whose default is false.
+#[test]
+fn private_webhook_targets_are_a_parameter_off_by_default() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let t = template();
+    for binary in ["management-api", "notify"] {
+        let (id, f) = t
+            .functions
+            .iter()
+            .find(|(_, f)| f.binary.as_deref() == Some(binary))
+            .unwrap_or_else(|| panic!("a function builds {binary}"));
+        let value = t
+            .prop(f, "Environment.Variables.ALLOW_PRIVATE_WEBHOOK_TARGETS")
+            .unwrap_or_else(|| panic!("{TEMPLATE}: {id} has no ALLOW_PRIVATE_WEBHOOK_TARGETS"));
+        let param = value.strip_prefix("!Ref ").unwrap_or_else(|| {
+            panic!("{TEMPLATE}: {id} ALLOW_PRIVATE_WEBHOOK_TARGETS is not a parameter")
+        });
+        let default = entries
+            .iter()
+            .find(|e| e.at(&["Parameters", param, "Default"]))
+            .map(|e| e.value.as_str());
+        assert_eq!(default, Some("false"), "{TEMPLATE}: {param} Default");
+    }
+}
+
 #[test]
 fn every_push_route_is_throttled_at_the_gateway() {
     let entries = flatten_yaml(&read(TEMPLATE));

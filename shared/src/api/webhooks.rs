@@ -54,12 +54,12 @@ fn check_channels(ids: &[String]) -> ApiResult<()> {
 }
 
 /// Apply a body's fields to `w`, each checked.
-fn apply(w: &mut Webhook, body: WebhookBody) -> ApiResult<()> {
+fn apply(app: &App, w: &mut Webhook, body: WebhookBody) -> ApiResult<()> {
     if let Some(name) = body.name {
         w.name = check_name("name", &name)?;
     }
     if let Some(url) = body.url {
-        check_url(&url)?;
+        check_url(&url, app.webhook_targets)?;
         w.url = url;
     }
     if let Some(kind) = body.kind {
@@ -110,7 +110,7 @@ pub(super) async fn create(app: &App, req: &Inbound) -> ApiResult<Value> {
         enabled: true,
         created_at: now_ms() / 1000,
     };
-    apply(&mut w, body)?;
+    apply(app, &mut w, body)?;
     if !app.store.put_webhook(&w, false).await? {
         return Err(ApiError::internal("webhook id collision; retry"));
     }
@@ -144,7 +144,7 @@ pub(super) async fn patch(app: &App, id: &str, req: &Inbound) -> ApiResult<Value
     let id = path_id("webhook_id", id)?;
     let body: WebhookBody = from_value(json_body(req)?)?;
     let mut w = find(app, id).await?;
-    apply(&mut w, body)?;
+    apply(app, &mut w, body)?;
     if !app.store.put_webhook(&w, true).await? {
         return Err(not_found("webhook_id", "webhook"));
     }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::target::{check_host, Targets};
 use crate::engine::INCIDENT_EVENT_TYPES;
 use crate::error::{ApiError, ApiResult};
 
@@ -61,8 +62,9 @@ pub fn default_event_types() -> Vec<String> {
     INCIDENT_EVENT_TYPES.iter().map(|t| t.to_string()).collect()
 }
 
-/// http(s) with a host; private and loopback addresses are allowed.
-pub fn check_url(url: &str) -> ApiResult<()> {
+/// http(s) with a host; a literal address must be a target `targets`
+/// allows (SPEC 15; names are checked at delivery, once resolved).
+pub fn check_url(url: &str, targets: Targets) -> ApiResult<()> {
     let refused = || ApiError::invalid("url: must be an http:// or https:// URL with a host");
     if url.len() > MAX_URL_CHARS {
         return Err(ApiError::invalid(format!(
@@ -71,10 +73,10 @@ pub fn check_url(url: &str) -> ApiResult<()> {
     }
     let uri: hyper::Uri = url.parse().map_err(|_| refused())?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
-        return Err(refused());
+    match uri.host() {
+        Some(host) if scheme_ok && !host.is_empty() => check_host(host, targets),
+        _ => Err(refused()),
     }
-    Ok(())
 }
 
 pub fn check_event_types(types: &[String]) -> ApiResult<()> {
@@ -155,11 +157,14 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(check_url("http://127.0.0.1:9/x").is_ok());
-        assert!(check_url("https://hooks.slack.com/services/T/B/X").is_ok());
-        assert!(check_url("ftp://h/x").is_err());
-        assert!(check_url("not a url").is_err());
-        assert!(check_url("/relative").is_err());
+        let allowed = Targets::PublicAndPrivate;
+        assert!(check_url("http://127.0.0.1:9/x", allowed).is_ok());
+        assert!(check_url("http://127.0.0.1:9/x", Targets::Public).is_err());
+        assert!(check_url("http://169.254.169.254/latest", allowed).is_err());
+        assert!(check_url("https://hooks.slack.com/services/T/B/X", Targets::Public).is_ok());
+        assert!(check_url("ftp://h/x", allowed).is_err());
+        assert!(check_url("not a url", allowed).is_err());
+        assert!(check_url("/relative", allowed).is_err());
     }
 
     #[test]

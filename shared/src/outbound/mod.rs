@@ -4,7 +4,8 @@
 //! batch ([`config`]), shapes each for its kind ([`kinds`]: generic, Slack,
 //! Feishu, DingTalk, WeCom, one file each behind one interface, signed by
 //! [`sign`]) and sends it with retries ([`service`]), recording every
-//! delivery in the history. [`stream`] reads DynamoDB Local's stream for
+//! delivery in the history; [`target`] keeps it off addresses it must not
+//! reach. [`stream`] reads DynamoDB Local's stream for
 //! tests and `make run`.
 
 pub mod config;
@@ -14,3 +15,4 @@ pub mod notify;
 pub mod service;
 pub mod sign;
 pub mod stream;
+pub mod target;

@@ -27,6 +27,7 @@ use super::event::{derive, OutEvent, RecordWork};
 use super::kinds::{build, Context};
 use super::service::{Sender, Sent};
 use super::stream::image;
+use super::target::Targets;
 use crate::engine;
 use crate::model::Channel;
 use crate::store::items::{get_bool, incident_pk, key, INCIDENT_SK};
@@ -62,11 +63,12 @@ pub struct BatchReport {
 }
 
 impl Notifier {
-    /// `PUBLIC_BASE_URL`: the console's base URL for links in IM messages.
+    /// `PUBLIC_BASE_URL`: the console's base URL for links in IM messages;
+    /// `ALLOW_PRIVATE_WEBHOOK_TARGETS`: see [`Targets::from_env`].
     pub fn from_env(store: Store) -> Notifier {
         Notifier {
             store,
-            sender: Sender::new(Default::default()),
+            sender: Sender::new(Default::default(), Targets::from_env()),
             ctx: Context {
                 public_base_url: std::env::var("PUBLIC_BASE_URL")
                     .ok()

@@ -879,3 +879,66 @@ async fn a_name_that_resolves_to_a_refused_address_fails_its_delivery() {
         "{error}"
     );
 }
+
+/// SPEC 15: a webhook's secret, header values and URL query values are
+/// never shown back (POST and PATCH answers, GET one, GET list); sending a
+/// view back unchanged keeps them, and deliveries still carry them.
+#[tokio::test]
+async fn webhook_views_mask_header_values_query_values_and_the_secret() {
+    let app = test_app_with_stream().await;
+    let rx = Receiver::start(Behaviour::Status(200)).await;
+    let mut pump = Pump::new(&app).await;
+    let ch = channel(&app, json!({"name": "ops"})).await;
+    let secrets = ["tok-SECRET-1", "Bearer hdr-SECRET-2", "sig-SECRET-3"];
+    let made = api_ok(
+        &app,
+        "POST",
+        "/api/webhooks",
+        Some(
+            json!({"name": "masked", "url": format!("{}?access_token={}", rx.url, secrets[0]),
+                    "headers": {"Authorization": secrets[1]}, "secret": secrets[2],
+                    "event_types": ["i_new"]}),
+        ),
+    )
+    .await;
+    let id = made["webhook_id"].as_str().unwrap().to_string();
+    let shown = |v: &Value| {
+        let text = v.to_string();
+        for s in secrets {
+            assert!(!text.contains(s), "{s} shown in {text}");
+        }
+    };
+    shown(&made);
+    assert_eq!(made["url"], format!("{}?access_token=***", rx.url));
+    assert_eq!(made["headers"], json!({"Authorization": "***"}));
+    let one = api_ok(&app, "GET", &format!("/api/webhooks/{id}"), None).await;
+    shown(&one);
+    shown(&api_ok(&app, "GET", "/api/webhooks", None).await);
+
+    // The view sent back whole (a rename) keeps the real values.
+    let mut back = one.clone();
+    for field in ["webhook_id", "created_at", "has_secret"] {
+        back.as_object_mut().unwrap().remove(field);
+    }
+    back["name"] = json!("renamed");
+    let patched = api_ok(&app, "PATCH", &format!("/api/webhooks/{id}"), Some(back)).await;
+    shown(&patched);
+    assert_eq!(patched["name"], "renamed");
+
+    fire(&app, &ch, "k", T0).await;
+    pump.run().await;
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0]
+            .target
+            .ends_with(&format!("access_token={}", secrets[0])),
+        "{}",
+        got[0].target
+    );
+    assert_eq!(got[0].header("authorization"), Some(secrets[1]));
+    assert!(
+        got[0].header("x-alert-intake-signature").is_some(),
+        "the secret is kept"
+    );
+}

@@ -14,8 +14,8 @@ use crate::ids::check_id;
 use crate::intake::http::Inbound;
 use crate::intake::integrations::from_value;
 use crate::outbound::config::{
-    check_event_types, check_headers, check_secret, check_url, default_event_types, Webhook,
-    WebhookKind,
+    check_event_types, check_headers, check_secret, check_url, default_event_types, mask_url,
+    Webhook, WebhookKind, MASK,
 };
 use crate::store::now_ms;
 
@@ -53,12 +53,14 @@ fn check_channels(ids: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
-/// Apply a body's fields to `w`, each checked.
+/// Apply a body's fields to `w`, each checked. What the views mask comes
+/// back unchanged when sent back as shown (a console or script that GETs a
+/// webhook and PATCHes it whole keeps its token and header values).
 fn apply(app: &App, w: &mut Webhook, body: WebhookBody) -> ApiResult<()> {
     if let Some(name) = body.name {
         w.name = check_name("name", &name)?;
     }
-    if let Some(url) = body.url {
+    if let Some(url) = body.url.filter(|u| *u != mask_url(&w.url, w.kind)) {
         check_url(&url, app.webhook_targets)?;
         w.url = url;
     }
@@ -73,7 +75,12 @@ fn apply(app: &App, w: &mut Webhook, body: WebhookBody) -> ApiResult<()> {
         check_event_types(&types)?;
         w.event_types = types;
     }
-    if let Some(headers) = body.headers {
+    if let Some(mut headers) = body.headers {
+        for (name, value) in headers.iter_mut() {
+            if let Some(kept) = w.headers.get(name).filter(|_| value == MASK) {
+                value.clone_from(kept);
+            }
+        }
         check_headers(&headers)?;
         w.headers = headers;
     }

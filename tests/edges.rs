@@ -8,7 +8,7 @@ use std::time::Instant;
 use integration_tests::*;
 use serde_json::{json, Value};
 use shared::app::App;
-use shared::intake::event::{EventStatus, StandardEvent};
+use shared::domain::event::{EventStatus, StandardEvent};
 use shared::intake::integrations::IntegrationKind;
 use shared::model::Channel;
 use shared::store::now_ms;
@@ -137,7 +137,7 @@ async fn an_ok_that_adds_large_labels_still_lands() {
         .map(|(k, v)| k.len() + v.as_str().unwrap().len())
         .sum();
     assert!(
-        label_bytes <= shared::intake::event::LABELS_MAX_BYTES,
+        label_bytes <= shared::domain::event::LABELS_MAX_BYTES,
         "{label_bytes}"
     );
     // Every item stays far below DynamoDB's 400 KB limit.

@@ -7,7 +7,7 @@
 use integration_tests::*;
 use serde_json::json;
 use shared::app::App;
-use shared::intake::event::{EventStatus, StandardEvent};
+use shared::domain::event::{EventStatus, StandardEvent};
 use shared::model::Channel;
 
 const T0: i64 = 1_763_600_000_000;

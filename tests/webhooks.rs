@@ -10,7 +10,7 @@ use integration_tests::receiver::{Behaviour, Receiver};
 use integration_tests::*;
 use serde_json::{json, Value};
 use shared::app::App;
-use shared::intake::event::{EventStatus, StandardEvent};
+use shared::domain::event::{EventStatus, StandardEvent};
 use shared::model::Channel;
 use shared::store::now_ms;
 

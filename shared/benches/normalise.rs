@@ -3,8 +3,8 @@
 //! Run: `cargo bench -p shared --bench normalise`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use shared::domain::event::{normalise, NormaliseContext, ParsedEvent};
 use shared::engine::{decide, fingerprint};
-use shared::intake::event::{normalise, NormaliseContext, ParsedEvent};
 use shared::intake::integrations::{BodyFormat, IntegrationKind, ParseSettings, PushBody};
 
 const PAYLOAD: &[u8] = include_bytes!(concat!(

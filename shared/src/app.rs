@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::intake::shaping::{RuleCaches, Shaping};
 use crate::store::{client_from_env, Store};
 
 #[derive(Clone)]
@@ -11,9 +12,7 @@ pub struct App {
     pub channel_cache_ttl: Duration,
     /// Which literal addresses a webhook may be saved with (SPEC 15).
     pub webhook_targets: crate::outbound::target::Targets,
-    pub(crate) channels: crate::intake::shaping::ChannelCache,
-    pub(crate) integrations: crate::intake::shaping::IntegrationCache,
-    pub(crate) mappings: std::sync::Arc<std::sync::Mutex<crate::intake::shaping::MappingCache>>,
+    pub(crate) rule_caches: RuleCaches,
 }
 
 impl App {
@@ -22,9 +21,7 @@ impl App {
             store,
             channel_cache_ttl: Duration::from_secs(0),
             webhook_targets: crate::outbound::target::Targets::Public,
-            channels: Default::default(),
-            integrations: Default::default(),
-            mappings: Default::default(),
+            rule_caches: RuleCaches::default(),
         }
     }
 
@@ -47,5 +44,14 @@ impl App {
         app.channel_cache_ttl = Duration::from_secs(ttl);
         app.webhook_targets = crate::outbound::target::Targets::from_env();
         Ok(app)
+    }
+
+    /// The store and the rule caches, as the push path's shaping stages read them.
+    pub(crate) fn shaping(&self) -> Shaping<'_> {
+        Shaping {
+            store: &self.store,
+            caches: &self.rule_caches,
+            ttl: self.channel_cache_ttl,
+        }
     }
 }

@@ -10,17 +10,20 @@
 //! 5. [`outbound`]: webhooks, fed by the table's stream (notify function).
 //! 6. [`api`]: the management API, its OpenAPI document and the console.
 //!
-//! [`app`] and [`runtime`] wire a function together; [`model`] holds the
-//! records the API shows; [`ids`] says what an id may look like; [`error`] is
-//! the one error type.
+//! Under them all, the ground floor: [`domain`] (the standard event, marks,
+//! outcomes, the clock), [`json`] (decoding that names the field), [`ids`],
+//! [`hashing`] and [`error`] (the one error type). [`model`] holds the records
+//! the API shows; [`app`] and [`runtime`] wire a function together.
 
 pub mod api;
 pub mod app;
+pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod hashing;
 pub mod ids;
 pub mod intake;
+pub mod json;
 pub mod model;
 pub mod outbound;
 pub mod rules;

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::intake::event::EventStatus;
-use crate::rules::channel::Mark;
+use crate::domain::event::EventStatus;
+use crate::domain::mark::Mark;
 
 fn empty_as_null<S: serde::Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
     if value.is_empty() {
@@ -210,7 +210,7 @@ pub struct AlertHead {
     pub version: i64,
     /// Set while a silence or an inhibition keeps it out of any incident
     /// (`incident_id` is then empty).
-    pub mark: Option<crate::rules::channel::Mark>,
+    pub mark: Option<crate::domain::mark::Mark>,
     /// Whether the head is kept in its channel's index of open alerts (the
     /// channel has inhibit rules): decided by the store at each write.
     pub source_indexed: bool,

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use shared::hashing::{random_hex, sha256_hex};
-use shared::store::admin::app_key_id;
+use shared::store::config::app_keys::app_key_id;
 
 fn alertctl(table: &str, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_alertctl"));

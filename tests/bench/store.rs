@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use integration_tests::*;
 use serde_json::json;
 use shared::app::App;
-use shared::intake::event::{EventStatus, StandardEvent};
+use shared::domain::event::{EventStatus, StandardEvent};
 use shared::model::{Channel, Grouping, GroupingMethod};
 use shared::store::items::{key, s};
 use shared::store::now_ms;

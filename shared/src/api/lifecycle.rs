@@ -7,13 +7,13 @@ use serde_json::{json, Value};
 
 use super::{incident_not_found, json_body, not_found, parse_limit, path_id};
 use crate::app::App;
+use crate::domain::time::now_ms;
 use crate::engine::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::http::Inbound;
 use crate::intake::integrations::from_value;
 use crate::model::Flapping;
-use crate::store::now_ms;
-use crate::store::timeline::{check_comment, is_timeline_cursor};
+use crate::store::incidents::timeline::{check_comment, is_timeline_cursor};
 
 pub const MAX_STORM_THRESHOLDS: usize = 5;
 

@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::domain::event::is_valid_label_key;
 use crate::engine::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
 use crate::ids::{check_id, is_valid_id};
-use crate::intake::event::is_valid_label_key;
 use crate::intake::http::{media_type, new_request_id, respond, Inbound, Outbound};
 use crate::intake::integrations::{from_value, syntax_error, IntegrationKind};
 use crate::intake::ratelimit::RateLimit;
@@ -28,7 +28,7 @@ use crate::rules::integration::RuleList;
 use crate::rules::routing::{CompiledRoutes, Routes};
 
 mod rules;
-use crate::store::now_ms;
+use crate::domain::time::now_ms;
 
 pub const MAX_WINDOW_MINUTES: u32 = 43_200;
 pub const MAX_KEYS_PER_GROUP: usize = 5;

@@ -10,9 +10,10 @@ use serde_json::{json, Map, Value};
 
 use super::{json_body, not_found, parse_limit, path_id};
 use crate::app::App;
+use crate::domain::event::{is_valid_label_key, LABEL_VALUE_MAX_CHARS};
+use crate::domain::time::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
-use crate::intake::event::{is_valid_label_key, LABEL_VALUE_MAX_CHARS};
 use crate::intake::http::{media_type, Inbound};
 use crate::intake::integrations::from_value;
 use crate::rules::channel::{
@@ -22,8 +23,7 @@ use crate::rules::channel::{
 use crate::rules::conditions::{Condition, Oper, MAX_VALUE_CHARS};
 use crate::rules::integration::{prepare, IntegrationRule, RuleList};
 use crate::rules::silence::SilenceTime;
-use crate::store::mapping::{MappingRow, MappingTable};
-use crate::store::now_ms;
+use crate::store::config::mapping::{MappingRow, MappingTable};
 
 /// At most this many rows per mapping table.
 pub const MAX_MAPPING_ROWS: usize = 50_000;

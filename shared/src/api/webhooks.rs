@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::{check_name, json_body, not_found, parse_limit, path_id};
 use crate::app::App;
+use crate::domain::time::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
 use crate::ids::check_id;
@@ -17,7 +18,6 @@ use crate::outbound::config::{
     check_event_types, check_headers, check_secret, check_url, default_event_types, mask_url,
     Webhook, WebhookKind, MASK,
 };
-use crate::store::now_ms;
 
 pub const MAX_CHANNEL_FILTERS: usize = 100;
 

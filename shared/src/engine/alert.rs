@@ -4,40 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
+use crate::domain::event::{EventStatus, StandardEvent};
 use crate::hashing::{absorb, short_hex, Sha256};
-use crate::intake::event::{EventStatus, StandardEvent};
 use crate::model::AlertHead;
 
-/// What happened to one event, as the push response tells the sender.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// A new alert opened a new incident.
-    NewIncident,
-    /// A new alert joined an open incident.
-    Merged,
-    /// The event was stored and the alert took its status, title, description and labels.
-    Updated,
-    /// Same status, title and description as the last event: only labels were refreshed.
-    Refreshed,
-    /// Identical to the alert's last event: only the duplicate counter and last-seen time moved.
-    Deduplicated,
-    /// A retry of an event this alert already applied: nothing moved.
-    AlreadyApplied,
-    /// The alert recovered.
-    Recovered,
-    /// Accepted, nothing changed (stale event, `Ok` without an open alert, vendor notice without state).
-    Ignored,
-    /// A pipeline `drop` or a channel's drop rule discarded it; nothing was stored.
-    Dropped,
-    /// A silence rule applies: the alert is stored marked and joins no
-    /// incident (`mark`), or nothing is stored (`drop`).
-    Silenced,
-    /// An active source alert inhibits it: marked like a silence, or dropped.
-    Inhibited,
-}
+pub use crate::domain::outcome::Outcome;
 
 /// Layer-1 and layer-2 fingerprints of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -336,7 +307,7 @@ pub fn labels_after_recovery(
     alert: &BTreeMap<String, String>,
     recovery: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    use crate::intake::event::{label_bytes, LABELS_MAX, LABELS_MAX_BYTES};
+    use crate::domain::event::{label_bytes, LABELS_MAX, LABELS_MAX_BYTES};
     let mut labels = alert.clone();
     let mut used: usize = labels.iter().map(|(k, v)| label_bytes(k, v)).sum();
     for (k, v) in recovery {

@@ -1,8 +1,8 @@
 //! Which incident a new alert joins (SPEC section 5, grouping): its merge
 //! group, and until when an incident takes new alerts.
 
+use crate::domain::event::StandardEvent;
 use crate::hashing::digest_parts;
-use crate::intake::event::StandardEvent;
 use crate::model::{Grouping, GroupingMethod, WindowType};
 
 /// The merge group of an alert under `rules` grouping: the first key group
@@ -67,7 +67,7 @@ pub fn merge_deadline(grouping: &Grouping, incident_created_ms: i64, now_ms: i64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::event::EventStatus;
+    use crate::domain::event::EventStatus;
 
     fn event(status: EventStatus, title: &str, labels: &[(&str, &str)], t: i64) -> StandardEvent {
         StandardEvent {

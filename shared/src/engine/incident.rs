@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::intake::event::EventStatus;
+use crate::domain::event::EventStatus;
 use crate::model::IncidentStatus;
 
 /// Who closed an incident.

@@ -131,7 +131,7 @@ impl Outbound {
 
 /// A fresh id for every request; it is in every response and every log line.
 pub fn new_request_id() -> String {
-    random_hex(16).unwrap_or_else(|_| format!("{:032x}", crate::store::now_ms()))
+    random_hex(16).unwrap_or_else(|_| format!("{:032x}", crate::domain::time::now_ms()))
 }
 
 /// The envelope for a handler's result, logged once with its outcome.

@@ -1,9 +1,9 @@
 //! The HTTP edge: where a push enters. The request is checked ([`http`],
 //! [`push`]), the sender's payload parsed by its [`integrations`] source, each
-//! alert normalised into the [`event`] shape (titles by [`template`]), and the
+//! alert normalised into the standard event (`domain::event`, titles by
+//! `domain::template`), and the
 //! integration's [`ratelimit`] consulted before anything is written.
 
-pub mod event;
 pub mod http;
 pub mod integrations;
 pub mod push;
@@ -11,4 +11,3 @@ pub mod ratelimit;
 pub mod shaping;
 pub mod sns;
 pub mod source_actions;
-pub mod template;

@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::app::App;
+use crate::domain::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
+use crate::domain::time::now_ms;
 use crate::engine::Outcome;
 use crate::error::{ApiError, ApiResult};
-use crate::intake::event::{normalise, NormaliseContext, ParsedEvent, StandardEvent};
 use crate::intake::http::{media_type, new_request_id, Inbound, Outbound};
 use crate::intake::integrations::{
     BodyFormat, Endpoint, IntegrationKind, ParseSettings, PushBody, Reply, SourceRequest,
@@ -27,7 +28,6 @@ use crate::rules::channel::silence_verdict;
 use crate::rules::conditions::Subject;
 use crate::rules::routing::CompiledRoutes;
 use crate::store::alerts::{Applied, EventRules};
-use crate::store::now_ms;
 
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const PUSH_PATH_PREFIX: &str = "/event/push/alert/";
@@ -198,7 +198,7 @@ async fn push(app: &App, endpoint: Endpoint, req: &Inbound) -> ApiResult<Value> 
         }
     }
     let events = prepare_events(parsed.events, &integration, received_ms)?;
-    let setup = integration_setup(app, &integration).await?;
+    let setup = integration_setup(app.shaping(), &integration).await?;
     let events = enrich_and_run_pipeline(app, &integration, &setup, events).await?;
     let targets = route_events(app, &integration, setup.routes.as_ref(), &events).await?;
 
@@ -206,7 +206,7 @@ async fn push(app: &App, endpoint: Endpoint, req: &Inbound) -> ApiResult<Value> 
     let mut channels: HashMap<String, Arc<ChannelSetup>> = HashMap::new();
     for id in targets.iter().flatten() {
         if !channels.contains_key(id) {
-            channels.insert(id.clone(), channel_setup(app, id).await?);
+            channels.insert(id.clone(), channel_setup(app.shaping(), id).await?);
         }
     }
     if let Some(minute_full) = app
@@ -320,7 +320,7 @@ async fn enrich_and_run_pipeline(
     if setup.enrichment.is_empty() && setup.pipeline.is_empty() {
         return Ok(events);
     }
-    let mappings = CachedMappings(app);
+    let mappings = CachedMappings(app.shaping());
     let id = integration.integration_id.as_str();
     let name = integration.name.as_str();
     let mappings = &mappings;

@@ -12,13 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Channel, Integration};
 use crate::rules::channel::ChannelRules;
 use crate::rules::integration::{compile, CompiledRules, MappingLookup, RuleList};
 use crate::rules::routing::CompiledRoutes;
-use crate::store::now_ms;
+use crate::store::{now_ms, Store};
 
 /// A channel with its rules compiled.
 pub struct ChannelSetup {
@@ -46,6 +45,23 @@ type TableShape = (Vec<String>, String);
 /// (table id, rows version, row key).
 type RowKey = (String, String, String);
 
+/// What the push path keeps of the rules between requests, per instance.
+#[derive(Clone, Default)]
+pub struct RuleCaches {
+    pub(crate) channels: ChannelCache,
+    pub(crate) integrations: IntegrationCache,
+    pub(crate) mappings: Arc<Mutex<MappingCache>>,
+}
+
+/// The store and this instance's rule caches, as the shaping stages read them.
+#[derive(Clone, Copy)]
+pub struct Shaping<'a> {
+    pub store: &'a Store,
+    pub caches: &'a RuleCaches,
+    /// How long a channel's settings and mapping rows may be served from memory.
+    pub ttl: std::time::Duration,
+}
+
 #[derive(Default)]
 pub struct MappingCache {
     /// table id → (read at, its shape, or none when gone).
@@ -57,7 +73,7 @@ pub struct MappingCache {
 /// An integration's compiled rules: nothing to read for a private
 /// integration without enrichment or pipeline, else kept per version.
 pub async fn integration_setup(
-    app: &App,
+    app: Shaping<'_>,
     integration: &Integration,
 ) -> ApiResult<Arc<IntegrationSetup>> {
     if integration.routes_version.is_none() && integration.rules_version.is_none() {
@@ -68,7 +84,7 @@ pub async fn integration_setup(
         integration.routes_version.as_deref().unwrap_or(""),
         integration.rules_version.as_deref().unwrap_or("")
     );
-    if let Ok(cache) = app.integrations.lock() {
+    if let Ok(cache) = app.caches.integrations.lock() {
         if let Some((cached, setup)) = cache.get(&integration.integration_id) {
             if *cached == version {
                 return Ok(Arc::clone(setup));
@@ -94,7 +110,7 @@ pub async fn integration_setup(
         record.routes_version.as_deref().unwrap_or(""),
         record.rules_version.as_deref().unwrap_or("")
     );
-    if let Ok(mut cache) = app.integrations.lock() {
+    if let Ok(mut cache) = app.caches.integrations.lock() {
         cache.insert(
             integration.integration_id.clone(),
             (read_version, Arc::clone(&setup)),
@@ -105,11 +121,11 @@ pub async fn integration_setup(
 
 /// A channel and its compiled rules, kept per instance for `channel_cache_ttl`:
 /// they change rarely, and the push path should not pay a read every time.
-pub async fn channel_setup(app: &App, channel_id: &str) -> ApiResult<Arc<ChannelSetup>> {
-    if !app.channel_cache_ttl.is_zero() {
-        if let Ok(cache) = app.channels.lock() {
+pub async fn channel_setup(app: Shaping<'_>, channel_id: &str) -> ApiResult<Arc<ChannelSetup>> {
+    if !app.ttl.is_zero() {
+        if let Ok(cache) = app.caches.channels.lock() {
             if let Some((at, c)) = cache.get(channel_id) {
-                if at.elapsed() < app.channel_cache_ttl {
+                if at.elapsed() < app.ttl {
                     return Ok(Arc::clone(c));
                 }
             }
@@ -128,22 +144,22 @@ pub async fn channel_setup(app: &App, channel_id: &str) -> ApiResult<Arc<Channel
         channel,
         rules: ChannelRules::compile(&rules),
     });
-    if let Ok(mut cache) = app.channels.lock() {
+    if let Ok(mut cache) = app.caches.channels.lock() {
         cache.insert(channel_id.to_string(), (Instant::now(), Arc::clone(&setup)));
     }
     Ok(setup)
 }
 
 /// `map` rules' lookups through the instance's cache.
-pub struct CachedMappings<'a>(pub &'a App);
+pub struct CachedMappings<'a>(pub Shaping<'a>);
 
 impl CachedMappings<'_> {
     fn fresh(&self, at: &Instant) -> bool {
-        at.elapsed() < self.0.channel_cache_ttl
+        at.elapsed() < self.0.ttl
     }
 
     async fn table(&self, table_id: &str) -> ApiResult<Option<TableShape>> {
-        if let Ok(cache) = self.0.mappings.lock() {
+        if let Ok(cache) = self.0.caches.mappings.lock() {
             if let Some((at, known)) = cache.tables.get(table_id) {
                 if self.fresh(at) {
                     return Ok(known.clone());
@@ -156,7 +172,7 @@ impl CachedMappings<'_> {
             .get_mapping_table(table_id)
             .await?
             .map(|t| (t.source_labels, t.rows_version));
-        if let Ok(mut cache) = self.0.mappings.lock() {
+        if let Ok(mut cache) = self.0.caches.mappings.lock() {
             cache
                 .tables
                 .insert(table_id.to_string(), (Instant::now(), known.clone()));
@@ -181,9 +197,9 @@ impl MappingLookup for CachedMappings<'_> {
         let cache_key = (
             table_id.to_string(),
             version.clone(),
-            crate::store::mapping::row_sk(values),
+            crate::store::config::mapping::row_sk(values),
         );
-        if let Ok(cache) = self.0.mappings.lock() {
+        if let Ok(cache) = self.0.caches.mappings.lock() {
             if let Some((at, known)) = cache.rows.get(&cache_key) {
                 if self.fresh(at) {
                     return Ok(known.clone());
@@ -195,7 +211,7 @@ impl MappingLookup for CachedMappings<'_> {
             .store
             .mapping_lookup(table_id, &version, values)
             .await?;
-        if let Ok(mut cache) = self.0.mappings.lock() {
+        if let Ok(mut cache) = self.0.caches.mappings.lock() {
             if cache.rows.len() >= MAX_CACHED_ROWS {
                 cache.rows.clear();
             }

@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 
 use crate::hashing::stable_key;
 use crate::model::AlertHead;
+use crate::store::incidents::timeline::changes_of;
 use crate::store::items::{
     get_bool, get_opt_n, get_opt_s, item_to_head, item_to_incident, Item, HEAD_SK, INCIDENT_SK,
 };
-use crate::store::timeline::changes_of;
 
 /// One change to deliver.
 #[derive(Clone, Debug, PartialEq)]
@@ -211,7 +211,7 @@ fn resend_of(pk: &str, sk: &str, new: &Item) -> Option<Resend> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::event::EventStatus;
+    use crate::domain::event::EventStatus;
     use std::collections::BTreeMap;
 
     fn head(alert_id: &str, active: bool, events: i64, dups: i64) -> AlertHead {
@@ -247,7 +247,7 @@ mod tests {
         let a1 = head("a1", true, 1, 0);
         assert_eq!(alert_change(None, &a1), Some("a_new"));
         let mut silenced = head("a1", true, 1, 0);
-        silenced.mark = Some(crate::rules::channel::Mark::Silenced("r".into()));
+        silenced.mark = Some(crate::domain::mark::Mark::Silenced("r".into()));
         assert_eq!(
             alert_change(Some(&silenced), &head("a1", true, 2, 1)),
             Some("a_new")

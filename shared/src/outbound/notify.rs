@@ -30,8 +30,8 @@ use super::stream::image;
 use super::target::Targets;
 use crate::engine;
 use crate::model::Channel;
+use crate::store::deliveries::delivery_id;
 use crate::store::items::{get_bool, incident_pk, key, INCIDENT_SK};
-use crate::store::webhooks::delivery_id;
 use crate::store::{now_ms, Store};
 
 /// Lanes sending at once.

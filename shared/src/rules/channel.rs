@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::mark::Mark;
+use crate::domain::outcome::Outcome;
 use crate::error::{ApiError, ApiResult};
 use crate::rules::conditions::{ConditionGroups, Field, Matcher, Subject};
 use crate::rules::silence::{SilenceTime, Window};
@@ -126,7 +128,7 @@ impl RuleBody {
 
     /// Parse a JSON body of `kind`, refusing unknown fields by name.
     pub fn from_json(kind: RuleKind, value: serde_json::Value) -> ApiResult<Self> {
-        use crate::intake::integrations::from_value;
+        use crate::json::from_value;
         Ok(match kind {
             RuleKind::Drop => RuleBody::Drop(from_value(value)?),
             RuleKind::Silence => RuleBody::Silence(from_value(value)?),
@@ -277,17 +279,8 @@ impl CompiledInhibit {
 pub enum Verdict {
     Pass,
     /// Store nothing; answer `silenced` or `inhibited`.
-    Drop(crate::engine::Outcome),
+    Drop(Outcome),
     Mark(Mark),
-}
-
-/// Why an alert joins no incident.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mark {
-    /// By this silence rule.
-    Silenced(String),
-    /// By this source alert.
-    Inhibited(String),
 }
 
 /// A channel's enabled rules, compiled, in position order.
@@ -351,7 +344,7 @@ impl ChannelRules {
 pub fn silence_verdict(silence: Option<&CompiledSilence>) -> Verdict {
     match silence {
         None => Verdict::Pass,
-        Some(s) if s.action == RuleAction::Drop => Verdict::Drop(crate::engine::Outcome::Silenced),
+        Some(s) if s.action == RuleAction::Drop => Verdict::Drop(Outcome::Silenced),
         Some(s) => Verdict::Mark(Mark::Silenced(s.rule_id.clone())),
     }
 }

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::event::{is_valid_label_key, StandardEvent};
 use crate::error::{ApiError, ApiResult};
-use crate::intake::event::{is_valid_label_key, StandardEvent};
 
 pub const MAX_VALUES: usize = 100;
 pub const MAX_VALUE_CHARS: usize = 1024;
@@ -375,7 +375,7 @@ impl Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::event::EventStatus;
+    use crate::domain::event::EventStatus;
 
     fn ev(title: &str, labels: &[(&str, &str)]) -> StandardEvent {
         StandardEvent {

@@ -9,13 +9,13 @@ use std::future::Future;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ApiResult};
-use crate::ids::check_id;
-use crate::intake::event::{
+use crate::domain::event::{
     is_valid_label_key, keep_within_label_budget, truncate_chars, EventStatus, StandardEvent,
     DESCRIPTION_MAX_CHARS, LABELS_MAX, LABEL_VALUE_MAX_CHARS, TITLE_MAX_CHARS,
 };
-use crate::intake::template::{render_title, TemplateContext};
+use crate::domain::template::{render_title, TemplateContext};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::check_id;
 use crate::rules::channel::{MAX_RULES_PER_KIND, NAME_MAX_CHARS};
 use crate::rules::conditions::{slashed_regex, ConditionGroups, Field, Matcher, Subject};
 

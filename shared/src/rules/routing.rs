@@ -129,8 +129,8 @@ impl CompiledRoutes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::event::EventStatus;
-    use crate::intake::event::StandardEvent;
+    use crate::domain::event::EventStatus;
+    use crate::domain::event::StandardEvent;
 
     fn ev(labels: &[(&str, &str)]) -> StandardEvent {
         StandardEvent {

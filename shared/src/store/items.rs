@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::domain::event::EventStatus;
+use crate::domain::mark::Mark;
 use crate::error::{ApiError, ApiResult};
-use crate::intake::event::EventStatus;
 use crate::model::{Alert, AlertHead, Channel, Grouping, Incident, IncidentStatus, StoredEvent};
-use crate::rules::channel::Mark;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -290,7 +290,7 @@ pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
 /// alert's history (`sequence`, unique per alert).
 pub fn event_item(
     alert_id: &str,
-    ev: &crate::intake::event::StandardEvent,
+    ev: &crate::domain::event::StandardEvent,
     sequence: i64,
     expires_at: i64,
 ) -> Item {

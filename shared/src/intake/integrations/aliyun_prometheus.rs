@@ -35,11 +35,11 @@ use serde_json::{Map, Value};
 
 use super::common::{parse_rfc3339, LabelBuilder};
 use super::{decode, flex, ParseSettings, PushBody};
-use crate::error::{ApiError, ApiResult};
-use crate::hashing::stable_key;
-use crate::intake::event::{
+use crate::domain::event::{
     truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
+use crate::error::{ApiError, ApiResult};
+use crate::hashing::stable_key;
 
 #[derive(Deserialize)]
 struct Payload {
@@ -231,7 +231,7 @@ impl super::Source for AliyunPrometheus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::event::TitleSource;
+    use crate::domain::event::TitleSource;
     use crate::intake::integrations::BodyFormat;
     use serde_json::json;
 
@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(label(a, "_aliyun_arms_alert_rule_id"), Some("10342"));
         assert_eq!(label(a, "value"), Some("6"));
         assert_eq!(a.labels.len(), 9);
-        assert_eq!(a.origin, crate::intake::event::Origin::Vendor);
+        assert_eq!(a.origin, crate::domain::event::Origin::Vendor);
     }
 
     #[test]
@@ -460,7 +460,7 @@ mod tests {
         assert!(ev
             .labels
             .iter()
-            .all(|(k, _)| crate::intake::event::is_valid_label_key(k)));
+            .all(|(k, _)| crate::domain::event::is_valid_label_key(k)));
     }
 
     #[test]

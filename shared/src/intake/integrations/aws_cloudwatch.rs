@@ -30,9 +30,9 @@ use super::source::json_value;
 use super::{
     flex, from_value, BodyFormat, ParseSettings, Parsed, Source, SourceAction, SourceRequest,
 };
+use crate::domain::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::stable_key;
-use crate::intake::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 
 /// What must be checked for one SNS message.
 #[derive(Clone, Debug, PartialEq, Eq)]

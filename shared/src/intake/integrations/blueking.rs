@@ -39,11 +39,11 @@ use serde_json::Value;
 
 use super::common::{flatten_to_string, parse_naive_utc, parse_rfc3339, LabelBuilder};
 use super::{decode, flex, ParseSettings, PushBody};
-use crate::error::{ApiError, ApiResult};
-use crate::hashing::stable_key;
-use crate::intake::event::{
+use crate::domain::event::{
     event_time_to_ms, truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
+use crate::error::{ApiError, ApiResult};
+use crate::hashing::stable_key;
 
 /// Dimensions that name the monitored target, in order of preference.
 const TARGET_DIMENSIONS: [&str; 4] = [
@@ -417,12 +417,12 @@ mod tests {
     #[test]
     fn fixture_anomaly() {
         let ev = only(parse_json(ANOMALY).unwrap());
-        assert_eq!(ev.origin, crate::intake::event::Origin::Vendor);
+        assert_eq!(ev.origin, crate::domain::event::Origin::Vendor);
         assert_eq!(ev.event_status, EventStatus::Critical);
         assert_eq!(ev.alert_key.as_deref(), Some("17632051301042"));
         assert_eq!(
             ev.title,
-            crate::intake::event::TitleSource::Plain("Disk usage above 90% (10.0.1.7)".into())
+            crate::domain::event::TitleSource::Plain("Disk usage above 90% (10.0.1.7)".into())
         );
         assert_eq!(
             ev.description.as_deref(),
@@ -628,7 +628,7 @@ mod tests {
         assert_eq!(ev.event_status, EventStatus::Info);
         assert_eq!(
             ev.title,
-            crate::intake::event::TitleSource::Plain("BlueKing alert".into())
+            crate::domain::event::TitleSource::Plain("BlueKing alert".into())
         );
         assert!(ev.alert_key.is_some());
         assert!(ev.labels.is_empty());
@@ -640,7 +640,7 @@ mod tests {
         );
         assert_eq!(
             ev.title,
-            crate::intake::event::TitleSource::Plain("BlueKing strategy 7 (::1)".into())
+            crate::domain::event::TitleSource::Plain("BlueKing strategy 7 (::1)".into())
         );
     }
 
@@ -660,7 +660,7 @@ mod tests {
         let ev = only(parse_value(&v).unwrap());
         assert_eq!(
             ev.title,
-            crate::intake::event::TitleSource::Plain("Disk usage above 90% (77)".into())
+            crate::domain::event::TitleSource::Plain("Disk usage above 90% (77)".into())
         );
         assert_eq!(label(&ev, "tags_env"), Some("prod"));
         assert_eq!(label(&ev, "bk_biz_id"), Some("2"));
@@ -672,7 +672,7 @@ mod tests {
         assert!(ev
             .labels
             .iter()
-            .all(|(k, _)| crate::intake::event::is_valid_label_key(k)));
+            .all(|(k, _)| crate::domain::event::is_valid_label_key(k)));
     }
 
     #[test]
@@ -685,7 +685,7 @@ mod tests {
         let ev = only(parse_value(&v).unwrap());
         assert_eq!(
             ev.title,
-            crate::intake::event::TitleSource::Plain("Disk usage above 90% (10.0.1.8)".into())
+            crate::domain::event::TitleSource::Plain("Disk usage above 90% (10.0.1.8)".into())
         );
         assert_eq!(label(&ev, "device_name"), Some("/data"));
         v["event"]["dimensions"] = json!([{"value": "x"}]);
@@ -761,7 +761,7 @@ mod tests {
         let ev = only(parse_value(&v).unwrap());
         assert_eq!(
             ev.title,
-            crate::intake::event::TitleSource::Plain("磁盘使用率超过90% 🚨 (10.0.1.7)".into())
+            crate::domain::event::TitleSource::Plain("磁盘使用率超过90% 🚨 (10.0.1.7)".into())
         );
         v["event"]["id"] = json!("9".repeat(300));
         assert!(err_message(&v).starts_with("event.id:"));

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::intake::event::{is_valid_label_key, normalise_label_key};
+use crate::domain::event::{is_valid_label_key, normalise_label_key};
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -213,7 +213,7 @@ pub struct LabelBuilder {
 impl LabelBuilder {
     fn valid_name(raw: &str) -> String {
         if is_valid_label_key(raw)
-            && raw.chars().count() <= crate::intake::event::LABEL_KEY_MAX_CHARS
+            && raw.chars().count() <= crate::domain::event::LABEL_KEY_MAX_CHARS
         {
             raw.to_string()
         } else {

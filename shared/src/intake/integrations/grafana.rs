@@ -28,8 +28,8 @@ use super::prometheus::{
 };
 use super::source::json_value;
 use super::{flex, from_value, ParseSettings, Parsed, Source, SourceRequest};
+use crate::domain::event::{EventStatus, IncomingEvent, ParsedEvent};
 use crate::error::{ApiError, ApiResult};
-use crate::intake::event::{EventStatus, IncomingEvent, ParsedEvent};
 
 pub struct Grafana;
 

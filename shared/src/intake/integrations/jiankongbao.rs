@@ -28,11 +28,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{body_to_value, flex, from_value, ParseSettings, PushBody};
-use crate::error::{ApiError, ApiResult};
-use crate::hashing::hex;
-use crate::intake::event::{
+use crate::domain::event::{
     event_time_to_ms, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
+use crate::error::{ApiError, ApiResult};
+use crate::hashing::hex;
 
 #[derive(Deserialize)]
 struct Payload {
@@ -237,7 +237,7 @@ impl super::Source for Jiankongbao {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::event::TitleSource;
+    use crate::domain::event::TitleSource;
     use crate::intake::integrations::BodyFormat;
     use serde_json::json;
 
@@ -327,7 +327,7 @@ mod tests {
                 ("task_name".to_string(), "shop homepage".to_string()),
             ]
         );
-        assert_eq!(ev.origin, crate::intake::event::Origin::Vendor);
+        assert_eq!(ev.origin, crate::domain::event::Origin::Vendor);
     }
 
     #[test]

@@ -22,11 +22,11 @@ use serde_json::{Map, Value};
 use super::common::LabelBuilder;
 use super::source::json_value;
 use super::{flex, from_value, ParseSettings, Parsed, Source, SourceRequest};
-use crate::error::{ApiError, ApiResult};
-use crate::hashing::stable_key;
-use crate::intake::event::{
+use crate::domain::event::{
     event_time_to_ms, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
+use crate::error::{ApiError, ApiResult};
+use crate::hashing::stable_key;
 
 #[derive(Deserialize)]
 struct Event {

@@ -30,8 +30,8 @@ use serde_json::{json, Map, Value};
 use super::common::{parse_rfc3339, LabelBuilder};
 use super::source::{json_value, query_key};
 use super::{flex, from_value, ParseSettings, Parsed, Reply, Source, SourceAction, SourceRequest};
+use crate::domain::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 use crate::error::{ApiError, ApiResult};
-use crate::intake::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 use crate::intake::http::Outbound;
 
 #[derive(Deserialize)]

@@ -28,11 +28,11 @@ use serde_json::{Map, Value};
 
 use super::common::{parse_rfc3339, LabelBuilder};
 use super::{decode, flex, ParseSettings, Parsed, Source, SourceRequest};
-use crate::error::{ApiError, ApiResult};
-use crate::hashing::stable_key;
-use crate::intake::event::{
+use crate::domain::event::{
     truncate_chars, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
+use crate::error::{ApiError, ApiResult};
+use crate::hashing::stable_key;
 
 /// The Alertmanager webhook body. Fields the parser does not use
 /// (`version`, `groupKey`, `receiver`, `groupLabels`, ...) are not required.

@@ -26,8 +26,8 @@ use serde_json::Value;
 
 use super::common::LabelBuilder;
 use super::{decode, flex, ParseSettings, Parsed, Source, SourceRequest};
+use crate::domain::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 use crate::error::{ApiError, ApiResult};
-use crate::intake::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 
 pub struct Sentry;
 

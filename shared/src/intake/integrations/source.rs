@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{BodyFormat, ParseSettings, PushBody};
+use crate::domain::event::ParsedEvent;
 use crate::error::{ApiError, ApiResult};
-use crate::intake::event::ParsedEvent;
 use crate::intake::http::{respond, Outbound};
 
 /// The request as a source sees it. Header names are lower-case.

@@ -5,10 +5,10 @@
 use serde::Deserialize;
 
 use super::{decode, flex, ParseSettings, PushBody};
-use crate::error::{ApiError, ApiResult};
-use crate::intake::event::{
+use crate::domain::event::{
     event_time_to_ms, EventStatus, IncomingEvent, Origin, ParsedEvent, TitleSource,
 };
+use crate::error::{ApiError, ApiResult};
 
 #[derive(Deserialize)]
 struct StandardPayload {

@@ -32,10 +32,10 @@ use serde_json::Value;
 
 use super::common::LabelBuilder;
 use super::{decode, flex, ParseSettings, Parsed, Source, SourceRequest};
-use crate::error::{ApiError, ApiResult};
-use crate::intake::event::{
+use crate::domain::event::{
     event_time_to_ms, EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS,
 };
+use crate::error::{ApiError, ApiResult};
 
 #[derive(Deserialize)]
 struct Payload {

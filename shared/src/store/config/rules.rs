@@ -5,11 +5,11 @@
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use super::items::*;
-use super::{storage_error, Store};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Channel;
 use crate::rules::channel::{RuleBody, RuleKind, StoredRule};
+use crate::store::items::*;
+use crate::store::{storage_error, Store};
 
 fn rule_sk(kind: RuleKind, rule_id: &str) -> String {
     format!("RULE#{}#{rule_id}", kind.slug())

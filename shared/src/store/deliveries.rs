@@ -18,12 +18,12 @@ use std::collections::HashSet;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use serde_json::{json, Value};
 
-use super::items::*;
-use super::{storage_error, Store, Units, GSI1};
 use crate::error::{ApiError, ApiResult};
 use crate::outbound::config::Webhook;
 use crate::outbound::event::OutEvent;
 use crate::outbound::service::Sent;
+use crate::store::items::*;
+use crate::store::{storage_error, Store, Units, GSI1};
 
 const WEBHOOKS_PK: &str = "WEBHOOKS";
 /// How long delivery history is kept.

@@ -17,12 +17,13 @@ use aws_sdk_dynamodb::types::{
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::alerts::{backoff, Cancelled, WriteFailure};
-use super::items::*;
-use super::{build_error, Store};
+use crate::domain::event::EventStatus;
 use crate::engine;
-use crate::intake::event::EventStatus;
 use crate::model::{Grouping, IncidentStatus, WindowType};
+use crate::store::alerts::WriteFailure;
+use crate::store::db::{backoff, Cancelled};
+use crate::store::items::*;
+use crate::store::{build_error, Store};
 
 /// DynamoDB's limits on one transaction, with room for the incident update.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -44,7 +45,7 @@ pub(crate) struct Joiner {
     /// About how many bytes its items weigh.
     pub bytes: usize,
     /// Its timeline entries (`a_merge`, maybe `i_m_flapping`): the incident's `changes`.
-    pub entries: Vec<super::timeline::Entry>,
+    pub entries: Vec<crate::store::incidents::timeline::Entry>,
     /// Its key flaps: the incident is marked.
     pub flapping: bool,
 }
@@ -236,8 +237,10 @@ impl Store {
         } else {
             ", changes = :changes"
         };
-        update = update
-            .expression_attribute_values(":changes", super::timeline::changes_value(&entries));
+        update = update.expression_attribute_values(
+            ":changes",
+            crate::store::incidents::timeline::changes_value(&entries),
+        );
         if flapping {
             update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
         }

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::template::{render_title, TemplateContext};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::stable_key;
-use crate::intake::template::{render_title, TemplateContext};
 
 pub const TITLE_MAX_CHARS: usize = 512;
 pub const DESCRIPTION_MAX_CHARS: usize = 2048;

@@ -18,13 +18,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::alerts::Cancelled;
-use super::items::*;
-use super::{build_error, storage_error, Store};
 use crate::engine::{self, FlapState, Transition};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
 use crate::model::Channel;
+use crate::store::db::Cancelled;
+use crate::store::items::*;
+use crate::store::{build_error, storage_error, Store};
 
 pub const TIMELINE_PREFIX: &str = "TL#";
 const FLAP_SK: &str = "FLAP";

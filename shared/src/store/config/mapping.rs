@@ -11,11 +11,11 @@ use aws_sdk_dynamodb::types::{
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::alerts::backoff;
-use super::items::*;
-use super::{build_error, storage_error, Store, Units};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
+use crate::store::db::backoff;
+use crate::store::items::*;
+use crate::store::{build_error, storage_error, Store, Units};
 
 /// Rows written (and deleted) at once by an upload.
 const WRITE_CONCURRENCY: usize = 16;

@@ -8,27 +8,29 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, Delete, Put, ReturnConsumedCapacity,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::Serialize;
 
-use super::items::*;
-use super::merge::Joiner;
-use super::timeline::{changes_value, opening_entries, Entry};
-use super::{build_error, storage_error, Store, Units};
+use crate::store::db::{backoff, Cancelled};
+use crate::store::incidents::timeline::{changes_value, opening_entries, Entry};
+use crate::store::items::*;
+use crate::store::{build_error, storage_error, Store, Units};
+use merge::Joiner;
+
+pub mod inhibition;
+pub mod merge;
+pub mod route_memory;
+use crate::domain::event::StandardEvent;
+use crate::domain::mark::Mark;
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
-use crate::intake::event::StandardEvent;
 use crate::model::{AlertHead, Channel, IncidentStatus};
-use crate::rules::channel::{
-    CompiledInhibit, Mark, SourceAlert, Verdict, INHIBIT_SOURCE_FRESH_SECS,
-};
-use crate::rules::conditions::Subject;
+use crate::rules::channel::{CompiledInhibit, Verdict};
 
 /// Conflicts (another instance wrote first) are retried, with fresh state,
 /// until this much time has passed since the event's first attempt. A storm
@@ -962,157 +964,6 @@ impl Store {
         Ok(Applied::new(ev, outcome, Some(&next)))
     }
 
-    /// What the channel's silence and inhibit rules say about `ev`. Silence
-    /// costs nothing; inhibition one Query of the channel's index of open
-    /// alerts (shared by every rule that targets the event), plus one
-    /// BatchGetItem of the candidate sources' incidents when there are any.
-    async fn verdict(
-        &self,
-        channel: &Channel,
-        ev: &StandardEvent,
-        rules: &EventRules<'_>,
-        now_ms: i64,
-        hints: &mut Hints,
-    ) -> ApiResult<Verdict> {
-        if let Some(silence) = &rules.silence {
-            if *silence != Verdict::Pass {
-                return Ok(silence.clone());
-            }
-        }
-        if rules.inhibit.is_empty() {
-            return Ok(Verdict::Pass);
-        }
-        if let Some(known) = &hints.inhibition {
-            return Ok(known.clone());
-        }
-        let sources = self
-            .fresh_sources(&channel.channel_id, now_ms / 1000)
-            .await?;
-        let target = Subject::of_event(ev, None);
-        let mut candidates: Vec<(&CompiledInhibit, &SourceAlert)> = Vec::new();
-        for rule in &rules.inhibit {
-            for source in &sources {
-                if rule.inhibits(source, &target) {
-                    candidates.push((rule, source));
-                }
-            }
-        }
-        let verdict = if candidates.is_empty() {
-            Verdict::Pass
-        } else {
-            let mut incidents: Vec<&str> = candidates
-                .iter()
-                .map(|(_, s)| s.incident_id.as_str())
-                .collect();
-            incidents.sort_unstable();
-            incidents.dedup();
-            incidents.truncate(100);
-            let triggered = self.triggered_incidents(&incidents).await?;
-            candidates
-                .iter()
-                .find(|(_, s)| triggered.contains(&s.incident_id))
-                .map_or(Verdict::Pass, |(rule, source)| match rule.action {
-                    crate::rules::channel::RuleAction::Drop => Verdict::Drop(Outcome::Inhibited),
-                    crate::rules::channel::RuleAction::Mark => {
-                        Verdict::Mark(Mark::Inhibited(source.alert_id.clone()))
-                    }
-                })
-        };
-        hints.inhibition = Some(verdict.clone());
-        Ok(verdict)
-    }
-
-    /// Open, unmarked alerts of a channel whose last event is at most
-    /// [`INHIBIT_SOURCE_FRESH_SECS`] old (to the minute: the index keeps the
-    /// minute, so a source counts for the last 9 to 10 minutes). One page.
-    pub async fn fresh_sources(&self, channel_id: &str, now_s: i64) -> ApiResult<Vec<SourceAlert>> {
-        let oldest_minute = (now_s - INHIBIT_SOURCE_FRESH_SECS + 59).div_euclid(60) * 60;
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(super::GSI3)
-            .key_condition_expression("gsi3pk = :open AND gsi3sk >= :fresh")
-            .expression_attribute_values(":open", s(open_alerts_scope(channel_id)))
-            .expression_attribute_values(":fresh", s(source_freshness(oldest_minute)))
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(|e| storage_error("Query", e))?;
-        self.count(Units::Read, out.consumed_capacity());
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(|item| {
-                Some(SourceAlert {
-                    alert_id: get_opt_s(item, "alert_id")?,
-                    incident_id: get_opt_s(item, "incident_id")?,
-                    alert_key: get_opt_s(item, "alert_key")?,
-                    severity: get_opt_s(item, "severity")?,
-                    title: get_opt_s(item, "title").unwrap_or_default(),
-                    description: get_opt_s(item, "description").unwrap_or_default(),
-                    labels: get_map(item, "labels"),
-                })
-            })
-            .collect())
-    }
-
-    /// Which of these incidents are `Triggered` (not acknowledged, not closed).
-    async fn triggered_incidents(&self, incident_ids: &[&str]) -> ApiResult<Vec<String>> {
-        let keys = incident_ids
-            .iter()
-            .map(|id| key(incident_pk(id), INCIDENT_SK))
-            .collect();
-        Ok(self
-            .batch_get_projected(keys, "incident_id, #st", &[("#st", "status")])
-            .await?
-            .iter()
-            .filter(|i| {
-                get_opt_s(i, "status").as_deref() == Some(IncidentStatus::Triggered.as_str())
-            })
-            .filter_map(|i| get_opt_s(i, "incident_id"))
-            .collect())
-    }
-
-    /// Remember that `ev`'s key fired into `channel` through a shared integration.
-    fn route_memory_update(
-        &self,
-        integration_id: &str,
-        channel: &Channel,
-        ev: &StandardEvent,
-        now_ms: i64,
-    ) -> Result<TransactWriteItem, WriteFailure> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                route_memory_pk(integration_id, &ev.alert_key),
-                ROUTE_MEMORY_SK,
-            )))
-            .update_expression("ADD channel_ids :channel SET expires_at = :expires")
-            .expression_attribute_values(
-                ":channel",
-                AttributeValue::Ss(vec![channel.channel_id.clone()]),
-            )
-            .expression_attribute_values(":expires", n(now_ms / 1000 + ROUTE_MEMORY_SECS))
-            .build()
-            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// The channels the firing of `alert_key` went to through this shared
-    /// integration: where its `Ok` must go, whatever the routes say.
-    pub async fn remembered_channels(
-        &self,
-        integration_id: &str,
-        alert_key: &str,
-    ) -> ApiResult<Vec<String>> {
-        Ok(self
-            .get(route_memory_pk(integration_id, alert_key), ROUTE_MEMORY_SK)
-            .await?
-            .map(|i| get_list(&i, "channel_ids"))
-            .unwrap_or_default())
-    }
-
     async fn get_group_incident(&self, channel_id: &str, group: &str) -> ApiResult<Option<String>> {
         Ok(self
             .get(group_pk(channel_id, group), "GROUP")
@@ -1183,55 +1034,7 @@ impl Store {
             Err(Cancelled::Fatal(e)) => Err(WriteFailure::Fatal(e)),
         }
     }
-
-    /// One TransactWriteItems request, metered; a cancellation answers why,
-    /// item by item.
-    pub(crate) async fn send_transaction(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<(), Cancelled> {
-        let billed = transaction_table_units(&items);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.count_transaction(out.consumed_capacity(), billed);
-                Ok(())
-            }
-            Err(err) => {
-                self.meter
-                    .requests
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match err.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
-                        Err(Cancelled::Reasons(e.cancellation_reasons().to_vec()))
-                    }
-                    _ => Err(Cancelled::Fatal(storage_error("TransactWriteItems", err))),
-                }
-            }
-        }
-    }
 }
-
-/// A transaction's table write units as AWS bills them: 2 per started KB of
-/// every item it names. The size of an item an update, delete or condition
-/// check touches is not known here; ours are under 1 KB on the paths the
-/// benchmark measures, so each counts 2.
-fn transaction_table_units(items: &[TransactWriteItem]) -> f64 {
-    items
-        .iter()
-        .map(|i| match i.put() {
-            Some(put) => 2.0 * item_bytes(put.item()).div_ceil(1024).max(1) as f64,
-            None => 2.0,
-        })
-        .sum()
-}
-
 /// How an event comes to open or join an incident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OpenPlan {
@@ -1239,24 +1042,4 @@ enum OpenPlan {
     Fresh,
     /// A marked alert whose mark lifts, applying this decision.
     Lift(Decision),
-}
-
-/// Why a transaction did not commit.
-pub(crate) enum Cancelled {
-    /// DynamoDB cancelled it; one reason per item, in order.
-    Reasons(Vec<CancellationReason>),
-    Fatal(ApiError),
-}
-
-/// Jittered exponential backoff: 5 ms doubling to at most ~160 ms, then
-/// steady, so that a long storm does not starve the unlucky.
-pub(crate) async fn backoff(attempt: u32) {
-    let base = 5u64 << attempt.min(5);
-    let mut byte = [0u8; 1];
-    let jitter = if getrandom::getrandom(&mut byte).is_ok() {
-        u64::from(byte[0]) % base
-    } else {
-        0
-    };
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }

@@ -1,0 +1,9 @@
+//! Configuration: what an admin sets and the push path reads. Channels,
+//! integrations (and their key lookup items), app keys, channel rules and
+//! mapping tables.
+
+pub mod app_keys;
+pub mod channels;
+pub mod integrations;
+pub mod mapping;
+pub mod rules;

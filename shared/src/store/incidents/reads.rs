@@ -1,0 +1,179 @@
+//! Reading incidents and alerts for the management API.
+
+use std::collections::HashMap;
+
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Alert, Incident, IncidentStatus};
+use crate::store::items::*;
+use crate::store::{storage_error, Store, GSI1, GSI2};
+
+/// One page of incidents and where the next one starts.
+pub struct IncidentPage {
+    pub items: Vec<Incident>,
+    /// Per status, the sort key to continue below; `None` when there is no more.
+    pub next: Option<HashMap<String, String>>,
+}
+
+impl Store {
+    // ---- incidents and alerts ----
+
+    pub async fn get_incident_item(&self, incident_id: &str) -> ApiResult<Option<Item>> {
+        self.get(incident_pk(incident_id), INCIDENT_SK).await
+    }
+
+    pub async fn get_incident(&self, incident_id: &str) -> ApiResult<Option<Incident>> {
+        self.get_incident_item(incident_id)
+            .await?
+            .as_ref()
+            .map(item_to_incident)
+            .transpose()
+    }
+
+    /// The incident with all its alerts, from its partition (strongly consistent).
+    pub async fn get_incident_with_alerts(&self, incident_id: &str) -> ApiResult<Option<Incident>> {
+        let records = self.incident_partition(incident_id).await?;
+        let Some(incident_item) = records
+            .iter()
+            .find(|i| get_opt_s(i, "sk").as_deref() == Some(INCIDENT_SK))
+        else {
+            return Ok(None);
+        };
+        let mut incident = item_to_incident(incident_item)?;
+        let mut alerts = Vec::new();
+        for record in records
+            .iter()
+            .filter(|i| get_opt_s(i, "sk").is_some_and(|sk| sk.starts_with("ALERT#")))
+        {
+            alerts.push(self.alert_from_record(record).await?);
+        }
+        alerts.sort_by(|a, b| (a.created_at, &a.alert_id).cmp(&(b.created_at, &b.alert_id)));
+        incident.alerts = Some(alerts);
+        Ok(Some(incident))
+    }
+
+    async fn incident_partition(&self, incident_id: &str) -> ApiResult<Vec<Item>> {
+        self.query_all(None, "pk", incident_pk(incident_id)).await
+    }
+
+    /// The alert a record stands for: its snapshot once archived, else the live head.
+    async fn alert_from_record(&self, record: &Item) -> ApiResult<Alert> {
+        if get_bool(record, "archived").unwrap_or(false) {
+            return alert_from_record(record);
+        }
+        let alert_id = get_s(record, "alert_id")?;
+        let head = self
+            .get_head(&get_s(record, "channel_id")?, &get_s(record, "alert_key")?)
+            .await?;
+        match head {
+            Some(h) if h.alert_id == alert_id => Ok(h.to_alert()),
+            // The head moved on after we read the record: the record is archived now.
+            _ => {
+                let fresh = self
+                    .get(get_s(record, "pk")?, &get_s(record, "sk")?)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("alert record vanished"))?;
+                alert_from_record(&fresh)
+            }
+        }
+    }
+
+    pub async fn get_alert_with_events(&self, alert_id: &str) -> ApiResult<Option<Alert>> {
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(format!("ALERT#{alert_id}")))
+            .send()
+            .await
+            .map_err(|e| storage_error("Query", e))?;
+        let Some(listed) = found.items().first() else {
+            return Ok(None);
+        };
+        let Some(record) = self
+            .get(get_s(listed, "pk")?, &get_s(listed, "sk")?)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut alert = self.alert_from_record(&record).await?;
+        let events = self
+            .query_all(None, "pk", events_pk(alert_id))
+            .await?
+            .iter()
+            .map(item_to_event)
+            .collect::<ApiResult<Vec<_>>>()?;
+        alert.events = Some(events);
+        Ok(Some(alert))
+    }
+
+    /// Newest first, across the given statuses, `limit` at most. `bounds`
+    /// (from the previous page) says where each status continues.
+    pub async fn list_incidents(
+        &self,
+        channel_id: Option<&str>,
+        statuses: &[IncidentStatus],
+        limit: usize,
+        bounds: &HashMap<String, String>,
+    ) -> ApiResult<IncidentPage> {
+        let mut fetched: Vec<(IncidentStatus, String, Item)> = Vec::new();
+        let mut more_in: Vec<IncidentStatus> = Vec::new();
+        for &status in statuses {
+            let (index, pk_name, sk_name, scope) = match channel_id {
+                Some(c) => (GSI1, "gsi1pk", "gsi1sk", incident_scope(c, status)),
+                None => (GSI2, "gsi2pk", "gsi2sk", incident_scope_all(status)),
+            };
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .scan_index_forward(false)
+                .limit(limit as i32 + 1)
+                .expression_attribute_values(":pk", s(scope));
+            query = match bounds.get(status.as_str()) {
+                Some(bound) => query
+                    .key_condition_expression(format!("{pk_name} = :pk AND {sk_name} < :bound"))
+                    .expression_attribute_values(":bound", s(bound)),
+                None => query.key_condition_expression(format!("{pk_name} = :pk")),
+            };
+            let page = query.send().await.map_err(|e| storage_error("Query", e))?;
+            let items = page.items();
+            if items.len() > limit || page.last_evaluated_key().is_some() {
+                more_in.push(status);
+            }
+            for item in items.iter().take(limit) {
+                let sk = get_s(item, sk_name)?;
+                fetched.push((status, sk, item.clone()));
+            }
+        }
+        fetched.sort_by(|a, b| b.1.cmp(&a.1));
+        let leftover = fetched.len() > limit;
+        fetched.truncate(limit);
+        let mut next = bounds.clone();
+        for (status, sk, _) in &fetched {
+            next.insert(status.as_str().to_string(), sk.clone());
+        }
+        let listed: Vec<Item> = fetched.iter().map(|(_, _, item)| item.clone()).collect();
+        let items = self
+            .items_listed(&listed)
+            .await?
+            .iter()
+            .map(item_to_incident)
+            // The index lags a status change by a moment: list what is still asked for.
+            .filter(|i| i.as_ref().map_or(true, |i| statuses.contains(&i.status)))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let has_more = leftover || !more_in.is_empty();
+        Ok(IncidentPage {
+            items,
+            next: has_more.then_some(next),
+        })
+    }
+
+    pub(crate) async fn require_incident(&self, incident_id: &str) -> ApiResult<Incident> {
+        self.get_incident(incident_id).await?.ok_or_else(|| {
+            ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
+        })
+    }
+}

@@ -12,6 +12,8 @@ pub struct App {
     pub channel_cache_ttl: Duration,
     /// Which literal addresses a webhook may be saved with (SPEC 15).
     pub webhook_targets: crate::outbound::target::Targets,
+    /// How old or early an SNS `Notification`'s `Timestamp` may be (SPEC 15).
+    pub sns_timestamp_window: crate::intake::integrations::aws_cloudwatch::TimestampWindow,
     pub(crate) rule_caches: RuleCaches,
 }
 
@@ -21,6 +23,7 @@ impl App {
             store,
             channel_cache_ttl: Duration::from_secs(0),
             webhook_targets: crate::outbound::target::Targets::Public,
+            sns_timestamp_window: Default::default(),
             rule_caches: RuleCaches::default(),
         }
     }

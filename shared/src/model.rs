@@ -277,6 +277,10 @@ pub struct Integration {
     /// CloudWatch/SNS: `Some(false)` skips the signature check; absent means on.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub verify_signature: Option<bool>,
+    /// CloudWatch/SNS: when not empty, messages from any other topic are
+    /// refused (SPEC 15).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub sns_topic_arns: Vec<String>,
     /// Label enrichment (SPEC 7.1), run before routing.
     #[serde(skip)]
     pub enrichment: Vec<crate::rules::integration::IntegrationRule>,

@@ -473,6 +473,7 @@ struct IntegrationBody {
     callback_token: Option<String>,
     client_secret: Option<String>,
     verify_signature: Option<bool>,
+    sns_topic_arns: Option<Vec<String>>,
 }
 
 fn push_path(kind: &str, key: &str) -> String {
@@ -571,6 +572,13 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
             "verify_signature: only aws-cloudwatch integrations take verify_signature",
         ));
     }
+    let sns_topic_arns = body.sns_topic_arns.unwrap_or_default();
+    if !sns_topic_arns.is_empty() && kind != IntegrationKind::AwsCloudwatch {
+        return Err(ApiError::invalid(
+            "sns_topic_arns: only aws-cloudwatch integrations take sns_topic_arns",
+        ));
+    }
+    crate::intake::integrations::aws_cloudwatch::check_topic_arns(&sns_topic_arns)?;
     let integration = Integration {
         integration_id: random_hex(8)?,
         name,
@@ -583,6 +591,7 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
         callback_token: body.callback_token.filter(|t| !t.is_empty()),
         client_secret: body.client_secret.filter(|t| !t.is_empty()),
         verify_signature: body.verify_signature,
+        sns_topic_arns,
         enrichment: Vec::new(),
         pipeline: Vec::new(),
         rules_version: None,

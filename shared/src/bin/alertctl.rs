@@ -117,6 +117,7 @@ async fn demo(store: &Store, now_s: i64) -> Result<(), String> {
             // The demo's CloudWatch fixtures are signed by a test certificate,
             // not by SNS: the demo integration skips the check.
             verify_signature: (kind == IntegrationKind::AwsCloudwatch).then_some(false),
+            sns_topic_arns: Vec::new(),
             enrichment: Vec::new(),
             pipeline: Vec::new(),
             rules_version: None,

@@ -1166,3 +1166,74 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_saved() {
         0
     );
 }
+
+/// SPEC 15: all the patterns of a channel's rules (every kind) compile to at
+/// most the channel's regex budget; a rule that would pass it is refused at
+/// save (create or PATCH) naming the rule, and nothing is written.
+#[tokio::test]
+async fn a_channels_rules_stay_within_the_regex_budget() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    // `\w{20}` compiles to about 344 KiB (Unicode word characters); the
+    // budget is 4 MiB, so 11 fit in a channel and 12 do not.
+    let heavy = |n: usize| json!([{"key": "title", "oper": "IN", "vals": vec!["/\\w{20}/"; n]}]);
+    let time = json!({"start": now_s() - 60, "end": now_s() + 3600});
+    let rules = |kind: &str| format!("/api/channels/{}/{kind}-rules", s.channel_id);
+    let drop = add_rule(
+        &app,
+        &s.channel_id,
+        "drop",
+        json!({"name": "d", "if": [heavy(6)]}),
+    )
+    .await;
+    let drop_id = drop["rule_id"].as_str().unwrap();
+    let refused = |out: shared::intake::http::Outbound, place: &str| {
+        assert_eq!(out.status, 400, "{}", out.body);
+        let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with(place), "{message}");
+        assert!(message.contains("budget"), "{message}");
+    };
+    let before = table_dump(&app).await;
+    let out = api(
+        &app,
+        "POST",
+        &rules("silence"),
+        Some(json!({"name": "s", "if": [heavy(6)], "time": time})),
+    )
+    .await;
+    refused(out, "silence-rules (the new rule): ");
+    let out = api(
+        &app,
+        "PATCH",
+        &format!("{}/{drop_id}", rules("drop")),
+        Some(json!({"if": [heavy(12)]})),
+    )
+    .await;
+    refused(out, &format!("drop-rules/{drop_id}: "));
+    assert_eq!(table_dump(&app).await, before, "nothing written");
+    // Within the budget: a rule of another kind, and a PATCH that replaces
+    // the rule's own patterns (they are not counted twice).
+    add_rule(
+        &app,
+        &s.channel_id,
+        "silence",
+        json!({"name": "s", "if": [heavy(5)], "time": time}),
+    )
+    .await;
+    api_ok(
+        &app,
+        "PATCH",
+        &format!("{}/{drop_id}", rules("drop")),
+        Some(json!({"if": [heavy(5)]})),
+    )
+    .await;
+    // Exact values cost nothing, however many.
+    let exact = json!([{"key": "title", "oper": "IN", "vals": vec!["disk full"; 100]}]);
+    add_rule(
+        &app,
+        &s.channel_id,
+        "drop",
+        json!({"name": "e", "if": [exact]}),
+    )
+    .await;
+}

@@ -305,12 +305,20 @@ impl Store {
         &self,
         incident_id: &str,
         text: &str,
+        extra: Value,
         now_ms: i64,
     ) -> ApiResult<Option<TimelineItem>> {
         let Some(incident) = self.get_incident(incident_id).await? else {
             return Ok(None);
         };
-        let entry = Entry::new(Transition::Comment, json!({ "text": text }), now_ms, 0)?;
+        // `extra` (who commented) first: the text is the comment's own field.
+        let mut detail = extra;
+        if let Some(d) = detail.as_object_mut() {
+            d.insert("text".into(), json!(text));
+        } else {
+            detail = json!({ "text": text });
+        }
+        let entry = Entry::new(Transition::Comment, detail, now_ms, 0)?;
         let entries = [entry];
         let written = self
             .record_on_incident(

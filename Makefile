@@ -4,6 +4,10 @@ VENV := $(CURDIR)/.cache/venv
 TEMPLATE := infra/template.yaml
 # cargo lambda's --target-dir is broken; it honours CARGO_TARGET_DIR.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
+# rust-toolchain.toml names the aarch64 target; rustup must not try to
+# download it (or anything) on each cargo call of an offline `make test`.
+# `make build` adds the target explicitly (scripts/build.sh).
+export RUSTUP_AUTO_INSTALL ?= 0
 
 .PHONY: help run test bench build sam deploy lint fmt setup
 
@@ -49,7 +53,8 @@ deploy:
 	  echo "  PATH=\"$(VENV)/bin:\$$PATH\" sam build --template-file $(TEMPLATE) --beta-features"; \
 	  echo "  sam deploy --guided    # later: sam deploy (answers kept in samconfig.toml)"; \
 	  echo "Parameters: LogLevel (RUST_LOG, default info), LogRetentionInDays (default 30),"; \
-	  echo "  ManagementReservedConcurrency (default 10), PushThrottlingRateLimit (500), PushThrottlingBurstLimit (1000)."; \
+	  echo "  ManagementReservedConcurrency (default 10), PushThrottlingRateLimit (500), PushThrottlingBurstLimit (1000),"; \
+	  echo "  AlarmEmail (empty: no mail subscription to the alarm topic). All in docs/configuration.md."; \
 	  echo "Then create the first app key against the stack's table (output TableName):"; \
 	  echo "  TABLE_NAME=<TableName> AWS_REGION=<region> cargo run -p shared --bin alertctl -- create-app-key"; \
 	fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make build`: every function for Lambda (arm64, release, cargo lambda) as a
 # zip in $CARGO_TARGET_DIR/lambda/<function>/bootstrap.zip, then each zip's
-# size (the README's size table comes from this output).
+# size (docs/benchmarks.md's size table comes from this output).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -11,6 +11,11 @@ packages=()
 for dir in functions/*/; do
   packages+=(-p "$(basename "$dir")")
 done
+# rust-toolchain.toml names the arm64 target; the Makefile stops rustup from
+# fetching it implicitly, so add it here, the one step that needs it.
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  rustup target add aarch64-unknown-linux-gnu
+fi
 start=$(date +%s)
 PATH="$root/.cache/venv/bin:$PATH" cargo lambda build --release --arm64 --output-format zip "${packages[@]}"
 echo "-- build: $(($(date +%s) - start)) s"

@@ -9,7 +9,7 @@
 //! Every answer the page received is checked against the OpenAPI document.
 //!
 //! `CONSOLE_SCREENSHOTS=docs cargo test -p integration-tests --test
-//! console_browser` saves the README's screenshots into docs/.
+//! console_browser` saves the screenshots of the README and docs/api.md into docs/.
 //!
 //! Without chromium and chromedriver the test says so and passes, unless
 //! `CONSOLE_BROWSER_REQUIRED` is set: `make test` installs both

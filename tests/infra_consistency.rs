@@ -900,3 +900,258 @@ fn table_indexes_project_what_the_store_expects() {
         "{TEMPLATE}: AlertTable's indexes"
     );
 }
+
+// ------------------------------------------------------------------- alarms
+
+/// One `AWS::CloudWatch::Alarm` of the template.
+#[derive(Debug, Default)]
+struct Alarm {
+    namespace: String,
+    metric: String,
+    /// (Name, Value) in order.
+    dimensions: Vec<(String, String)>,
+    actions: Vec<String>,
+}
+
+fn alarms(t: &Template) -> BTreeMap<String, Alarm> {
+    let mut out: BTreeMap<String, Alarm> = BTreeMap::new();
+    for e in flatten_yaml(&read(TEMPLATE)) {
+        let p: Vec<&str> = e.path.iter().map(String::as_str).collect();
+        let ["Resources", id, "Properties", rest @ ..] = p.as_slice() else {
+            continue;
+        };
+        if t.types.get(*id).map(String::as_str) != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let a = out.entry(id.to_string()).or_default();
+        match rest {
+            ["Namespace"] => a.namespace = e.value.clone(),
+            ["MetricName"] => a.metric = e.value.clone(),
+            ["Dimensions", "[]", "Name"] => a.dimensions.push((e.value.clone(), String::new())),
+            ["Dimensions", "[]", "Value"] => match a.dimensions.last_mut() {
+                Some(d) if d.1.is_empty() => d.1 = e.value.clone(),
+                _ => panic!(
+                    "{TEMPLATE}:{}: {id}: a dimension Value before its Name",
+                    e.line
+                ),
+            },
+            ["AlarmActions", "[]"] => a.actions.push(e.value.clone()),
+            ["Metrics", ..] => panic!(
+                "{TEMPLATE}:{}: {id}: metric math alarms are not read by this test; extend it",
+                e.line
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The resource a `!Ref X` / `!GetAtt X.Attr` names, if it has that type.
+fn names_resource<'a>(
+    t: &Template,
+    value: &'a str,
+    ty: &str,
+    attr: Option<&str>,
+) -> Option<&'a str> {
+    let id = match attr {
+        None => value.strip_prefix("!Ref ")?,
+        Some(attr) => value
+            .strip_prefix("!GetAtt ")?
+            .strip_suffix(attr)?
+            .strip_suffix('.')?,
+    };
+    (t.types.get(id).map(String::as_str) == Some(ty)).then_some(id)
+}
+
+/// Every alarm's metric comes from somewhere real: an AWS metric whose
+/// dimension names a resource of this template (of the right type), or a
+/// metric `shared::metrics` writes, with the dimensions it writes.
+#[test]
+fn every_alarm_names_a_metric_source() {
+    let t = template();
+    let alarms = alarms(&t);
+    assert!(!alarms.is_empty(), "{TEMPLATE} declares no alarm");
+    for (id, a) in &alarms {
+        let dims: Vec<(&str, &str)> = a
+            .dimensions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let source = match (a.namespace.as_str(), dims.as_slice()) {
+            ("AWS/Lambda", [("FunctionName", v)]) => {
+                let f = names_resource(&t, v, "AWS::Serverless::Function", None);
+                let allowed: &[&str] = match f.and_then(|f| t.functions.get(f).map(|x| (f, x))) {
+                    Some((f, func)) if STREAM_FUNCTIONS.contains(&t.binary(f, func)) => {
+                        &["Errors", "Throttles", "IteratorAge"]
+                    }
+                    _ => &["Errors", "Throttles"],
+                };
+                assert!(
+                    allowed.contains(&a.metric.as_str()),
+                    "{TEMPLATE}: {id}: AWS/Lambda {} is not a metric this function has (one of {allowed:?})",
+                    a.metric
+                );
+                f
+            }
+            ("AWS/ApiGateway", [("ApiId", v)]) => {
+                names_resource(&t, v, "AWS::Serverless::HttpApi", None)
+            }
+            ("AWS/SQS", [("QueueName", v)]) => {
+                names_resource(&t, v, "AWS::SQS::Queue", Some("QueueName"))
+            }
+            ("AWS/DynamoDB", [("TableName", v)]) => {
+                names_resource(&t, v, "AWS::DynamoDB::Table", None)
+            }
+            (ns, _) if ns == shared::metrics::NAMESPACE => {
+                let (_, names) = shared::metrics::EMITTED
+                    .iter()
+                    .find(|(m, _)| *m == a.metric)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{TEMPLATE}: {id}: {ns} {} is not a metric shared::metrics emits",
+                            a.metric
+                        )
+                    });
+                let got: Vec<&str> = dims.iter().map(|(k, _)| *k).collect();
+                assert_eq!(
+                    got.as_slice(),
+                    *names,
+                    "{TEMPLATE}: {id}: {} is emitted with dimensions {names:?}",
+                    a.metric
+                );
+                Some("shared::metrics")
+            }
+            (ns, _) => panic!(
+                "{TEMPLATE}: {id}: no known source for {ns} {} {dims:?}",
+                a.metric
+            ),
+        };
+        assert!(
+            source.is_some(),
+            "{TEMPLATE}: {id}: {} {} {dims:?} names no resource of this template",
+            a.namespace,
+            a.metric
+        );
+        assert!(
+            a.actions
+                .iter()
+                .any(|v| names_resource(&t, v, "AWS::SNS::Topic", None).is_some()),
+            "{TEMPLATE}: {id} notifies no SNS topic of the template"
+        );
+    }
+}
+
+/// What the operator must hear of, each by at least one alarm.
+#[test]
+fn alarms_cover_functions_api_stream_queue_table_deliveries_and_escalations() {
+    let t = template();
+    let alarms = alarms(&t);
+    let has = |ns: &str, metric: &str, dim: Option<(&str, &str)>| {
+        alarms.values().any(|a| {
+            a.namespace == ns
+                && a.metric == metric
+                && dim.is_none_or(|(k, v)| a.dimensions.iter().any(|(ak, av)| ak == k && av == v))
+        })
+    };
+    for id in t.functions.keys() {
+        let by_name = format!("!Ref {id}");
+        for metric in ["Errors", "Throttles"] {
+            assert!(
+                has("AWS/Lambda", metric, Some(("FunctionName", &by_name))),
+                "{TEMPLATE}: no {metric} alarm for {id}"
+            );
+        }
+        if STREAM_FUNCTIONS.contains(&t.binary(id, &t.functions[id])) {
+            assert!(
+                has(
+                    "AWS/Lambda",
+                    "IteratorAge",
+                    Some(("FunctionName", &by_name))
+                ),
+                "{TEMPLATE}: no IteratorAge alarm for the stream-fed {id}"
+            );
+        }
+    }
+    for (id, ty) in &t.types {
+        match ty.as_str() {
+            "AWS::Serverless::HttpApi" => assert!(
+                has(
+                    "AWS/ApiGateway",
+                    "5xx",
+                    Some(("ApiId", &format!("!Ref {id}")))
+                ),
+                "{TEMPLATE}: no 5xx alarm for {id}"
+            ),
+            "AWS::SQS::Queue" => assert!(
+                has(
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    Some(("QueueName", &format!("!GetAtt {id}.QueueName")))
+                ),
+                "{TEMPLATE}: no depth alarm for the queue {id}"
+            ),
+            "AWS::DynamoDB::Table" => {
+                for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+                    assert!(
+                        has(
+                            "AWS/DynamoDB",
+                            metric,
+                            Some(("TableName", &format!("!Ref {id}")))
+                        ),
+                        "{TEMPLATE}: no {metric} alarm for {id}"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let ns = shared::metrics::NAMESPACE;
+    for status in ["failed", "pending"] {
+        assert!(
+            has(ns, shared::metrics::DELIVERIES, Some(("Status", status))),
+            "{TEMPLATE}: no alarm on deliveries {status}"
+        );
+    }
+    assert!(
+        has(ns, shared::metrics::ESCALATION_LAG, None),
+        "{TEMPLATE}: no alarm on late escalations"
+    );
+
+    // The topic's mail subscription is optional: a parameter and a condition.
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let value = |path: &[&str]| entries.iter().find(|e| e.at(path)).map(|e| e.value.clone());
+    assert_eq!(
+        value(&["Parameters", "AlarmEmail", "Default"]).as_deref(),
+        Some("")
+    );
+    let subscriptions: Vec<&String> = t
+        .types
+        .iter()
+        .filter(|(_, ty)| *ty == "AWS::SNS::Subscription")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        !subscriptions.is_empty(),
+        "{TEMPLATE}: no AlarmEmail subscription"
+    );
+    for id in subscriptions {
+        assert_eq!(
+            value(&["Resources", id, "Properties", "Endpoint"]).as_deref(),
+            Some("!Ref AlarmEmail"),
+            "{TEMPLATE}: {id}"
+        );
+        let condition = value(&["Resources", id, "Condition"]).unwrap_or_else(|| {
+            panic!("{TEMPLATE}: {id} has no Condition (AlarmEmail is optional)")
+        });
+        assert!(
+            value(&["Conditions", &condition]).is_some(),
+            "{TEMPLATE}: {id}'s Condition {condition} is not declared"
+        );
+    }
+    assert!(
+        t.types
+            .values()
+            .any(|ty| ty == "AWS::CloudWatch::Dashboard"),
+        "{TEMPLATE}: no CloudWatch dashboard"
+    );
+}

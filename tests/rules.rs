@@ -554,6 +554,69 @@ async fn inhibition_needs_an_open_unacknowledged_source_with_equal_values() {
     assert_eq!(outcome(&after_ack), "new_incident");
 }
 
+/// Inhibition is an index, not a scan: with 1,500 open source alerts in the
+/// channel (each ~1.2 KB, so an unindexed first page of 1 MB would hold
+/// fewer than all of them), the one that agrees with the target is found,
+/// with one Query for the one rule plus one BatchGetItem of its incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_target_finds_its_source_among_1500_open_alerts_with_one_query_per_rule() {
+    let app = test_app().await;
+    let s = inhibit_setup(&app, "mark", json!(["labels.host"])).await;
+    let padding = "x".repeat(1_000);
+    let mut hosts: Vec<String> = (0..1_500).map(|i| format!("host-{i:04}")).collect();
+    // The one source that matters is neither first nor last.
+    hosts.insert(737, "the-host".to_string());
+    for chunk in hosts.chunks(50) {
+        let mut pushes = tokio::task::JoinSet::new();
+        for host in chunk {
+            let (app, key) = (app.clone(), s.integration_key.clone());
+            let body = json!({"title_rule": "host down", "event_status": "Critical",
+                "alert_key": format!("down-{host}"), "description": padding,
+                "labels": {"check": "host_down", "host": host}, "event_time": tick()});
+            pushes.spawn(async move { outcome(&push_ok(&app, &key, &body).await).to_string() });
+        }
+        while let Some(result) = pushes.join_next().await {
+            assert_eq!(result.expect("push task"), "new_incident");
+        }
+    }
+    let (watched, requests) = recorded_instance(&app).await;
+    let target = push_ok(
+        &watched,
+        &s.integration_key,
+        &fire(
+            "cpu-the-host",
+            "cpu",
+            json!({"check": "cpu", "host": "the-host"}),
+        ),
+    )
+    .await;
+    assert_eq!(outcome(&target), "inhibited");
+    let sent = requests.take();
+    let count = |op: &str| sent.iter().filter(|r| r.starts_with(op)).count();
+    let inhibit_queries = sent
+        .iter()
+        .filter(|r| r.starts_with("DynamoDB_20120810.Query") && r.contains("INH#"))
+        .count();
+    println!(
+        "inhibit check: {inhibit_queries} Query, {} BatchGetItem",
+        count("DynamoDB_20120810.BatchGetItem")
+    );
+    assert_eq!(inhibit_queries, 1, "one Query per inhibit rule: {sent:#?}");
+    assert_eq!(count("DynamoDB_20120810.BatchGetItem"), 1, "{sent:#?}");
+    // No source that disagrees inhibits: another host's target opens an incident.
+    let other = push_ok(
+        &app,
+        &s.integration_key,
+        &fire(
+            "cpu-nobody",
+            "cpu",
+            json!({"check": "cpu", "host": "nobody"}),
+        ),
+    )
+    .await;
+    assert_eq!(outcome(&other), "new_incident");
+}
+
 #[tokio::test]
 async fn an_inhibited_alert_pages_once_its_source_recovers_and_drop_stores_nothing() {
     let app = test_app().await;

@@ -12,7 +12,8 @@
 //!
 //! Under them all, the ground floor: [`domain`] (the standard event, marks,
 //! outcomes, the clock), [`json`] (decoding that names the field), [`ids`],
-//! [`hashing`] and [`error`] (the one error type). [`model`] holds the records
+//! [`hashing`], [`error`] (the one error type) and
+//! [`metrics`] (the service's own metrics, written into its log lines). [`model`] holds the records
 //! the API shows; [`app`] and [`runtime`] wire a function together.
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod hashing;
 pub mod ids;
 pub mod intake;
 pub mod json;
+pub mod metrics;
 pub mod model;
 pub mod outbound;
 pub mod rules;

@@ -211,9 +211,10 @@ pub struct AlertHead {
     /// Set while a silence or an inhibition keeps it out of any incident
     /// (`incident_id` is then empty).
     pub mark: Option<crate::domain::mark::Mark>,
-    /// Whether the head is kept in its channel's index of open alerts (the
-    /// channel has inhibit rules): decided by the store at each write.
-    pub source_indexed: bool,
+    /// The inhibition-source partitions where this alert is listed as an open
+    /// source (one per inhibit rule whose `source_if` it matches): decided by
+    /// the store at each write, so that the next write can withdraw them.
+    pub source_keys: Vec<String>,
 }
 
 impl AlertHead {

@@ -66,6 +66,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 
 async fn app() -> Result<Arc<App>, Error> {
     init_tracing();
+    crate::metrics::enable();
     Ok(Arc::new(App::from_env().await?))
 }
 

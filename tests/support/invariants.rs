@@ -62,7 +62,7 @@ pub async fn check(app: &App) -> (Projection, Totals) {
             let head = item_to_head(item).expect("head decodes");
             // Only open, unmarked alerts are inhibition sources.
             assert!(
-                !head.source_indexed || (head.active && head.mark.is_none()),
+                head.source_keys.is_empty() || (head.active && head.mark.is_none()),
                 "key {}: a closed or marked alert is in the index of sources",
                 head.alert_key
             );

@@ -45,6 +45,7 @@ const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
 pub mod access;
 pub mod console;
+pub mod ical;
 mod lifecycle;
 pub mod openapi;
 mod webhooks;

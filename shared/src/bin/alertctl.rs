@@ -1,7 +1,7 @@
 //! Operator commands that talk to the table directly: create it, make, list
 //! and revoke app keys (the first one cannot come from the API it unlocks),
 //! seed a demo channel and integrations. Used by `make run` and by hand (see
-//! the README). Reads TABLE_NAME and the usual AWS variables.
+//! docs/configuration.md). Reads TABLE_NAME and the usual AWS variables.
 
 use shared::api::{check_app_key_strength, new_app_key};
 use shared::app::App;

@@ -30,3 +30,47 @@ pub enum Outcome {
     /// An active source alert inhibits it: marked like a silence, or dropped.
     Inhibited,
 }
+
+impl Outcome {
+    /// The name the push response uses (serde's), for metric dimensions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NewIncident => "new_incident",
+            Outcome::Merged => "merged",
+            Outcome::Updated => "updated",
+            Outcome::Refreshed => "refreshed",
+            Outcome::Deduplicated => "deduplicated",
+            Outcome::AlreadyApplied => "already_applied",
+            Outcome::Recovered => "recovered",
+            Outcome::Ignored => "ignored",
+            Outcome::Dropped => "dropped",
+            Outcome::Silenced => "silenced",
+            Outcome::Inhibited => "inhibited",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_are_the_push_response_ones() {
+        use Outcome::*;
+        for o in [
+            NewIncident,
+            Merged,
+            Updated,
+            Refreshed,
+            Deduplicated,
+            AlreadyApplied,
+            Recovered,
+            Ignored,
+            Dropped,
+            Silenced,
+            Inhibited,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+    }
+}

@@ -209,7 +209,7 @@ pub fn next_head(
             closed_at: None,
             version,
             mark: None,
-            source_indexed: false,
+            source_keys: Vec::new(),
         }),
         (Decision::Duplicate, Some(h), _) => Some(AlertHead {
             last_time_ms: ev.event_time_ms,
@@ -295,7 +295,7 @@ pub fn next_head(
             closed_at: None,
             version,
             mark: None,
-            source_indexed: false,
+            source_keys: Vec::new(),
         }),
         _ => None,
     }

@@ -4,9 +4,13 @@
 //! that the store writes (and that the timeline and webhooks read).
 
 pub mod alert;
+pub mod escalation;
 pub mod grouping;
 pub mod incident;
+pub mod schedule;
+pub mod step;
 
 pub use alert::*;
 pub use grouping::*;
 pub use incident::*;
+pub use step::{IncidentStep, TimelineEntry};

@@ -50,9 +50,12 @@ pub async fn handle_endpoint(app: &App, endpoint: Endpoint, req: Inbound) -> Out
     let kind = endpoint.kind;
     let span = tracing::info_span!("push", request_id = %request_id, integration = kind.slug());
     async {
-        endpoint
-            .source
-            .reply(&request_id, push(app, endpoint, &req).await)
+        let result = push(app, endpoint, &req).await;
+        if let Err(e) = &result {
+            let outcome = if e.status() < 500 { "refused" } else { "error" };
+            crate::metrics::events(kind.slug(), [outcome]);
+        }
+        endpoint.source.reply(&request_id, result)
     }
     .instrument(span)
     .await
@@ -314,6 +317,7 @@ async fn push(app: &App, endpoint: Endpoint, req: &Inbound) -> ApiResult<Value> 
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| ApiError::internal("an event was not applied"))?;
+    crate::metrics::events(kind.slug(), results.iter().map(|a| a.outcome.as_str()));
     Ok(response_data(reply, keys, results))
 }
 
@@ -361,7 +365,11 @@ fn event_rules<'a>(
     received_ms: i64,
 ) -> EventRules<'a> {
     if ev.event_status.is_ok() || setup.rules.is_empty() {
-        return EventRules::default();
+        // A recovery still withdraws its alert from the inhibition sources.
+        return EventRules {
+            sources: &setup.rules.inhibit,
+            ..EventRules::default()
+        };
     }
     let subject = Subject::of_event(ev, Some(integration_id));
     EventRules {
@@ -369,7 +377,7 @@ fn event_rules<'a>(
             setup.rules.silence(&subject, received_ms / 1000),
         )),
         inhibit: setup.rules.inhibit_rules_for(&subject),
-        index_sources: setup.rules.indexes_sources(),
+        sources: &setup.rules.inhibit,
     }
 }
 

@@ -6,7 +6,7 @@
 //! for one second), so a busy instance writes the counter once per block
 //! rather than once per push. Leased tokens count as used: the limit is never
 //! exceeded, and a push may be refused while other instances still hold
-//! unused tokens of the same second (the slack the README states).
+//! unused tokens of the same second (the slack docs/noise-reduction.md states).
 
 use serde::{Deserialize, Serialize};
 

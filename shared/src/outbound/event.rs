@@ -238,7 +238,7 @@ mod tests {
             closed_at: None,
             version: events,
             mark: None,
-            source_indexed: false,
+            source_keys: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! reach. [`stream`] reads DynamoDB Local's stream for
 //! tests and `make run`.
 
+pub mod ack_link;
 pub mod config;
 pub mod event;
 pub mod kinds;

@@ -285,6 +285,11 @@ impl Notifier {
                 duration_ms = sent.duration_ms,
                 "webhook delivery"
             );
+            crate::metrics::delivery(if sent.succeeded {
+                "delivered"
+            } else {
+                "failed"
+            });
             if self
                 .store
                 .record_delivery(

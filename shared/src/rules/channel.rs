@@ -3,8 +3,6 @@
 //! channel. Deciding is pure: the store supplies the candidate sources of an
 //! inhibition and persists what these functions answer.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::domain::mark::Mark;
@@ -196,6 +194,7 @@ impl RuleBody {
                     .map(|(i, k)| Field::parse(k, &format!("equals[{i}]"), EQUALS_FIELDS))
                     .collect::<ApiResult<Vec<_>>>()?;
                 CompiledRule::Inhibit(CompiledInhibit {
+                    rule_id: rule_id.to_string(),
                     source: Matcher::compile(&r.source_if, "source_if")?,
                     target: Matcher::compile(&r.target_if, "target_if")?,
                     equals,
@@ -233,35 +232,11 @@ pub struct CompiledSilence {
 
 #[derive(Clone, Debug)]
 pub struct CompiledInhibit {
+    pub rule_id: String,
     source: Matcher,
     target: Matcher,
     equals: Vec<Field>,
     pub action: RuleAction,
-}
-
-/// An open alert that may inhibit: what the per-channel index of open alerts holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SourceAlert {
-    pub alert_id: String,
-    pub incident_id: String,
-    pub alert_key: String,
-    pub severity: String,
-    pub title: String,
-    pub description: String,
-    pub labels: BTreeMap<String, String>,
-}
-
-impl SourceAlert {
-    pub fn subject(&self) -> Subject<'_> {
-        Subject {
-            severity: &self.severity,
-            title: &self.title,
-            description: &self.description,
-            alert_key: &self.alert_key,
-            integration_id: None,
-            labels: &self.labels,
-        }
-    }
 }
 
 impl CompiledInhibit {
@@ -269,17 +244,32 @@ impl CompiledInhibit {
         self.target.matches(subject)
     }
 
-    /// Whether `source` inhibits `target` under this rule (its freshness and
-    /// its incident's state are the store's to check). A missing label equals
-    /// an empty one; an alert never inhibits itself.
-    pub fn inhibits(&self, source: &SourceAlert, target: &Subject<'_>) -> bool {
-        let s = source.subject();
-        source.alert_key != target.alert_key
-            && self.source.matches(&s)
-            && self
-                .equals
-                .iter()
-                .all(|f| s.get(f).unwrap_or("") == target.get(f).unwrap_or(""))
+    /// Whether an alert with this subject is a source of this rule.
+    pub fn is_source(&self, subject: &Subject<'_>) -> bool {
+        self.source.matches(subject)
+    }
+
+    /// The values of `equals` of an alert, in order (a missing label is
+    /// empty), joined unambiguously: a source and a target agree on every
+    /// one exactly when their `equals_values` are equal.
+    pub fn equals_values(&self, subject: &Subject<'_>) -> String {
+        let parts: Vec<&str> = self
+            .equals
+            .iter()
+            .map(|f| subject.get(f).unwrap_or(""))
+            .collect();
+        crate::hashing::digest_parts(&parts)
+    }
+
+    /// Where this rule's sources with the given `equals_values` are kept
+    /// (Alertmanager's inhibition index: one lookup per rule finds every
+    /// source that agrees with a target).
+    pub fn source_partition(&self, channel_id: &str, equals_values: &str) -> String {
+        format!(
+            "INH#{channel_id}#{}#{}",
+            self.rule_id,
+            &equals_values[..32.min(equals_values.len())]
+        )
     }
 }
 
@@ -324,12 +314,6 @@ impl ChannelRules {
 
     pub fn is_empty(&self) -> bool {
         self.drop.is_empty() && self.silence.is_empty() && self.inhibit.is_empty()
-    }
-
-    /// Whether open alerts of this channel must be kept in the index of
-    /// inhibition sources.
-    pub fn indexes_sources(&self) -> bool {
-        !self.inhibit.is_empty()
     }
 
     pub fn dropped(&self, subject: &Subject<'_>) -> bool {

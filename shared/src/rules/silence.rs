@@ -61,6 +61,33 @@ fn minute_of_day(hhmm: &str, at: &str) -> ApiResult<u16> {
     Ok(h * 60 + m)
 }
 
+/// One weekly window, checked and compiled to (weekday bit set, 1 = Monday
+/// at bit 0; start minute; end minute). `names` are the caller's names for
+/// the days, start and end fields (schedules call them weekdays, from, to).
+pub(crate) fn weekly_window(
+    place: &str,
+    names: [&str; 3],
+    days: &[u8],
+    start: &str,
+    end: &str,
+) -> ApiResult<(u8, u16, u16)> {
+    let [days_name, start_name, end_name] = names;
+    if days.is_empty() || days.iter().any(|d| !(1..=7).contains(d)) {
+        return Err(ApiError::invalid(format!(
+            "{place}.{days_name}: 1 to 7 days, each 1 (Monday) to 7 (Sunday)"
+        )));
+    }
+    let start = minute_of_day(start, &format!("{place}.{start_name}"))?;
+    let end = minute_of_day(end, &format!("{place}.{end_name}"))?;
+    if start == end || start == 24 * 60 {
+        return Err(ApiError::invalid(format!(
+            "{place}.{end_name}: must differ from {start_name} (a window is less than a day; {start_name} before 24:00)"
+        )));
+    }
+    let set = days.iter().fold(0u8, |set, d| set | (1 << (d - 1)));
+    Ok((set, start, end))
+}
+
 impl SilenceTime {
     /// Check and compile; errors name `{at}.field`.
     pub fn compile(&self, at: &str) -> ApiResult<Window> {
@@ -87,20 +114,13 @@ impl SilenceTime {
                 let mut windows = Vec::with_capacity(weekly.len());
                 for (i, w) in weekly.iter().enumerate() {
                     let place = format!("{at}.weekly[{i}]");
-                    if w.days.is_empty() || w.days.iter().any(|d| !(1..=7).contains(d)) {
-                        return Err(ApiError::invalid(format!(
-                            "{place}.days: 1 to 7 days, each 1 (Monday) to 7 (Sunday)"
-                        )));
-                    }
-                    let start = minute_of_day(&w.start, &format!("{place}.start"))?;
-                    let end = minute_of_day(&w.end, &format!("{place}.end"))?;
-                    if start == end || start == 24 * 60 {
-                        return Err(ApiError::invalid(format!(
-                            "{place}.end: must differ from start (a window is less than a day; start before 24:00)"
-                        )));
-                    }
-                    let days = w.days.iter().fold(0u8, |set, d| set | (1 << (d - 1)));
-                    windows.push((days, start, end));
+                    windows.push(weekly_window(
+                        &place,
+                        ["days", "start", "end"],
+                        &w.days,
+                        &w.start,
+                        &w.end,
+                    )?);
                 }
                 Ok(Window::Weekly { tz, windows })
             }

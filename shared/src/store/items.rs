@@ -207,22 +207,10 @@ pub fn head_to_item(h: &AlertHead) -> Item {
         }
         None => {}
     }
-    if h.source_indexed && h.active && h.mark.is_none() {
-        item.insert("gsi3pk".into(), s(open_alerts_scope(&h.channel_id)));
-        item.insert("gsi3sk".into(), s(source_freshness(h.last_event_at)));
+    if !h.source_keys.is_empty() {
+        item.insert("source_keys".into(), string_list(&h.source_keys));
     }
     item
-}
-
-/// The index of a channel's open, unmarked alerts: inhibition sources.
-pub fn open_alerts_scope(channel_id: &str) -> String {
-    format!("OPEN#{channel_id}")
-}
-
-/// The minute of an open alert's last event, as the index sorts it: a
-/// repeat within the same minute leaves the index untouched.
-pub fn source_freshness(last_event_at_s: i64) -> String {
-    format!("{:010}", last_event_at_s.div_euclid(60))
 }
 
 pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
@@ -267,7 +255,7 @@ pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
             (None, Some(alert_id)) => Some(Mark::Inhibited(alert_id)),
             (None, None) => None,
         },
-        source_indexed: item.contains_key("gsi3pk"),
+        source_keys: get_list(item, "source_keys"),
     })
 }
 
@@ -276,8 +264,7 @@ pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
 /// final snapshot (`archived`).
 pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
     let mut item = head_to_item(h);
-    item.remove("gsi3pk");
-    item.remove("gsi3sk");
+    item.remove("source_keys");
     item.insert("pk".into(), s(alert_record_pk(h)));
     item.insert("sk".into(), s(alert_record_sk(&h.alert_id)));
     item.insert("gsi1pk".into(), s(format!("ALERT#{}", h.alert_id)));

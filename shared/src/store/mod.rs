@@ -18,6 +18,7 @@
 //! | alert record (membership; snapshot once superseded) | `INC#{incident}` | `ALERT#{alert}` |
 //! | record of an alert in no incident (silenced, inhibited) | `AK#{channel}#{alert_key}` | `ALERT#{alert}` |
 //! | stored event (TTL) | `EV#{alert}` | `{event_time_ms:015}#{fingerprint}` |
+//! | inhibition source of a rule, by its `equals` values (TTL; alerts/inhibition.rs) | `INH#{channel}#{rule}#{hash}` | `{alert_key}` |
 //! | merge group → open incident | `GRP#{channel}#{group}` | `GROUP` |
 //! | channels a key fired into via a shared integration (TTL) | `RT#{integration}#{alert_key}` | `ROUTE` |
 //! | channel | `CH#{channel}` | `CHANNEL` |
@@ -38,7 +39,9 @@
 //! `INTEGRATIONS`, app keys by `APPKEYS`,
 //! deliveries newest first by `DLV#{webhook}`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
-//! `gsi3` (gsi3pk, gsi3sk): open, unmarked alert heads by `OPEN#{channel}`
+//! `gsi3`: no longer written (inhibition sources are items of their own, see
+//! alerts/inhibition.rs); kept declared until the template drops it.
+//! Formerly: open, unmarked alert heads by `OPEN#{channel}`
 //! and the minute of their last event, only in channels with inhibit rules:
 //! the inhibition sources. It projects only what a source check reads.
 

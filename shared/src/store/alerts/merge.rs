@@ -8,22 +8,20 @@
 //! and answers each waiter. Joins from other instances still contend on the
 //! item; they are retried within the store's retry budget.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::domain::event::EventStatus;
-use crate::engine;
-use crate::model::{Grouping, IncidentStatus, WindowType};
+use crate::engine::step::{self, TimelineEntry};
+use crate::error::ApiResult;
+use crate::model::Grouping;
 use crate::store::alerts::WriteFailure;
 use crate::store::db::{backoff, Cancelled};
-use crate::store::items::*;
-use crate::store::{build_error, Store};
+use crate::store::Store;
 
 /// DynamoDB's limits on one transaction, with room for the incident update.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -45,9 +43,10 @@ pub(crate) struct Joiner {
     /// About how many bytes its items weigh.
     pub bytes: usize,
     /// Its timeline entries (`a_merge`, maybe `i_m_flapping`): the incident's `changes`.
-    pub entries: Vec<crate::store::incidents::timeline::Entry>,
+    pub entries: Vec<TimelineEntry>,
     /// Its key flaps: the incident is marked.
     pub flapping: bool,
+    pub channel_id: String,
 }
 
 struct Waiting {
@@ -116,7 +115,8 @@ impl Store {
                 let mut later = VecDeque::new();
                 let (mut items, mut bytes) = (1, 0);
                 while let Some(next) = queue.waiting.pop_front() {
-                    let fits = items + next.joiner.items.len() <= MAX_TRANSACTION_ITEMS
+                    let count = next.joiner.items.len() + next.joiner.entries.len();
+                    let fits = items + count <= MAX_TRANSACTION_ITEMS
                         && bytes + next.joiner.bytes <= MAX_TRANSACTION_BYTES;
                     if !fits && !batch.is_empty() {
                         queue.waiting.push_front(next);
@@ -129,7 +129,7 @@ impl Store {
                         later.push_back(next);
                         continue;
                     }
-                    items += next.joiner.items.len();
+                    items += count;
                     bytes += next.joiner.bytes;
                     batch.push(next);
                 }
@@ -156,9 +156,9 @@ impl Store {
                 .map(|w| w.joiner.now_ms)
                 .max()
                 .unwrap_or_default();
-            let update = match self.incident_join_update(incident_id, grouping, now_ms, &batch) {
-                Ok(u) => u,
-                Err(e) => return answer_all(batch, Err(e)),
+            let joins = match self.join_step(incident_id, grouping, now_ms, &batch) {
+                Ok(items) => items,
+                Err(e) => return answer_all(batch, Err(WriteFailure::Fatal(e))),
             };
             let mut items = Vec::new();
             let mut ranges = Vec::with_capacity(batch.len());
@@ -167,8 +167,9 @@ impl Store {
                 items.extend(w.joiner.items.iter().cloned());
                 ranges.push(start..items.len());
             }
+            // The incident's write first, then the batch's timeline entries.
             let incident_index = items.len();
-            items.push(update);
+            items.extend(joins);
             match self.send_transaction(items).await {
                 Ok(()) => return answer_all(batch, Ok(())),
                 Err(Cancelled::Fatal(e)) => return answer_all(batch, Err(WriteFailure::Fatal(e))),
@@ -195,74 +196,33 @@ impl Store {
         answer_all(batch, Err(WriteFailure::Conflict));
     }
 
-    /// The incident's side of a join: counters, severities and (sliding
-    /// windows) the deadline, if it still takes alerts (see
-    /// [`engine::accepts_alert`]: open, not sealed, inside its window).
-    fn incident_join_update(
+    /// The incident's side of a join, as the engine decides it for the
+    /// whole batch: counters, severities, a sliding window's deadline, the
+    /// batch's entries as the incident's `changes` (and its timeline items).
+    fn join_step(
         &self,
         incident_id: &str,
         grouping: &Grouping,
         now_ms: i64,
         batch: &[Waiting],
-    ) -> Result<TransactWriteItem, WriteFailure> {
-        let joined = batch.len() as i64;
-        let severities: BTreeSet<&str> = batch.iter().map(|w| w.joiner.severity.as_str()).collect();
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(incident_pk(incident_id), INCIDENT_SK)))
-            .condition_expression(
-                "attribute_exists(pk) AND #st <> :closed AND attribute_not_exists(sealed) \
-                 AND (merge_deadline = :zero OR merge_deadline > :now_ms)",
-            )
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":closed", s(IncidentStatus::Closed.as_str()))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":now_ms", n(now_ms))
-            .expression_attribute_values(":now", n(now_ms / 1000))
-            .expression_attribute_values(":joined", n(joined))
-            .expression_attribute_values(
-                ":sev",
-                AttributeValue::Ss(severities.into_iter().map(str::to_string).collect()),
-            )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        // SPEC 11: the batch's entries become the incident's `changes`, and a
-        // flapping member marks it.
-        let entries: Vec<_> = batch
-            .iter()
-            .flat_map(|w| w.joiner.entries.iter().cloned())
-            .collect();
-        let flapping = batch.iter().any(|w| w.joiner.flapping);
-        let lifecycle = if flapping {
-            ", changes = :changes, flapping = :true"
-        } else {
-            ", changes = :changes"
+    ) -> ApiResult<Vec<TransactWriteItem>> {
+        let Some(first) = batch.first() else {
+            return Ok(Vec::new());
         };
-        update = update.expression_attribute_values(
-            ":changes",
-            crate::store::incidents::timeline::changes_value(&entries),
+        let step = step::join_incident(
+            incident_id,
+            &first.joiner.channel_id,
+            grouping,
+            batch.len() as i64,
+            batch.iter().map(|w| w.joiner.severity).collect(),
+            batch.iter().any(|w| w.joiner.flapping),
+            batch
+                .iter()
+                .flat_map(|w| w.joiner.entries.iter().cloned())
+                .collect(),
+            now_ms,
         );
-        if flapping {
-            update = update.expression_attribute_values(":true", AttributeValue::Bool(true));
-        }
-        update = if grouping.window_type == WindowType::Sliding && grouping.window_minutes > 0 {
-            update
-                .update_expression(format!(
-                    "SET updated_at = :now, merge_deadline = :deadline{lifecycle} \
-                     ADD alert_count :joined, active_alert_count :joined, severities :sev",
-                ))
-                .expression_attribute_values(
-                    ":deadline",
-                    n(engine::merge_deadline(grouping, now_ms, now_ms)),
-                )
-        } else {
-            update.update_expression(format!(
-                "SET updated_at = :now{lifecycle} ADD alert_count :joined, active_alert_count :joined, severities :sev",
-            ))
-        };
-        let update = update
-            .build()
-            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        self.step_items(&step)
     }
 }
 

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Delete, Put, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde::Serialize;
 
 use crate::store::db::{backoff, Cancelled};
-use crate::store::incidents::timeline::{changes_value, opening_entries, Entry};
 use crate::store::items::*;
 use crate::store::{build_error, storage_error, Store, Units};
 use merge::Joiner;
@@ -26,6 +25,7 @@ pub mod merge;
 pub mod route_memory;
 use crate::domain::event::StandardEvent;
 use crate::domain::mark::Mark;
+use crate::engine::step;
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::random_hex;
@@ -80,8 +80,10 @@ pub struct EventRules<'a> {
     pub silence: Option<Verdict>,
     /// The enabled inhibit rules whose `target_if` the event matches.
     pub inhibit: Vec<&'a CompiledInhibit>,
-    /// Whether the channel keeps its open alerts in the index of inhibition sources.
-    pub index_sources: bool,
+    /// Every enabled inhibit rule of the channel: the event's alert is listed
+    /// as a source of those whose `source_if` it matches (recoveries too: they
+    /// withdraw it).
+    pub sources: &'a [CompiledInhibit],
 }
 
 /// Why a write did not happen.
@@ -98,7 +100,7 @@ pub(crate) enum WriteFailure {
 
 /// What we learned about the incident side between attempts.
 #[derive(Default)]
-struct Hints {
+struct Hints<'r> {
     head: Option<Option<AlertHead>>,
     /// Active-alert count of the alert's incident, from a failed condition.
     incident_active: Option<i64>,
@@ -108,8 +110,8 @@ struct Hints {
     group_incident_unusable: bool,
     /// The inhibition verdict, once asked (a retry does not query again).
     inhibition: Option<Verdict>,
-    /// Whether heads written are kept in the index of inhibition sources.
-    index_sources: bool,
+    /// The channel's inhibit rules, for the index of inhibition sources.
+    sources: &'r [CompiledInhibit],
 }
 
 impl Store {
@@ -138,7 +140,7 @@ impl Store {
     ) -> ApiResult<Applied> {
         let fp = engine::fingerprint(ev);
         let mut hints = Hints {
-            index_sources: rules.index_sources,
+            sources: rules.sources,
             ..Hints::default()
         };
         let started = Instant::now();
@@ -154,7 +156,7 @@ impl Store {
                     self.get_head(&channel.channel_id, &ev.alert_key).await?
                 }
                 None => match self
-                    .try_duplicate(&channel.channel_id, ev, &fp, now_ms, rules.index_sources)
+                    .try_duplicate(&channel.channel_id, ev, &fp, now_ms)
                     .await?
                 {
                     Ok(updated) => {
@@ -237,9 +239,13 @@ impl Store {
                 Err(WriteFailure::Conflict) => {}
                 Err(WriteFailure::IncidentMismatch { incident }) => {
                     if matches!(decision, Decision::Open) {
-                        // The group's incident refused the merge: closed, or
-                        // past its window. Open a new one for the group.
-                        hints.group_incident_unusable = true;
+                        // The group's incident refused the merge: closed,
+                        // sealed or past its window, as the engine judges the
+                        // incident returned. Open a new one for the group (or,
+                        // when it still takes alerts, join it again).
+                        hints.group_incident_unusable = incident
+                            .as_ref()
+                            .is_none_or(|item| !incident_takes_alerts(item, now_ms));
                         hints.head = Some(head);
                         continue;
                     }
@@ -302,7 +308,6 @@ impl Store {
         ev: &StandardEvent,
         fp: &Fingerprint,
         now_ms: i64,
-        index_sources: bool,
     ) -> ApiResult<Result<AlertHead, Option<AlertHead>>> {
         // A marked alert's repeat goes the slow way: it may lift the mark.
         let request = self
@@ -314,21 +319,10 @@ impl Store {
                 "active = :true AND last_content = :content AND last_time < :t \
                  AND attribute_not_exists(silenced_by) AND attribute_not_exists(inhibited_by)",
             );
-        let request = if index_sources {
-            request
-                .update_expression(
-                    "SET last_time = :t, recent_contents = :contents, last_event_at = :now, \
-                     gsi3pk = :open, gsi3sk = :fresh \
-                     ADD event_count :one, duplicate_count :one, version :one",
-                )
-                .expression_attribute_values(":open", s(open_alerts_scope(channel_id)))
-                .expression_attribute_values(":fresh", s(source_freshness(now_ms / 1000)))
-        } else {
-            request.update_expression(
-                "SET last_time = :t, recent_contents = :contents, last_event_at = :now \
-                 ADD event_count :one, duplicate_count :one, version :one",
-            )
-        };
+        let request = request.update_expression(
+            "SET last_time = :t, recent_contents = :contents, last_event_at = :now \
+             ADD event_count :one, duplicate_count :one, version :one",
+        );
         let result = request
             .expression_attribute_values(":true", b(true))
             .expression_attribute_values(":content", s(&fp.content))
@@ -342,7 +336,9 @@ impl Store {
             )
             .expression_attribute_values(":now", n(now_ms / 1000))
             .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
+            // The head as it was: its ids are what the answer reports, and its
+            // last event's minute says whether its source entries need a refresh.
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
@@ -353,7 +349,21 @@ impl Store {
                 let item = out
                     .attributes()
                     .ok_or_else(|| ApiError::internal("update returned no item"))?;
-                Ok(Ok(item_to_head(item)?))
+                let mut head = item_to_head(item)?;
+                let now_s = now_ms / 1000;
+                // Sources count to the minute: a repeat in the same minute
+                // leaves their entries alone.
+                if !head.source_keys.is_empty()
+                    && head.last_event_at.div_euclid(60) < now_s.div_euclid(60)
+                {
+                    head.last_event_at = now_s;
+                    if let Err(e) = self.refresh_sources(&head).await {
+                        // The repeat is applied; a source left a minute stale
+                        // is refreshed by its next event.
+                        tracing::warn!(error = %e, "inhibition source refresh failed");
+                    }
+                }
+                Ok(Ok(head))
             }
             Err(err) => {
                 self.meter
@@ -428,14 +438,28 @@ impl Store {
         fp: &Fingerprint,
         decision: Decision,
         now_ms: i64,
-        hints: &Hints,
+        hints: &Hints<'_>,
     ) -> Result<Applied, WriteFailure> {
         let Some(mut next) =
             engine::next_head(head, &channel.channel_id, ev, fp, decision, None, now_ms)
         else {
             return Err(WriteFailure::Conflict);
         };
-        next.source_indexed = hints.index_sources;
+        let sources = self.source_writes(hints.sources, head, &mut next)?;
+        let outcome = match decision {
+            Decision::Duplicate => Outcome::Deduplicated,
+            Decision::Refresh => Outcome::Refreshed,
+            _ => Outcome::Ignored,
+        };
+        if !sources.is_empty() {
+            // A source alert's entries move with its head, atomically.
+            let mut items = vec![TransactWriteItem::builder()
+                .put(self.head_put(&next, head)?)
+                .build()];
+            items.extend(sources);
+            self.transact(items, None).await?;
+            return Ok(Applied::new(ev, outcome, Some(&next)));
+        }
         let request = self
             .client
             .put_item()
@@ -463,11 +487,6 @@ impl Store {
                 };
             }
         }
-        let outcome = match decision {
-            Decision::Duplicate => Outcome::Deduplicated,
-            Decision::Refresh => Outcome::Refreshed,
-            _ => Outcome::Ignored,
-        };
         Ok(Applied::new(ev, outcome, Some(&next)))
     }
 
@@ -478,7 +497,7 @@ impl Store {
         ev: &StandardEvent,
         fp: &Fingerprint,
         now_ms: i64,
-        hints: &Hints,
+        hints: &Hints<'_>,
     ) -> Result<Applied, WriteFailure> {
         let Some(current) = head else {
             return Err(WriteFailure::Conflict);
@@ -494,7 +513,7 @@ impl Store {
         ) else {
             return Err(WriteFailure::Conflict);
         };
-        next.source_indexed = hints.index_sources;
+        let sources = self.source_writes(hints.sources, head, &mut next)?;
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(self.head_put(&next, head)?)
@@ -505,41 +524,14 @@ impl Store {
         ];
         // Always conditional on the incident being open: an alert whose
         // incident was closed by hand must not take state changes.
-        let incident_key = key(incident_pk(&current.incident_id), INCIDENT_SK);
-        let closed = s(IncidentStatus::Closed.as_str());
-        if engine::raises_incident_severity(current, ev) {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(incident_key))
-                .update_expression("ADD severities :sev SET updated_at = :now")
-                .condition_expression("attribute_exists(pk) AND #st <> :closed")
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_values(
-                    ":sev",
-                    AttributeValue::Ss(vec![ev.event_status.as_str().to_string()]),
-                )
-                .expression_attribute_values(":now", n(now_ms / 1000))
-                .expression_attribute_values(":closed", closed)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-            items.push(TransactWriteItem::builder().update(update).build());
-        } else {
-            let check = ConditionCheck::builder()
-                .table_name(&self.table)
-                .set_key(Some(incident_key))
-                .condition_expression("attribute_exists(pk) AND #st <> :closed")
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_values(":closed", closed)
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-            items.push(TransactWriteItem::builder().condition_check(check).build());
-        }
+        let step = step::alert_changed(
+            &current.incident_id,
+            &channel.channel_id,
+            engine::raises_incident_severity(current, ev).then_some(ev.event_status),
+            now_ms,
+        );
+        items.push(self.incident_write(&step).map_err(WriteFailure::Fatal)?);
+        items.extend(sources);
         self.transact(items, Some(2)).await?;
         Ok(Applied::new(ev, Outcome::Updated, Some(&next)))
     }
@@ -551,12 +543,12 @@ impl Store {
         ev: &StandardEvent,
         fp: &Fingerprint,
         now_ms: i64,
-        hints: &Hints,
+        hints: &Hints<'_>,
     ) -> Result<Applied, WriteFailure> {
         let Some(current) = head else {
             return Err(WriteFailure::Conflict);
         };
-        let Some(next) = engine::next_head(
+        let Some(mut next) = engine::next_head(
             head,
             &channel.channel_id,
             ev,
@@ -567,9 +559,11 @@ impl Store {
         ) else {
             return Err(WriteFailure::Conflict);
         };
+        // A recovered alert inhibits nothing from now on.
+        let sources = self.source_writes(hints.sources, head, &mut next)?;
         if current.incident_id.is_empty() {
             // A silenced or inhibited alert recovers on its own: no incident counts it.
-            let items = vec![
+            let mut items = vec![
                 TransactWriteItem::builder()
                     .put(self.head_put(&next, head)?)
                     .build(),
@@ -577,66 +571,27 @@ impl Store {
                     .put(self.event_put(&next, ev, now_ms)?)
                     .build(),
             ];
+            items.extend(sources);
             self.transact(items, None).await?;
             return Ok(Applied::new(ev, Outcome::Recovered, Some(&next)));
         }
-        // Guess whether this is the incident's last open alert: with no
-        // grouping it always is; otherwise a failed guess tells us the count.
-        let last_open = match hints.incident_active {
-            Some(count) => count <= 1,
-            None => channel.grouping.method == crate::model::GroupingMethod::None,
-        };
-        let now_s = now_ms / 1000;
-        let closed = IncidentStatus::Closed;
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(incident_pk(&current.incident_id), INCIDENT_SK)))
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":closed", s(closed.as_str()))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", n(now_s))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        // SPEC 11: an auto-close is on the timeline (`i_rslv`, by `auto`).
-        let closing = if last_open && channel.auto_close {
-            vec![Entry::new(
-                engine::Transition::Resolve(engine::ClosedBy::Auto),
-                serde_json::json!({}),
-                now_ms,
-                0,
-            )
-            .map_err(WriteFailure::Fatal)?]
-        } else {
-            Vec::new()
-        };
-        update = if last_open && channel.auto_close {
-            update
-                .condition_expression("attribute_exists(pk) AND #st <> :closed AND active_alert_count = :one")
-                .update_expression(
-                    "SET #st = :closed, closed_at = :now, updated_at = :now, active_alert_count = :zero, \
-                     gsi1pk = :scope, gsi2pk = :scope_all, changes = :changes",
-                )
-                .expression_attribute_values(":changes", changes_value(&closing))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":scope", s(incident_scope(&channel.channel_id, closed)))
-                .expression_attribute_values(":scope_all", s(incident_scope_all(closed)))
-        } else if channel.auto_close {
-            update
-                .condition_expression(
-                    "attribute_exists(pk) AND #st <> :closed AND active_alert_count > :one",
-                )
-                .update_expression("SET updated_at = :now ADD active_alert_count :minus_one")
-                .expression_attribute_values(":minus_one", n(-1))
-        } else {
-            update
-                .condition_expression(
-                    "attribute_exists(pk) AND #st <> :closed AND active_alert_count >= :one",
-                )
-                .update_expression("SET updated_at = :now ADD active_alert_count :minus_one")
-                .expression_attribute_values(":minus_one", n(-1))
-        };
-        let update = update
-            .build()
-            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+        // Guess the incident's open alerts: with no grouping this alert is
+        // its only one; otherwise more, and a refused guess tells the count.
+        let active = hints.incident_active.unwrap_or(
+            if channel.grouping.method == crate::model::GroupingMethod::None {
+                1
+            } else {
+                2
+            },
+        );
+        let step = step::alert_recovered(
+            &current.incident_id,
+            &channel.channel_id,
+            active,
+            channel.auto_close,
+            now_ms,
+        )
+        .map_err(WriteFailure::Fatal)?;
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(self.head_put(&next, head)?)
@@ -644,12 +599,9 @@ impl Store {
             TransactWriteItem::builder()
                 .put(self.event_put(&next, ev, now_ms)?)
                 .build(),
-            TransactWriteItem::builder().update(update).build(),
         ];
-        items.extend(
-            self.timeline_puts(&current.incident_id, &channel.channel_id, &closing)
-                .map_err(WriteFailure::Fatal)?,
-        );
+        items.extend(self.step_items(&step).map_err(WriteFailure::Fatal)?);
+        items.extend(sources);
         self.transact(items, Some(2)).await?;
         Ok(Applied::new(ev, Outcome::Recovered, Some(&next)))
     }
@@ -664,7 +616,7 @@ impl Store {
         now_ms: i64,
         shared_integration: Option<&str>,
         plan: OpenPlan,
-        hints: &mut Hints,
+        hints: &mut Hints<'_>,
     ) -> Result<Applied, WriteFailure> {
         let group = engine::group_key(&channel.grouping, ev);
         if let Some(g) = &group {
@@ -689,9 +641,10 @@ impl Store {
         let (next, mut items) = match plan {
             OpenPlan::Fresh => {
                 let mut next = self.fresh_alert(channel, head, ev, fp, now_ms, &incident_id)?;
-                next.source_indexed = hints.index_sources;
-                let items =
+                let sources = self.source_writes(hints.sources, head, &mut next)?;
+                let mut items =
                     self.fresh_alert_items(channel, head, &next, ev, now_ms, shared_integration)?;
+                items.extend(sources);
                 (next, items)
             }
             OpenPlan::Lift(decision) => {
@@ -705,7 +658,7 @@ impl Store {
                         .ok_or(WriteFailure::Conflict)?;
                 next.mark = None;
                 next.incident_id = incident_id.clone();
-                next.source_indexed = hints.index_sources;
+                let sources = self.source_writes(hints.sources, head, &mut next)?;
                 let unassigned = Delete::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(
@@ -715,6 +668,7 @@ impl Store {
                     .build()
                     .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
                 let mut items = self.kept_alert_items(&next, head, ev, decision, now_ms)?;
+                items.extend(sources);
                 items.push(TransactWriteItem::builder().delete(unassigned).build());
                 items.push(
                     TransactWriteItem::builder()
@@ -732,14 +686,10 @@ impl Store {
                 .map_err(WriteFailure::Fatal)?,
             OpenPlan::Lift(_) => (None, false),
         };
-        let entries = opening_entries(existing.is_none(), &next.alert_id, flapping, now_ms)
+        let entries = step::opening_entries(existing.is_none(), &next.alert_id, flapping, now_ms)
             .map_err(WriteFailure::Fatal)?;
         items.extend(flap_state);
         if let Some(id) = &existing {
-            items.extend(
-                self.timeline_puts(id, &channel.channel_id, &entries)
-                    .map_err(WriteFailure::Fatal)?,
-            );
             let bytes = 2 * item_bytes(&head_to_item(&next)) + 2 * 1024;
             let joined = self
                 .join_incident(
@@ -753,6 +703,7 @@ impl Store {
                         bytes,
                         entries,
                         flapping,
+                        channel_id: channel.channel_id.clone(),
                     },
                 )
                 .await;
@@ -769,31 +720,21 @@ impl Store {
         }
 
         let incident_index = items.len();
-        let mut incident = new_incident_item(&NewIncident {
-            incident_id: &incident_id,
-            channel_id: &channel.channel_id,
-            title: &ev.title,
-            labels: &ev.labels,
+        let opening = step::Opening {
+            title: ev.title.clone(),
+            labels: ev.labels.clone(),
             severity: ev.event_status,
-            now_ms,
             merge_deadline_ms: if group.is_some() {
                 engine::merge_deadline(&channel.grouping, now_ms, now_ms)
             } else {
                 0
             },
-            group_key: group.as_deref(),
-        });
-        incident.insert("changes".into(), changes_value(&entries));
-        if flapping {
-            incident.insert("flapping".into(), b(true));
-        }
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(incident))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-        items.push(TransactWriteItem::builder().put(put).build());
+            group_key: group.clone(),
+            flapping,
+        };
+        let opens =
+            step::open_incident(&incident_id, &channel.channel_id, opening, entries, now_ms);
+        items.extend(self.step_items(&opens).map_err(WriteFailure::Fatal)?);
         if let Some(g) = &group {
             let mut pointer = key(group_pk(&channel.channel_id, g), "GROUP");
             pointer.insert("incident_id".into(), s(&incident_id));
@@ -814,21 +755,10 @@ impl Store {
                 // The group moves on: seal the incident it leaves, so that an
                 // instance whose clock still sees it inside its window cannot
                 // merge into it (one open incident per group).
-                let seal = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(incident_pk(old), INCIDENT_SK)))
-                    .update_expression("SET sealed = :true")
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":true", b(true))
-                    .build()
-                    .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
-                items.push(TransactWriteItem::builder().update(seal).build());
+                let seal = step::seal(old, &channel.channel_id, now_ms);
+                items.push(self.incident_write(&seal).map_err(WriteFailure::Fatal)?);
             }
         }
-        items.extend(
-            self.timeline_puts(&incident_id, &channel.channel_id, &entries)
-                .map_err(WriteFailure::Fatal)?,
-        );
         match self.transact(items, Some(incident_index)).await {
             Ok(()) => Ok(Applied::new(ev, Outcome::NewIncident, Some(&next))),
             Err(WriteFailure::Conflict | WriteFailure::IncidentMismatch { .. }) => {
@@ -939,7 +869,7 @@ impl Store {
         mark: Mark,
         now_ms: i64,
         shared_integration: Option<&str>,
-        hints: &Hints,
+        hints: &Hints<'_>,
     ) -> Result<Applied, WriteFailure> {
         let outcome = match mark {
             Mark::Silenced(_) => Outcome::Silenced,
@@ -948,16 +878,19 @@ impl Store {
         let (next, items) = if decision == Decision::Open {
             let mut next = self.fresh_alert(channel, head, ev, fp, now_ms, "")?;
             next.mark = Some(mark);
-            let items =
+            let sources = self.source_writes(hints.sources, head, &mut next)?;
+            let mut items =
                 self.fresh_alert_items(channel, head, &next, ev, now_ms, shared_integration)?;
+            items.extend(sources);
             (next, items)
         } else {
             let mut next =
                 engine::next_head(head, &channel.channel_id, ev, fp, decision, None, now_ms)
                     .ok_or(WriteFailure::Conflict)?;
             next.mark = Some(mark);
-            next.source_indexed = hints.index_sources;
-            let items = self.kept_alert_items(&next, head, ev, decision, now_ms)?;
+            let sources = self.source_writes(hints.sources, head, &mut next)?;
+            let mut items = self.kept_alert_items(&next, head, ev, decision, now_ms)?;
+            items.extend(sources);
             (next, items)
         };
         self.transact(items, None).await?;
@@ -981,6 +914,8 @@ impl Store {
         let mut next = head.clone();
         next.active = false;
         next.closed_at = Some(now_ms / 1000);
+        // Its incident is closed: it inhibits nothing (see alerts::inhibition).
+        next.source_keys.clear();
         next.version += 1;
         let result = self
             .client
@@ -1042,4 +977,18 @@ enum OpenPlan {
     Fresh,
     /// A marked alert whose mark lifts, applying this decision.
     Lift(Decision),
+}
+
+/// Whether an incident item (as a refused write returned it) takes a new
+/// alert at `now_ms`: the engine's judgement of the join's guard.
+fn incident_takes_alerts(item: &Item, now_ms: i64) -> bool {
+    let Some(status) = get_opt_s(item, "status").and_then(|s| IncidentStatus::parse(&s)) else {
+        return false;
+    };
+    step::takes_alerts(
+        status,
+        get_bool(item, "sealed").unwrap_or(false),
+        get_opt_n(item, "merge_deadline").unwrap_or(0),
+        now_ms,
+    )
 }

@@ -1,17 +1,16 @@
 //! A person's action on an incident (ack, unack, resolve, reopen), and
 //! the sweep that closes a resolved incident's alerts.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::StreamExt;
 
-use crate::engine::{self, Action, Change, ClosedBy, Refusal, Transition};
+use crate::engine::step;
+use crate::engine::{self, Action, Refusal, Transition};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Incident;
 use crate::store::items::*;
-use crate::store::{build_error, storage_error, Store};
+use crate::store::{storage_error, Store};
 
 /// Alerts closed at once by a manual resolve.
 const SWEEP_CONCURRENCY: usize = 32;
@@ -55,11 +54,14 @@ impl Store {
             if let Transition::Resolve(_) = change.transition {
                 self.seal_and_sweep(&incident, now_ms).await?;
             }
-            let entry = super::timeline::Entry::new(change.transition, detail.clone(), now_ms, 0)?;
-            if self
-                .write_incident_change(&incident, change, now_ms / 1000, &[entry])
-                .await?
-            {
+            let step = step::person_acts(
+                incident_id,
+                &incident.channel_id,
+                change,
+                detail.clone(),
+                now_ms,
+            )?;
+            if self.write_step(&step).await? {
                 return self.require_incident(incident_id).await;
             }
         }
@@ -68,92 +70,19 @@ impl Store {
         ))
     }
 
-    /// Write a decided change: status, its index keys (the listing reads
-    /// them), the transition's timestamps, if the status is still `from`.
-    /// `Ok(false)`: it was not.
-    async fn write_incident_change(
-        &self,
-        incident: &Incident,
-        change: Change,
-        now_s: i64,
-        entries: &[super::timeline::Entry],
-    ) -> ApiResult<bool> {
-        let extra = match change.transition {
-            Transition::Ack => "SET acknowledged_at = :now",
-            Transition::Unack => "REMOVE acknowledged_at",
-            Transition::Resolve(ClosedBy::Manual) => {
-                "SET closed_at = :now, active_alert_count = :zero, closed_by = :manual"
-            }
-            Transition::Reopen => "REMOVE closed_at, sealed, closed_by",
-            // Opening, merging and auto-closing are written by the push path,
-            // comments and storms by store/timeline.rs.
-            Transition::Open
-            | Transition::Merge
-            | Transition::Resolve(ClosedBy::Auto)
-            | Transition::Comment
-            | Transition::Storm(_)
-            | Transition::Flapping => {
-                return Err(ApiError::internal("not a management transition"))
-            }
-        };
-        let (set_extra, remove) = match extra.strip_prefix("SET ") {
-            Some(set) => (format!(", {set}"), String::new()),
-            None => (String::new(), format!(" {extra}")),
-        };
-        let to = change.to;
-        // One transaction: the change, and its timeline entries (SPEC 11),
-        // which the incident's `changes` names for the stream.
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(incident_pk(&incident.incident_id), INCIDENT_SK)))
-            .update_expression(format!(
-                "SET #st = :to, updated_at = :now, gsi1pk = :scope, gsi2pk = :scope_all, changes = :changes{set_extra}{remove}"
-            ))
-            .condition_expression("#st = :from")
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values({
-                let mut values = HashMap::from([
-                    (":from".to_string(), s(change.from.as_str())),
-                    (":to".to_string(), s(to.as_str())),
-                    (":now".to_string(), n(now_s)),
-                    (":scope".to_string(), s(incident_scope(&incident.channel_id, to))),
-                    (":scope_all".to_string(), s(incident_scope_all(to))),
-                ]);
-                if set_extra.contains(":zero") {
-                    values.insert(":zero".to_string(), n(0));
-                }
-                if set_extra.contains(":manual") {
-                    values.insert(":manual".to_string(), s("manual"));
-                }
-                values.insert(
-                    ":changes".to_string(),
-                    super::timeline::changes_value(entries),
-                );
-                Some(values)
-            })
-            .build()
-            .map_err(build_error)?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(self.timeline_puts(&incident.incident_id, &incident.channel_id, entries)?);
-        self.transact_plain(items).await
-    }
-
     /// Before a manual close: seal the incident (it takes no new alert from
     /// here on), then close every open alert of it. Only then is the incident
     /// marked closed, so no event can land on an alert of a closed incident;
     /// a resolve cut short leaves an open, sealed incident that resolving
     /// again finishes.
     async fn seal_and_sweep(&self, incident: &Incident, now_ms: i64) -> ApiResult<()> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(incident_pk(&incident.incident_id), INCIDENT_SK)))
-            .update_expression("SET sealed = :true")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(|e| storage_error("UpdateItem", e))?;
+        let seal = step::seal(&incident.incident_id, &incident.channel_id, now_ms);
+        if !self.write_step(&seal).await? {
+            return Err(ApiError::ResourceNotFound(format!(
+                "incident {} does not exist",
+                incident.incident_id
+            )));
+        }
         let open: Vec<(String, String, String)> = self
             .alert_records_of(&incident.incident_id)
             .await?
@@ -196,9 +125,11 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(head_pk(channel_id, alert_key), HEAD_SK)))
-            // Out of the index of inhibition sources too: it is no longer open.
+            // It is no longer a source; its entries in the inhibition index
+            // inhibit nothing, as its incident is closed (sources count while
+            // their incident is triggered).
             .update_expression(
-                "SET active = :false, closed_at = :now REMOVE gsi3pk, gsi3sk ADD version :one",
+                "SET active = :false, closed_at = :now REMOVE source_keys ADD version :one",
             )
             .condition_expression("alert_id = :alert AND active = :true")
             .expression_attribute_values(":alert", s(alert_id))

@@ -4,3 +4,4 @@
 pub mod lifecycle;
 pub mod reads;
 pub mod timeline;
+pub mod writer;

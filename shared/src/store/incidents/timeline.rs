@@ -14,15 +14,14 @@
 //! (the head's version condition orders openings of one key, so the state
 //! needs no condition of its own).
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::engine::{self, FlapState, Transition};
+use crate::engine::step::{self, TimelineEntry};
+use crate::engine::{self, FlapState};
 use crate::error::{ApiError, ApiResult};
-use crate::hashing::random_hex;
 use crate::model::Channel;
-use crate::store::db::Cancelled;
 use crate::store::items::*;
 use crate::store::{build_error, storage_error, Store};
 
@@ -31,17 +30,6 @@ const FLAP_SK: &str = "FLAP";
 /// How long an untouched flapping state is kept (it only matters within a
 /// window and a mute, each at most a day).
 const FLAP_RETENTION_SECS: i64 = 2 * 86_400;
-
-/// One timeline entry. Its `id` is the `event_id` webhooks send for it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Entry {
-    pub id: String,
-    pub kind: &'static str,
-    pub at_ms: i64,
-    pub detail: Value,
-    /// Its place among the entries of one write (an opening and its flapping mark).
-    pub index: u8,
-}
 
 /// A timeline entry as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -53,75 +41,30 @@ pub struct TimelineItem {
     pub entry_id: String,
 }
 
-impl Entry {
-    /// An entry for `transition`; `extra` (an object) adds to the transition's own detail.
-    pub fn new(transition: Transition, extra: Value, at_ms: i64, index: u8) -> ApiResult<Entry> {
-        let mut detail = transition.detail();
-        if let (Some(d), Value::Object(more)) = (detail.as_object_mut(), extra) {
-            d.extend(more);
-        }
-        Ok(Entry {
-            id: random_hex(16)?,
-            kind: transition.timeline_type(),
-            at_ms,
-            detail,
-            index,
-        })
-    }
-
-    pub fn sk(&self) -> String {
-        format!(
-            "{TIMELINE_PREFIX}{:015}#{:02}#{}",
-            self.at_ms, self.index, self.id
-        )
-    }
-
-    fn item(&self, incident_id: &str, channel_id: &str) -> Item {
-        let mut item = key(incident_pk(incident_id), self.sk());
-        item.extend([
-            ("entry_id".to_string(), s(&self.id)),
-            ("type".to_string(), s(self.kind)),
-            ("at".to_string(), n(self.at_ms / 1000)),
-            ("at_ms".to_string(), n(self.at_ms)),
-            ("detail".to_string(), s(self.detail.to_string())),
-            ("incident_id".to_string(), s(incident_id)),
-            ("channel_id".to_string(), s(channel_id)),
-        ]);
-        item
-    }
+/// The sort key of a timeline entry: time, then its place in its write.
+pub fn entry_sk(entry: &TimelineEntry) -> String {
+    format!(
+        "{TIMELINE_PREFIX}{:015}#{:02}#{}",
+        entry.at_ms, entry.index, entry.id
+    )
 }
 
-/// What an alert's opening records: `i_new` for a new incident or
-/// `a_merge` for a join, then `i_m_flapping` when its key flaps.
-pub fn opening_entries(
-    new_incident: bool,
-    alert_id: &str,
-    flapping: bool,
-    now_ms: i64,
-) -> ApiResult<Vec<Entry>> {
-    let mut entries = vec![if new_incident {
-        Entry::new(Transition::Open, json!({ "alert_id": alert_id }), now_ms, 0)?
-    } else {
-        Entry::new(
-            Transition::Merge,
-            json!({ "alert_id": alert_id }),
-            now_ms,
-            0,
-        )?
-    }];
-    if flapping {
-        entries.push(Entry::new(
-            Transition::Flapping,
-            json!({ "alert_id": alert_id }),
-            now_ms,
-            1,
-        )?);
-    }
-    Ok(entries)
+fn entry_item(entry: &TimelineEntry, incident_id: &str, channel_id: &str) -> Item {
+    let mut item = key(incident_pk(incident_id), entry_sk(entry));
+    item.extend([
+        ("entry_id".to_string(), s(&entry.id)),
+        ("type".to_string(), s(entry.kind)),
+        ("at".to_string(), n(entry.at_ms / 1000)),
+        ("at_ms".to_string(), n(entry.at_ms)),
+        ("detail".to_string(), s(entry.detail.to_string())),
+        ("incident_id".to_string(), s(incident_id)),
+        ("channel_id".to_string(), s(channel_id)),
+    ]);
+    item
 }
 
 /// The incident item's `changes`: the entries its latest write made.
-pub fn changes_value(entries: &[Entry]) -> AttributeValue {
+pub fn changes_value(entries: &[TimelineEntry]) -> AttributeValue {
     AttributeValue::L(
         entries
             .iter()
@@ -201,14 +144,14 @@ impl Store {
         &self,
         incident_id: &str,
         channel_id: &str,
-        entries: &[Entry],
+        entries: &[TimelineEntry],
     ) -> ApiResult<Vec<TransactWriteItem>> {
         entries
             .iter()
             .map(|e| {
                 Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(e.item(incident_id, channel_id)))
+                    .set_item(Some(entry_item(e, incident_id, channel_id)))
                     .condition_expression("attribute_not_exists(pk)")
                     .build()
                     .map(|p| TransactWriteItem::builder().put(p).build())
@@ -300,7 +243,8 @@ impl Store {
         Ok((list, next))
     }
 
-    /// Add `i_comm` to an incident's timeline. `Ok(None)`: no such incident.
+    /// Add `i_comm` to an incident's timeline (`extra`: who wrote it).
+    /// `Ok(None)`: no such incident.
     pub async fn add_comment(
         &self,
         incident_id: &str,
@@ -311,30 +255,13 @@ impl Store {
         let Some(incident) = self.get_incident(incident_id).await? else {
             return Ok(None);
         };
-        // `extra` (who commented) first: the text is the comment's own field.
-        let mut detail = extra;
-        if let Some(d) = detail.as_object_mut() {
-            d.insert("text".into(), json!(text));
-        } else {
-            detail = json!({ "text": text });
-        }
-        let entry = Entry::new(Transition::Comment, detail, now_ms, 0)?;
-        let entries = [entry];
-        let written = self
-            .record_on_incident(
-                incident_id,
-                &incident.channel_id,
-                &entries,
-                "SET changes = :changes, updated_at = :now",
-                "attribute_exists(pk)",
-                vec![],
-                now_ms,
-            )
-            .await?;
-        if !written {
+        let step = step::comment(incident_id, &incident.channel_id, text, extra, now_ms)?;
+        if !self.write_step(&step).await? {
             return Ok(None);
         }
-        let [entry] = entries;
+        let Some(entry) = step.entries.into_iter().next() else {
+            return Ok(None);
+        };
         Ok(Some(TimelineItem {
             kind: entry.kind.to_string(),
             at: entry.at_ms / 1000,
@@ -344,8 +271,7 @@ impl Store {
     }
 
     /// Record the storm thresholds an incident passed (decided by
-    /// [`engine::storm_crossings`]): `storm_level` becomes the highest, each
-    /// gets its `i_storm`, unless another writer recorded them first.
+    /// [`engine::storm_crossings`]), unless another writer recorded them first.
     pub async fn record_storm(
         &self,
         incident_id: &str,
@@ -353,60 +279,9 @@ impl Store {
         crossed: &[u32],
         now_ms: i64,
     ) -> ApiResult<bool> {
-        let (Some(&lowest), Some(&highest)) = (crossed.first(), crossed.last()) else {
-            return Ok(false);
-        };
-        let entries = crossed
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| Entry::new(Transition::Storm(t), json!({}), now_ms, i as u8))
-            .collect::<ApiResult<Vec<_>>>()?;
-        self.record_on_incident(
-            incident_id,
-            channel_id,
-            &entries,
-            "SET changes = :changes, updated_at = :now, storm_level = :level",
-            "attribute_exists(pk) AND (attribute_not_exists(storm_level) OR storm_level < :lowest)",
-            vec![
-                (":level", n(i64::from(highest))),
-                (":lowest", n(i64::from(lowest))),
-            ],
-            now_ms,
-        )
-        .await
-    }
-
-    /// One transaction: the incident update (setting `changes` to `entries`)
-    /// and the entries' items. `Ok(false)`: the condition did not hold.
-    #[allow(clippy::too_many_arguments)]
-    async fn record_on_incident(
-        &self,
-        incident_id: &str,
-        channel_id: &str,
-        entries: &[Entry],
-        update_expression: &str,
-        condition: &str,
-        values: Vec<(&str, AttributeValue)>,
-        now_ms: i64,
-    ) -> ApiResult<bool> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(incident_pk(incident_id), INCIDENT_SK)))
-            .update_expression(update_expression)
-            .condition_expression(condition)
-            .expression_attribute_values(":changes", changes_value(entries))
-            .expression_attribute_values(":now", n(now_ms / 1000));
-        for (name, value) in values {
-            update = update.expression_attribute_values(name, value);
-        }
-        let mut items = vec![TransactWriteItem::builder()
-            .update(update.build().map_err(build_error)?)
-            .build()];
-        items.extend(self.timeline_puts(incident_id, channel_id, entries)?);
-        match self.send_transaction(items).await {
-            Ok(()) => Ok(true),
-            Err(Cancelled::Reasons(_)) => Ok(false),
-            Err(Cancelled::Fatal(e)) => Err(e),
+        match step::storm(incident_id, channel_id, crossed, now_ms)? {
+            Some(step) => self.write_step(&step).await,
+            None => Ok(false),
         }
     }
 }
@@ -423,14 +298,15 @@ pub fn check_comment(text: &str) -> ApiResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Transition;
 
     #[test]
     fn entries_sort_by_time_then_place() {
-        let a = Entry::new(Transition::Open, json!({"alert_id": "a"}), 1_000, 0).unwrap();
-        let b = Entry::new(Transition::Flapping, json!({}), 1_000, 1).unwrap();
-        let c = Entry::new(Transition::Ack, json!({}), 1_001, 0).unwrap();
-        assert!(a.sk() < b.sk() && b.sk() < c.sk());
-        assert!(is_timeline_cursor(&a.sk()));
+        let a = TimelineEntry::new(Transition::Open, json!({"alert_id": "a"}), 1_000, 0).unwrap();
+        let b = TimelineEntry::new(Transition::Flapping, json!({}), 1_000, 1).unwrap();
+        let c = TimelineEntry::new(Transition::Ack, json!({}), 1_001, 0).unwrap();
+        assert!(entry_sk(&a) < entry_sk(&b) && entry_sk(&b) < entry_sk(&c));
+        assert!(is_timeline_cursor(&entry_sk(&a)));
         assert!(!is_timeline_cursor("TL#1#00#x"));
         assert!(!is_timeline_cursor("ALERT#abc"));
         assert_eq!(a.detail, json!({"alert_id": "a"}));
@@ -438,7 +314,7 @@ mod tests {
 
     #[test]
     fn changes_round_trip() {
-        let e = Entry::new(Transition::Storm(10), json!({}), 5, 0).unwrap();
+        let e = TimelineEntry::new(Transition::Storm(10), json!({}), 5, 0).unwrap();
         let item = Item::from([(
             "changes".to_string(),
             changes_value(std::slice::from_ref(&e)),

@@ -697,6 +697,49 @@ fn private_webhook_targets_are_a_parameter_off_by_default() {
     }
 }
 
+/// SPEC 15: the management API's routes are throttled at the gateway apart
+/// from the pushes, by parameters defaulting to 50 requests/s, burst 100.
+#[test]
+fn management_routes_are_throttled_apart_from_pushes() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let t = template();
+    let routes: Vec<String> = t
+        .routes()
+        .into_iter()
+        .filter(|(_, _, binary)| binary == "management-api")
+        .map(|(path, method, _)| format!("{method} {path}"))
+        .collect();
+    assert!(routes.iter().any(|r| r.contains("/api/")), "{routes:?}");
+    for route in &routes {
+        for (setting, default) in [
+            ("ThrottlingRateLimit", 50.0),
+            ("ThrottlingBurstLimit", 100.0),
+        ] {
+            let value = entries
+                .iter()
+                .find(|e| {
+                    e.path.len() == 6
+                        && e.path[0] == "Resources"
+                        && e.path[2..] == ["Properties", "RouteSettings", route.as_str(), setting]
+                })
+                .unwrap_or_else(|| panic!("{TEMPLATE}: no {setting} for {route:?}"));
+            let param = value
+                .value
+                .strip_prefix("!Ref ")
+                .unwrap_or_else(|| panic!("{TEMPLATE}: {route} {setting} is not a parameter"));
+            assert!(
+                param.starts_with("Management"),
+                "{route} {setting}: {param} is the pushes'"
+            );
+            assert_eq!(
+                figure(&entries, &value.value),
+                Some(default),
+                "{route} {setting}"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_push_route_is_throttled_at_the_gateway() {
     let entries = flatten_yaml(&read(TEMPLATE));

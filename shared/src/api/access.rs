@@ -133,7 +133,7 @@ pub fn authorize(caller: &Caller, pattern: &str, method: &str) -> ApiResult<()> 
     match required_role(pattern, method) {
         Some(needed) if caller.role >= needed => Ok(()),
         Some(needed) => Err(ApiError::AccessDenied(format!(
-            "role: {method} {pattern} needs a {} key; this key is {}",
+            "role: {method} {pattern} needs the {} role; this key is {}",
             needed.as_str(),
             caller.role.as_str()
         ))),

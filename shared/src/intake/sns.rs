@@ -328,11 +328,12 @@ mod tests {
         for i in 0..MAX_CACHED_CERTIFICATES + 8 {
             cache_certificate(&url(i), &pem).unwrap();
         }
-        let cache = certificates().lock().unwrap();
-        assert!(cache.len() <= MAX_CACHED_CERTIFICATES);
-        // What this instance had first is still there: nothing was cleared.
-        assert!(cache.contains_key(certificate_key(&url(0)).unwrap().as_str()));
-        drop(cache);
+        {
+            let cache = certificates().lock().unwrap();
+            assert!(cache.len() <= MAX_CACHED_CERTIFICATES);
+            // What this instance had first is still there: nothing was cleared.
+            assert!(cache.contains_key(certificate_key(&url(0)).unwrap().as_str()));
+        }
         // A URL with a query is refused before any fetch or cache use.
         let sig = signature_of(&fixture("aws-cloudwatch/alarm-v1.json"));
         let sig = SnsSignature {

@@ -11,11 +11,11 @@ pub struct Slack;
 
 const MARKUP: Markup = Markup {
     bold: ("*", "*"),
-    escape: escape,
+    escape: slack_escape,
 };
 
 /// Slack's documented escaping of the three control characters.
-fn escape(text: &str) -> String {
+fn slack_escape(text: &str) -> String {
     one_line(text)
         .replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -620,6 +620,70 @@ fn function_policies_are_least_privilege() {
     }
 }
 
+/// The partitions the push path writes (shared/src/store/mod.rs's table
+/// layout): a push function may write nothing else (SPEC 15).
+const PUSH_WRITE_PREFIXES: &[&str] = &[
+    "AK#*", "INC#*", "EV#*", "INH#*", "GRP#*", "RT#*", "FLAP#*", "RL#*",
+];
+
+/// SPEC 15: every push function's statement that writes (PutItem,
+/// UpdateItem) is conditioned on `dynamodb:LeadingKeys` to exactly the push
+/// path's key prefixes, so a push function cannot write app keys,
+/// integrations, channels, rules or webhooks.
+#[test]
+fn push_functions_write_only_the_push_paths_partitions() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let t = template();
+    let mut checked = 0;
+    for (id, f) in &t.functions {
+        if !t.binary(id, f).starts_with("push-") {
+            continue;
+        }
+        // The function's policy entries, in order, one statement per `Sid`.
+        let mut statements: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        for e in entries.iter().filter(|e| {
+            e.path.len() > 4 && e.path[..4] == ["Resources", id.as_str(), "Properties", "Policies"]
+        }) {
+            if e.path.last().map(String::as_str) == Some("Sid") {
+                statements.push((Vec::new(), Vec::new()));
+            }
+            let Some((actions, keys)) = statements.last_mut() else {
+                continue;
+            };
+            // Entries with a value only (a key opening a block has none).
+            if e.value.is_empty() {
+                continue;
+            }
+            if e.path.iter().any(|p| p == "Action") {
+                actions.push(e.value.clone());
+            }
+            if e.path.iter().any(|p| p == "dynamodb:LeadingKeys") {
+                keys.push(unquote(&e.value));
+            }
+        }
+        assert!(
+            !statements.is_empty(),
+            "{TEMPLATE}: {id}: every statement needs a Sid"
+        );
+        let mut writes = 0;
+        for (actions, keys) in &statements {
+            let writing = actions
+                .iter()
+                .any(|a| a == "dynamodb:PutItem" || a == "dynamodb:UpdateItem");
+            if writing {
+                writes += 1;
+                assert_eq!(
+                    keys, PUSH_WRITE_PREFIXES,
+                    "{TEMPLATE}: {id} writes {actions:?}"
+                );
+            }
+        }
+        assert!(writes >= 1, "{TEMPLATE}: {id} writes nothing?");
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} push functions");
+}
+
 /// A parameter's `Default` as a number, for a value that is a literal or `!Ref PARAM`.
 fn figure(entries: &[Entry], value: &str) -> Option<f64> {
     match value.strip_prefix("!Ref ") {

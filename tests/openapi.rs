@@ -424,6 +424,7 @@ async fn tour_every_management_route() {
         Some(json!({"name": "laptop", "role": "viewer", "member_id": "m-1"}))
     );
     call!("GET", "/api/app-keys".into());
+    call!("GET", "/api/whoami".into());
     call!(
         "DELETE",
         format!("/api/app-keys/{}", id(&made, "app_key_id"))

@@ -117,6 +117,8 @@ pub const ACCESS: &[(&str, &str, Role)] = &[
     ("/api/app-keys", "GET", Admin),
     ("/api/app-keys", "POST", Admin),
     ("/api/app-keys/{app_key_id}", "DELETE", Admin),
+    // Every key may ask what it is.
+    ("/api/whoami", "GET", Viewer),
 ];
 
 /// The least role for a route and method; `None`: no decision (refused).

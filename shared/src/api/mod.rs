@@ -188,6 +188,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/mapping-tables/{table_id}/rows", &["GET", "PUT"]),
     ("/api/app-keys", &["GET", "POST"]),
     ("/api/app-keys/{app_key_id}", &["DELETE"]),
+    ("/api/whoami", &["GET"]),
 ];
 
 /// Routes served without an app key: the console page (its API calls carry
@@ -219,7 +220,7 @@ async fn route(app: &App, req: &Inbound, caller: &Caller) -> ApiResult<Value> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some((pattern, methods)) = route_of(&segments) else {
         return Err(ApiError::RouteNotFound(
-            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables, /api/webhooks and /api/app-keys".into(),
+            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables, /api/webhooks, /api/app-keys and /api/whoami".into(),
         ));
     };
     tracing::Span::current().record("route", pattern);
@@ -271,6 +272,7 @@ async fn route(app: &App, req: &Inbound, caller: &Caller) -> ApiResult<Value> {
         (["api", "app-keys"], "GET") => list_app_keys(app).await,
         (["api", "app-keys"], "POST") => create_app_key(app, req).await,
         (["api", "app-keys", id], "DELETE") => revoke_app_key(app, id).await,
+        (["api", "whoami"], "GET") => Ok(whoami(caller)),
         (["api", "channels", id, list], method) if RuleKind::from_path(list).is_some() => {
             let kind = RuleKind::from_path(list).ok_or_else(|| ApiError::internal("rule kind"))?;
             match method {
@@ -899,6 +901,16 @@ async fn create_app_key(app: &App, req: &Inbound) -> ApiResult<Value> {
         answer["member_id"] = json!(member);
     }
     Ok(answer)
+}
+
+/// `GET /api/whoami`: the calling key's id, role and member, so a client
+/// (the console) can offer only what the role may do.
+fn whoami(caller: &Caller) -> Value {
+    let mut answer = json!({ "app_key_id": caller.app_key_id, "role": caller.role });
+    if let Some(member) = &caller.member_id {
+        answer["member_id"] = json!(member);
+    }
+    answer
 }
 
 async fn list_app_keys(app: &App) -> ApiResult<Value> {

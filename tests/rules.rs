@@ -1300,3 +1300,66 @@ async fn a_channels_rules_stay_within_the_regex_budget() {
     )
     .await;
 }
+
+/// SPEC 15: the same budget over one integration's routes, enrichment and
+/// pipeline together; refused at save naming the list (or `routes`),
+/// nothing written.
+#[tokio::test]
+async fn an_integrations_routes_and_rules_stay_within_the_regex_budget() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    let heavy = |n: usize| json!([[{"key": "title", "oper": "IN", "vals": vec!["/\\w{20}/"; n]}]]);
+    let refused = |out: shared::intake::http::Outbound, place: &str| {
+        assert_eq!(out.status, 400, "{}", out.body);
+        let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with(place), "{message}");
+        assert!(message.contains("budget"), "{message}");
+    };
+    // Routes at creation.
+    let before = table_dump(&app).await;
+    let out = api(
+        &app,
+        "POST",
+        "/api/integrations",
+        Some(json!({"name": "shared", "kind": "standard",
+                    "routes": {"cases": [{"if": heavy(12), "channel_ids": [s.channel_id]}]}})),
+    )
+    .await;
+    refused(out, "routes: ");
+    assert_eq!(table_dump(&app).await, before, "nothing written");
+    let made = api_ok(
+        &app,
+        "POST",
+        "/api/integrations",
+        Some(json!({"name": "shared", "kind": "standard",
+                    "routes": {"cases": [{"if": heavy(4), "channel_ids": [s.channel_id]}]}})),
+    )
+    .await;
+    let id = made["integration_id"].as_str().unwrap();
+    // Enrichment: 4 more fit (8 with the routes' 4); then the pipeline's 4 do not.
+    let extract = json!({"kind": "extract", "source": "title", "pattern": "/(?P<value>\\w{20})/", "label": "word"});
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/integrations/{id}/enrichment"),
+        Some(json!({"rules": vec![extract; 4]})),
+    )
+    .await;
+    let before = table_dump(&app).await;
+    let out = api(
+        &app,
+        "PUT",
+        &format!("/api/integrations/{id}/pipeline"),
+        Some(json!({"rules": [{"kind": "drop", "if": heavy(4)}]})),
+    )
+    .await;
+    refused(out, "pipeline: ");
+    assert_eq!(table_dump(&app).await, before, "nothing written");
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/integrations/{id}/pipeline"),
+        Some(json!({"rules": [{"kind": "drop", "if": heavy(3)}]})),
+    )
+    .await;
+}

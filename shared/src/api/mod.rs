@@ -24,6 +24,7 @@ use crate::intake::integrations::{from_value, syntax_error, IntegrationKind};
 use crate::intake::ratelimit::RateLimit;
 use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration, Role};
 use crate::rules::channel::RuleKind;
+use crate::rules::conditions::check_regex_budget;
 use crate::rules::integration::RuleList;
 use crate::rules::routing::{CompiledRoutes, Routes};
 use crate::store::config::app_keys::Caller;
@@ -561,7 +562,13 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
             (Some(channel_id), None)
         }
         (None, Some(routes)) => {
-            CompiledRoutes::compile(&routes)?;
+            let compiled = CompiledRoutes::compile(&routes)?;
+            check_regex_budget(
+                "routes",
+                compiled.compiled_bytes(),
+                0,
+                "integration's routes and rules",
+            )?;
             let mut existing: HashSet<&str> = HashSet::new();
             for (place, id) in route_channel_places(&routes) {
                 if existing.contains(id) {

@@ -22,6 +22,7 @@ use crate::rules::channel::{
 };
 use crate::rules::conditions::{check_regex_budget, Condition, Oper, MAX_VALUE_CHARS};
 use crate::rules::integration::{prepare, IntegrationRule, RuleList};
+use crate::rules::routing::CompiledRoutes;
 use crate::rules::silence::SilenceTime;
 use crate::store::config::mapping::{MappingRow, MappingTable};
 
@@ -387,6 +388,26 @@ pub(super) async fn put_integration_rules(
         .rules
         .ok_or_else(|| ApiError::invalid("rules: required (a list, [] to clear)"))?;
     prepare(list, &mut rules)?;
+    let bytes = crate::rules::integration::compiled_bytes(&rules);
+    if bytes > 0 {
+        // SPEC 15: with the integration's routes and its other list.
+        let current = app
+            .store
+            .get_integration(integration_id)
+            .await?
+            .ok_or_else(|| not_found("integration_id", "integration"))?;
+        let other = match list {
+            RuleList::Enrichment => &current.pipeline,
+            RuleList::Pipeline => &current.enrichment,
+        };
+        let routes = current
+            .routes
+            .as_ref()
+            .and_then(|r| CompiledRoutes::compile(r).ok())
+            .map_or(0, |r| r.compiled_bytes());
+        let others = crate::rules::integration::compiled_bytes(other) + routes;
+        check_regex_budget(list.name(), bytes, others, "integration's routes and rules")?;
+    }
     for (i, rule) in rules.iter().enumerate() {
         if let Some(table_id) = &rule.table_id {
             if app.store.get_mapping_table(table_id).await?.is_none() {

@@ -33,24 +33,13 @@ use serde_json::Value;
 
 use super::common::{parse_rfc3339, LabelBuilder};
 use super::source::json_value;
+pub use super::source::SnsSignature;
 use super::{
     flex, from_value, BodyFormat, ParseSettings, Parsed, Source, SourceAction, SourceRequest,
 };
 use crate::domain::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::stable_key;
-
-/// What must be checked for one SNS message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnsSignature {
-    pub cert_url: String,
-    /// SNS's canonical string for the message type.
-    pub string_to_sign: String,
-    /// The decoded `Signature`.
-    pub signature: Vec<u8>,
-    /// `SignatureVersion` 2 (SHA-256); else 1 (SHA-1).
-    pub sha256: bool,
-}
 
 #[derive(Deserialize)]
 struct Envelope {

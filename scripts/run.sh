@@ -13,6 +13,8 @@
 #   BOOTSTRAP_APP_KEY  app key to create (default: alertctl generates one)
 #   PUBLIC_BASE_URL    base of the console links in webhook messages
 #                      (default http://localhost:$PORT)
+#   ALLOW_PRIVATE_WEBHOOK_TARGETS  webhooks may reach loopback and private
+#                      addresses (default true here; false when deployed)
 #   CONCURRENCY        instances per function in cargo lambda watch (default 4)
 #   RUST_LOG           log filter of the functions (default info)
 #   WATCH_RUST_LOG     log filter of cargo lambda watch itself (default warn:
@@ -149,7 +151,9 @@ env_file="$root/.cache/watch.env"
 : >"$env_file"
 # Links in IM webhook messages open the console on this host.
 PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://localhost:$PORT}
-for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY PUBLIC_BASE_URL; do
+# Local receivers (a listener on this machine) are the point of `make run`.
+ALLOW_PRIVATE_WEBHOOK_TARGETS=${ALLOW_PRIVATE_WEBHOOK_TARGETS:-true}
+for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY PUBLIC_BASE_URL ALLOW_PRIVATE_WEBHOOK_TARGETS; do
   [[ ${!v} != *"'"* ]] || die "$v must not contain a single quote"
   printf "%s='%s'\n" "$v" "${!v}" >>"$env_file"
 done
@@ -237,6 +241,12 @@ for kind, path in sorted(d.get("vendor_push_paths", {}).items()):
             headers = "-H \x27Content-Type: text/plain; charset=UTF-8\x27 -H \x27x-amz-sns-message-type: Notification\x27"
         elif kind == "sentry":
             headers += " -H \x27Sentry-Hook-Resource: %s\x27" % name.split("-")[0]
+        if kind == "aws-cloudwatch":
+            # SNS Timestamps older than an hour are refused as replays (SPEC 15):
+            # send the sample with the time of sending (the demo integration
+            # does not check signatures).
+            print("sed \x27s/\"Timestamp\" *: *\"[^\"]*\"/\"Timestamp\": \"\x27\"$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)\"\x27\"/\x27 %s | curl -sS -X POST \x27%s%s\x27 %s --data-binary @-" % (os.path.join(folder, name), os.environ["BASE"], path, headers))
+            continue
         print("curl -sS -X POST \x27%s%s\x27 %s --data-binary @%s" % (os.environ["BASE"], path, headers, os.path.join(folder, name)))
 '
   echo "=================================================================="

@@ -412,3 +412,60 @@ async fn exhausted_retries_answer_500_and_write_nothing_partial() {
     let (status, title, _) = state.alerts["hot"].clone().expect("open");
     assert_eq!((status.as_str(), title.as_str()), ("Info", "t2"));
 }
+
+/// A listing of several statuses reads one index partition per status; an
+/// incident that moves between them in the meantime is listed by both. The
+/// list must still answer (BatchGetItem refuses a repeated key) and show the
+/// incident once. One task flips an incident between Closed and Triggered
+/// while another lists both statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listing_two_statuses_while_an_incident_flips_between_them() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    let opened = push_ok(
+        &app,
+        &s.integration_key,
+        &json!({"title_rule": "flip", "event_status": "Critical", "alert_key": "flip"}),
+    )
+    .await;
+    let incident = opened["incident_id"]
+        .as_str()
+        .expect("incident")
+        .to_string();
+    let flipper = {
+        let (app, incident) = (app.clone(), incident.clone());
+        tokio::spawn(async move {
+            for _ in 0..60 {
+                api_ok(
+                    &app,
+                    "POST",
+                    &format!("/api/incidents/{incident}/resolve"),
+                    None,
+                )
+                .await;
+                api_ok(
+                    &app,
+                    "POST",
+                    &format!("/api/incidents/{incident}/reopen"),
+                    Some(json!({"reason": "flip"})),
+                )
+                .await;
+            }
+        })
+    };
+    let path = format!(
+        "/api/incidents?channel_id={}&status=Triggered,Closed",
+        s.channel_id
+    );
+    while !flipper.is_finished() {
+        let listed = api_ok(&app, "GET", &path, None).await;
+        let ids: Vec<&str> = listed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["incident_id"].as_str())
+            .collect();
+        assert!(ids.len() <= 1, "listed more than once: {ids:?}");
+    }
+    flipper.await.expect("flipper");
+}

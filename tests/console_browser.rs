@@ -813,3 +813,91 @@ async fn the_admin_pages_in_a_real_browser() {
         json!(0)
     );
 }
+
+/// SPEC 15 in the console: an admin makes a viewer key on the App keys page
+/// (role chosen there, the key shown once); signed in with it, the page
+/// offers nothing the role may not do (no App keys, no incident actions, no
+/// forms that change settings), and says which role the key has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_in_a_real_browser() {
+    let Some((chromedriver, chromium)) = browser_tools("roles_in_a_real_browser") else {
+        return;
+    };
+    let app = test_app().await;
+    let setup = standard_setup(&app).await;
+    let pushed = push_ok(
+        &app,
+        &setup.integration_key,
+        &json!({"title_rule": "wallboard check", "event_status": "Warning", "alert_key": "w"}),
+    )
+    .await;
+    let incident_id = pushed["incident_id"]
+        .as_str()
+        .expect("incident")
+        .to_string();
+    let front = http_front::start(app.clone()).await;
+    let base = front.base_url.clone();
+    let browser = Browser::start(&chromedriver, chromium.as_deref());
+    sign_in(&browser, &base);
+    browser.wait_text("#whoami", "admin key");
+
+    // The admin makes a viewer key.
+    browser.click("#nav a[data-section='keys']");
+    browser.type_into("#key-name", "lobby wallboard");
+    browser.click("#key-role option[value='viewer']");
+    browser.click("#key-create button[type=submit]");
+    browser.wait_text("#notice", "App key lobby wallboard (viewer) made");
+    let key = browser
+        .wait_for(
+            "the new key",
+            "const e = document.querySelector('#new-app-key'); return e && e.value",
+            json!([]),
+        )
+        .as_str()
+        .expect("the key")
+        .to_string();
+    let listed = api_ok(&app, "GET", "/api/app-keys", None).await;
+    assert!(listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["name"] == "lobby wallboard" && k["role"] == "viewer"));
+
+    // Signed in with it: reads, and nothing else is offered.
+    browser.click("#sign-out");
+    browser.goto(&format!("{base}/console"));
+    browser.type_into("#app-key", &format!("{key}\u{E007}"));
+    browser.wait_for(
+        "the incident list",
+        "return document.querySelector('#incidents') !== null",
+        json!([]),
+    );
+    browser.wait_text("#whoami", "viewer key");
+    let shown = |css: &str| {
+        browser.script(
+            "const e = document.querySelector(arguments[0]); return e !== null && e.offsetParent !== null",
+            json!([css]),
+        )
+    };
+    assert_eq!(shown("#nav a[data-section='keys']"), json!(false));
+    assert_eq!(shown("#nav a[data-section='channels']"), json!(true));
+    browser.goto(&format!("{base}/console#/incidents/{incident_id}"));
+    browser.wait_text("#incident-title", "wallboard check");
+    browser.element("#ack");
+    assert_eq!(
+        shown("#ack"),
+        json!(false),
+        "a viewer is offered Acknowledge"
+    );
+    assert_eq!(shown("#comment-add"), json!(false));
+    assert_eq!(shown("#timeline"), json!(true));
+    browser.goto(&format!("{base}/console#/channels"));
+    browser.element("#channels");
+    browser.element("#channel-create");
+    assert_eq!(shown("#channel-create"), json!(false));
+    browser.goto(&format!("{base}/console#/webhooks"));
+    browser.element("#webhook-create");
+    assert_eq!(shown("#webhook-create"), json!(false));
+    let incident = api_ok(&app, "GET", &format!("/api/incidents/{incident_id}"), None).await;
+    assert_eq!(incident["status"], "Triggered", "nothing changed");
+}

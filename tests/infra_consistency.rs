@@ -287,6 +287,70 @@ fn function_policies_are_inline_and_name_the_table() {
     }
 }
 
+/// The partitions the push path writes (shared/src/store/mod.rs's table
+/// layout): a push function may write nothing else (SPEC 15).
+const PUSH_WRITE_PREFIXES: &[&str] = &[
+    "AK#*", "INC#*", "EV#*", "INH#*", "GRP#*", "RT#*", "FLAP#*", "RL#*",
+];
+
+/// SPEC 15: every push function's statement that writes (PutItem,
+/// UpdateItem) is conditioned on `dynamodb:LeadingKeys` to exactly the push
+/// path's key prefixes, so a push function cannot write app keys,
+/// integrations, channels, rules or webhooks.
+#[test]
+fn push_functions_write_only_the_push_paths_partitions() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let t = template();
+    let mut checked = 0;
+    for (id, f) in &t.functions {
+        if !t.binary(id, f).starts_with("push-") {
+            continue;
+        }
+        // The function's policy entries, in order, one statement per `Sid`.
+        let mut statements: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        for e in entries.iter().filter(|e| {
+            e.path.len() > 4 && e.path[..4] == ["Resources", id.as_str(), "Properties", "Policies"]
+        }) {
+            if e.path.last().map(String::as_str) == Some("Sid") {
+                statements.push((Vec::new(), Vec::new()));
+            }
+            let Some((actions, keys)) = statements.last_mut() else {
+                continue;
+            };
+            // Entries with a value only (a key opening a block has none).
+            if e.value.is_empty() {
+                continue;
+            }
+            if e.path.iter().any(|p| p == "Action") {
+                actions.push(e.value.clone());
+            }
+            if e.path.iter().any(|p| p == "dynamodb:LeadingKeys") {
+                keys.push(unquote(&e.value));
+            }
+        }
+        assert!(
+            !statements.is_empty(),
+            "{TEMPLATE}: {id}: every statement needs a Sid"
+        );
+        let mut writes = 0;
+        for (actions, keys) in &statements {
+            let writing = actions
+                .iter()
+                .any(|a| a == "dynamodb:PutItem" || a == "dynamodb:UpdateItem");
+            if writing {
+                writes += 1;
+                assert_eq!(
+                    keys, PUSH_WRITE_PREFIXES,
+                    "{TEMPLATE}: {id} writes {actions:?}"
+                );
+            }
+        }
+        assert!(writes >= 1, "{TEMPLATE}: {id} writes nothing?");
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} push functions");
+}
+
 /// A parameter's `Default` as a number, for a value that is a literal or `!Ref PARAM`.
 fn figure(entries: &[Entry], value: &str) -> Option<f64> {
     match value.strip_prefix("!Ref ") {
@@ -336,6 +400,75 @@ fn management_function_has_reserved_concurrency_from_a_parameter() {
         defaults.iter().any(|d| *d >= 1.0),
         "{TEMPLATE}: {id} ReservedConcurrentExecutions must come from a parameter whose Default reserves at least 1 ({under:?})"
     );
+}
+
+/// SPEC 15: the functions that save and deliver webhooks read
+/// `ALLOW_PRIVATE_WEBHOOK_TARGETS` from a parameter whose default is false.
+#[test]
+fn private_webhook_targets_are_a_parameter_off_by_default() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let t = template();
+    for binary in ["management-api", "notify"] {
+        let (id, f) = t
+            .functions
+            .iter()
+            .find(|(_, f)| f.binary.as_deref() == Some(binary))
+            .unwrap_or_else(|| panic!("a function builds {binary}"));
+        let value = t
+            .prop(f, "Environment.Variables.ALLOW_PRIVATE_WEBHOOK_TARGETS")
+            .unwrap_or_else(|| panic!("{TEMPLATE}: {id} has no ALLOW_PRIVATE_WEBHOOK_TARGETS"));
+        let param = value.strip_prefix("!Ref ").unwrap_or_else(|| {
+            panic!("{TEMPLATE}: {id} ALLOW_PRIVATE_WEBHOOK_TARGETS is not a parameter")
+        });
+        let default = entries
+            .iter()
+            .find(|e| e.at(&["Parameters", param, "Default"]))
+            .map(|e| e.value.as_str());
+        assert_eq!(default, Some("false"), "{TEMPLATE}: {param} Default");
+    }
+}
+
+/// SPEC 15: the management API's routes are throttled at the gateway apart
+/// from the pushes, by parameters defaulting to 50 requests/s, burst 100.
+#[test]
+fn management_routes_are_throttled_apart_from_pushes() {
+    let entries = flatten_yaml(&read(TEMPLATE));
+    let t = template();
+    let routes: Vec<String> = t
+        .routes()
+        .into_iter()
+        .filter(|(_, _, binary)| binary == "management-api")
+        .map(|(path, method, _)| format!("{method} {path}"))
+        .collect();
+    assert!(routes.iter().any(|r| r.contains("/api/")), "{routes:?}");
+    for route in &routes {
+        for (setting, default) in [
+            ("ThrottlingRateLimit", 50.0),
+            ("ThrottlingBurstLimit", 100.0),
+        ] {
+            let value = entries
+                .iter()
+                .find(|e| {
+                    e.path.len() == 6
+                        && e.path[0] == "Resources"
+                        && e.path[2..] == ["Properties", "RouteSettings", route.as_str(), setting]
+                })
+                .unwrap_or_else(|| panic!("{TEMPLATE}: no {setting} for {route:?}"));
+            let param = value
+                .value
+                .strip_prefix("!Ref ")
+                .unwrap_or_else(|| panic!("{TEMPLATE}: {route} {setting} is not a parameter"));
+            assert!(
+                param.starts_with("Management"),
+                "{route} {setting}: {param} is the pushes'"
+            );
+            assert_eq!(
+                figure(&entries, &value.value),
+                Some(default),
+                "{route} {setting}"
+            );
+        }
+    }
 }
 
 #[test]

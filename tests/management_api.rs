@@ -688,7 +688,7 @@ async fn app_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
         &app,
         "POST",
         "/api/app-keys",
-        Some(json!({"name": "on-call laptop"})),
+        Some(json!({"name": "on-call laptop", "role": "admin"})),
     )
     .await;
     let key = made["app_key"].as_str().unwrap().to_string();
@@ -731,7 +731,7 @@ async fn app_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
             .map(String::as_str)
             .collect();
         fields.sort();
-        assert_eq!(fields, ["app_key_id", "created_at", "name"]);
+        assert_eq!(fields, ["app_key_id", "created_at", "name", "role"]);
     }
     let hash = shared::hashing::sha256_hex(&key);
     assert!(!listed.to_string().contains(&key) && !listed.to_string().contains(&hash));

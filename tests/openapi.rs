@@ -423,9 +423,10 @@ async fn tour_every_management_route() {
     let made = call!(
         "POST",
         "/api/app-keys".into(),
-        Some(json!({"name": "laptop"}))
+        Some(json!({"name": "laptop", "role": "viewer", "member_id": "m-1"}))
     );
     call!("GET", "/api/app-keys".into());
+    call!("GET", "/api/whoami".into());
     call!(
         "DELETE",
         format!("/api/app-keys/{}", id(&made, "app_key_id"))

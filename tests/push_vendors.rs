@@ -750,7 +750,11 @@ async fn sentry_resources_and_signatures() {
 
 #[tokio::test]
 async fn cloudwatch_signed_notifications() {
-    let app = test_app().await;
+    let mut app = test_app().await;
+    // The fixtures were signed once, at their Timestamp, by a key that was
+    // then deleted: this test widens the replay window to accept them
+    // (cloudwatch_topics_and_timestamps tests the window itself).
+    app.sns_timestamp_window.max_age_ms = i64::MAX / 4;
     let (_, key) = integration_with(&app, "aws-cloudwatch", json!({})).await;
     let kind = IntegrationKind::AwsCloudwatch;
     let alarm = fixture("aws-cloudwatch/alarm-v1.json");
@@ -843,6 +847,102 @@ async fn cloudwatch_signed_notifications() {
     )
     .await;
     assert_eq!(out.status, 200, "{}", out.body);
+}
+
+/// SPEC 15: `sns_topic_arns` pins the integration to its topics (any other
+/// is 403 AccessDenied, confirmations included, nothing written); a
+/// `Notification` whose `Timestamp` is over an hour old is refused, signature
+/// checked or not, and a fresh one passes.
+#[tokio::test]
+async fn cloudwatch_topics_and_timestamps() {
+    let app = test_app().await;
+    let kind = IntegrationKind::AwsCloudwatch;
+    let alarm = fixture("aws-cloudwatch/alarm-v1.json");
+    let confirmation = fixture("sns-signing/subscription-confirmation.json");
+    let cert_url = fixture_json("aws-cloudwatch/alarm-v1.json")["SigningCertURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    shared::intake::sns::cache_certificate(&cert_url, &fixture("sns-signing/cert.pem")).unwrap();
+    let send = |key: String, body: String, message_type: &'static str| {
+        let app = &app;
+        async move {
+            push_with(
+                app,
+                kind,
+                &format!("?integration_key={key}"),
+                &[
+                    ("content-type", "text/plain; charset=UTF-8"),
+                    ("x-amz-sns-message-type", message_type),
+                ],
+                &body,
+            )
+            .await
+        }
+    };
+
+    // Pinned to another topic: both message types refused, nothing written.
+    let (_, pinned) = integration_with(
+        &app,
+        "aws-cloudwatch",
+        json!({"sns_topic_arns": ["arn:aws:sns:us-east-1:123456789012:someone-elses"]}),
+    )
+    .await;
+    let before = table_dump(&app).await;
+    for (body, message_type) in [
+        (alarm.clone(), "Notification"),
+        (confirmation.clone(), "SubscriptionConfirmation"),
+    ] {
+        let out = send(pinned.clone(), body, message_type).await;
+        assert_eq!(out.status, 403, "{}", out.body);
+        assert_eq!(out.json()["error"]["code"], "AccessDenied");
+        assert!(out.body.contains("TopicArn"));
+    }
+    assert_eq!(table_dump(&app).await, before);
+
+    // The fixture's Timestamp is long past: refused, signed or not.
+    let (_, ours) = integration_with(
+        &app,
+        "aws-cloudwatch",
+        json!({"sns_topic_arns": ["arn:aws:sns:us-east-1:123456789012:cloudwatch-alarms"]}),
+    )
+    .await;
+    let (_, relay) =
+        integration_with(&app, "aws-cloudwatch", json!({"verify_signature": false})).await;
+    let before = table_dump(&app).await;
+    for key in [&ours, &relay] {
+        let out = send(key.clone(), alarm.clone(), "Notification").await;
+        assert_eq!(out.status, 400, "{}", out.body);
+        assert_eq!(out.json()["error"]["code"], "InvalidParameter");
+        assert!(out.body.contains("Timestamp"), "{}", out.body);
+    }
+    assert_eq!(table_dump(&app).await, before);
+
+    // A fresh Timestamp (unsigned relay): accepted.
+    let now = jiff::Timestamp::now().to_string();
+    let fresh = alarm.replace("2026-11-20T08:20:32.003Z", &now);
+    let out = send(relay.clone(), fresh, "Notification").await;
+    assert_eq!(out.status, 200, "{}", out.body);
+
+    // The setting belongs to aws-cloudwatch and must be topic ARNs.
+    let ch = api_ok(&app, "POST", "/api/channels", Some(json!({"name": "x"}))).await;
+    for (kind, arns, field) in [
+        (
+            "prometheus",
+            json!(["arn:aws:sns:us-east-1:123456789012:t"]),
+            "sns_topic_arns:",
+        ),
+        (
+            "aws-cloudwatch",
+            json!(["arn:aws:sqs:us-east-1:123456789012:q"]),
+            "sns_topic_arns[0]:",
+        ),
+    ] {
+        let body = json!({"name": "x", "kind": kind, "channel_id": ch["channel_id"], "sns_topic_arns": arns});
+        let out = api(&app, "POST", "/api/integrations", Some(body)).await;
+        assert_eq!(out.status, 400, "{}", out.body);
+        assert!(out.body.contains(field), "{}", out.body);
+    }
 }
 
 #[tokio::test]

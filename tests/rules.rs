@@ -1229,3 +1229,137 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_saved() {
         0
     );
 }
+
+/// SPEC 15: all the patterns of a channel's rules (every kind) compile to at
+/// most the channel's regex budget; a rule that would pass it is refused at
+/// save (create or PATCH) naming the rule, and nothing is written.
+#[tokio::test]
+async fn a_channels_rules_stay_within_the_regex_budget() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    // `\w{20}` compiles to about 344 KiB (Unicode word characters); the
+    // budget is 4 MiB, so 11 fit in a channel and 12 do not.
+    let heavy = |n: usize| json!([{"key": "title", "oper": "IN", "vals": vec!["/\\w{20}/"; n]}]);
+    let time = json!({"start": now_s() - 60, "end": now_s() + 3600});
+    let rules = |kind: &str| format!("/api/channels/{}/{kind}-rules", s.channel_id);
+    let drop = add_rule(
+        &app,
+        &s.channel_id,
+        "drop",
+        json!({"name": "d", "if": [heavy(6)]}),
+    )
+    .await;
+    let drop_id = drop["rule_id"].as_str().unwrap();
+    let refused = |out: shared::intake::http::Outbound, place: &str| {
+        assert_eq!(out.status, 400, "{}", out.body);
+        let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with(place), "{message}");
+        assert!(message.contains("budget"), "{message}");
+    };
+    let before = table_dump(&app).await;
+    let out = api(
+        &app,
+        "POST",
+        &rules("silence"),
+        Some(json!({"name": "s", "if": [heavy(6)], "time": time})),
+    )
+    .await;
+    refused(out, "silence-rules (the new rule): ");
+    let out = api(
+        &app,
+        "PATCH",
+        &format!("{}/{drop_id}", rules("drop")),
+        Some(json!({"if": [heavy(12)]})),
+    )
+    .await;
+    refused(out, &format!("drop-rules/{drop_id}: "));
+    assert_eq!(table_dump(&app).await, before, "nothing written");
+    // Within the budget: a rule of another kind, and a PATCH that replaces
+    // the rule's own patterns (they are not counted twice).
+    add_rule(
+        &app,
+        &s.channel_id,
+        "silence",
+        json!({"name": "s", "if": [heavy(5)], "time": time}),
+    )
+    .await;
+    api_ok(
+        &app,
+        "PATCH",
+        &format!("{}/{drop_id}", rules("drop")),
+        Some(json!({"if": [heavy(5)]})),
+    )
+    .await;
+    // Exact values cost nothing, however many.
+    let exact = json!([{"key": "title", "oper": "IN", "vals": vec!["disk full"; 100]}]);
+    add_rule(
+        &app,
+        &s.channel_id,
+        "drop",
+        json!({"name": "e", "if": [exact]}),
+    )
+    .await;
+}
+
+/// SPEC 15: the same budget over one integration's routes, enrichment and
+/// pipeline together; refused at save naming the list (or `routes`),
+/// nothing written.
+#[tokio::test]
+async fn an_integrations_routes_and_rules_stay_within_the_regex_budget() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    let heavy = |n: usize| json!([[{"key": "title", "oper": "IN", "vals": vec!["/\\w{20}/"; n]}]]);
+    let refused = |out: shared::intake::http::Outbound, place: &str| {
+        assert_eq!(out.status, 400, "{}", out.body);
+        let message = out.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with(place), "{message}");
+        assert!(message.contains("budget"), "{message}");
+    };
+    // Routes at creation.
+    let before = table_dump(&app).await;
+    let out = api(
+        &app,
+        "POST",
+        "/api/integrations",
+        Some(json!({"name": "shared", "kind": "standard",
+                    "routes": {"cases": [{"if": heavy(12), "channel_ids": [s.channel_id]}]}})),
+    )
+    .await;
+    refused(out, "routes: ");
+    assert_eq!(table_dump(&app).await, before, "nothing written");
+    let made = api_ok(
+        &app,
+        "POST",
+        "/api/integrations",
+        Some(json!({"name": "shared", "kind": "standard",
+                    "routes": {"cases": [{"if": heavy(4), "channel_ids": [s.channel_id]}]}})),
+    )
+    .await;
+    let id = made["integration_id"].as_str().unwrap();
+    // Enrichment: 4 more fit (8 with the routes' 4); then the pipeline's 4 do not.
+    let extract = json!({"kind": "extract", "source": "title", "pattern": "/(?P<value>\\w{20})/", "label": "word"});
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/integrations/{id}/enrichment"),
+        Some(json!({"rules": vec![extract; 4]})),
+    )
+    .await;
+    let before = table_dump(&app).await;
+    let out = api(
+        &app,
+        "PUT",
+        &format!("/api/integrations/{id}/pipeline"),
+        Some(json!({"rules": [{"kind": "drop", "if": heavy(4)}]})),
+    )
+    .await;
+    refused(out, "pipeline: ");
+    assert_eq!(table_dump(&app).await, before, "nothing written");
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/integrations/{id}/pipeline"),
+        Some(json!({"rules": [{"kind": "drop", "if": heavy(3)}]})),
+    )
+    .await;
+}

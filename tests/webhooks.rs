@@ -961,3 +961,178 @@ async fn a_disabled_webhook_receives_no_retry_and_no_resend() {
     pump.run().await;
     assert_eq!(rx.types(), ["i_new"]);
 }
+
+/// SPEC 15: literal addresses that are never targets, and loopback/private
+/// ones unless the deployment allows them, are refused at save naming `url`
+/// (never echoing it), and nothing is written.
+#[tokio::test]
+async fn refused_target_addresses_at_save() {
+    let mut app = test_app_with_stream().await;
+    let never = [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0:80/x",
+        "http://[fe80::1]/x",
+        "http://224.0.0.1/x",
+        "http://[ff02::1]/x",
+        "http://255.255.255.255/x",
+        "http://[::ffff:169.254.169.254]/x",
+        "http://2852039166/x",
+    ];
+    let private = [
+        "http://127.0.0.1:9/x",
+        "http://10.1.2.3/x",
+        "http://172.16.0.1/x",
+        "http://192.168.0.10/x",
+        "http://[::1]:9/x",
+        "http://[fd00::1]/x",
+    ];
+    let refused = |out: shared::intake::http::Outbound| {
+        assert_eq!(out.status, 400, "{}", out.body);
+        let error = &out.json()["error"];
+        assert_eq!(error["code"], "InvalidParameter");
+        let message = error["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with("url: "), "{message}");
+        assert!(!message.contains("169.254.169.254") && !message.contains("10.1.2.3"));
+    };
+    for allowed in [false, true] {
+        app.webhook_targets = if allowed {
+            shared::outbound::target::Targets::PublicAndPrivate
+        } else {
+            shared::outbound::target::Targets::Public
+        };
+        for url in never
+            .iter()
+            .chain(if allowed { &[][..] } else { &private[..] })
+        {
+            refused(
+                api(
+                    &app,
+                    "POST",
+                    "/api/webhooks",
+                    Some(json!({"name": "x", "url": url})),
+                )
+                .await,
+            );
+        }
+    }
+    let listed = api_ok(&app, "GET", "/api/webhooks", None).await;
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        0,
+        "nothing written"
+    );
+
+    // Allowed: private targets are saved; a PATCH to a refused one is not.
+    let id = webhook(&app, json!({"name": "lan", "url": private[0]})).await;
+    for url in private {
+        api_ok(
+            &app,
+            "PATCH",
+            &format!("/api/webhooks/{id}"),
+            Some(json!({"url": url})),
+        )
+        .await;
+    }
+    let patch = api(
+        &app,
+        "PATCH",
+        &format!("/api/webhooks/{id}"),
+        Some(json!({"url": never[0]})),
+    )
+    .await;
+    refused(patch);
+    let got = api_ok(&app, "GET", &format!("/api/webhooks/{id}"), None).await;
+    assert_eq!(got["url"], *private.last().unwrap());
+}
+
+/// SPEC 15: a name is checked after resolving it. `localhost` resolves to
+/// loopback, which this deployment does not allow: the delivery fails at
+/// once with the reason in its history, and the receiver gets nothing.
+#[tokio::test]
+async fn a_name_that_resolves_to_a_refused_address_fails_its_delivery() {
+    let app = test_app_with_stream().await;
+    let rx = Receiver::start(Behaviour::Status(200)).await;
+    let mut pump = Pump::new(&app).await;
+    pump.notifier.sender = shared::outbound::service::Sender::new(
+        Default::default(),
+        shared::outbound::target::Targets::Public,
+    );
+    let ch = channel(&app, json!({"name": "ops"})).await;
+    let url = rx.url.replace("127.0.0.1", "localhost");
+    let hook = webhook(&app, json!({"name": "sneaky", "url": url})).await;
+    fire(&app, &ch, "k", T0).await;
+    pump.run().await;
+    assert!(rx.received().is_empty());
+    let failed = deliveries(&app, &hook, "status=failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["attempts"], 1, "a refusal is not retried");
+    assert_eq!(failed[0]["http_status"], Value::Null);
+    let error = failed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("loopback and private addresses are refused"),
+        "{error}"
+    );
+}
+
+/// SPEC 15: a webhook's secret, header values and URL query values are
+/// never shown back (POST and PATCH answers, GET one, GET list); sending a
+/// view back unchanged keeps them, and deliveries still carry them.
+#[tokio::test]
+async fn webhook_views_mask_header_values_query_values_and_the_secret() {
+    let app = test_app_with_stream().await;
+    let rx = Receiver::start(Behaviour::Status(200)).await;
+    let mut pump = Pump::new(&app).await;
+    let ch = channel(&app, json!({"name": "ops"})).await;
+    let secrets = ["tok-SECRET-1", "Bearer hdr-SECRET-2", "sig-SECRET-3"];
+    let made = api_ok(
+        &app,
+        "POST",
+        "/api/webhooks",
+        Some(
+            json!({"name": "masked", "url": format!("{}?access_token={}", rx.url, secrets[0]),
+                    "headers": {"Authorization": secrets[1]}, "secret": secrets[2],
+                    "event_types": ["i_new"]}),
+        ),
+    )
+    .await;
+    let id = made["webhook_id"].as_str().unwrap().to_string();
+    let shown = |v: &Value| {
+        let text = v.to_string();
+        for s in secrets {
+            assert!(!text.contains(s), "{s} shown in {text}");
+        }
+    };
+    shown(&made);
+    assert_eq!(made["url"], format!("{}?access_token=***", rx.url));
+    assert_eq!(made["headers"], json!({"Authorization": "***"}));
+    let one = api_ok(&app, "GET", &format!("/api/webhooks/{id}"), None).await;
+    shown(&one);
+    shown(&api_ok(&app, "GET", "/api/webhooks", None).await);
+
+    // The view sent back whole (a rename) keeps the real values.
+    let mut back = one.clone();
+    for field in ["webhook_id", "created_at", "has_secret"] {
+        back.as_object_mut().unwrap().remove(field);
+    }
+    back["name"] = json!("renamed");
+    let patched = api_ok(&app, "PATCH", &format!("/api/webhooks/{id}"), Some(back)).await;
+    shown(&patched);
+    assert_eq!(patched["name"], "renamed");
+
+    fire(&app, &ch, "k", T0).await;
+    pump.run().await;
+    let got = rx.received();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0]
+            .target
+            .ends_with(&format!("access_token={}", secrets[0])),
+        "{}",
+        got[0].target
+    );
+    assert_eq!(got[0].header("authorization"), Some(secrets[1]));
+    assert!(
+        got[0].header("x-alert-intake-signature").is_some(),
+        "the secret is kept"
+    );
+}

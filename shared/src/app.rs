@@ -10,6 +10,10 @@ pub struct App {
     pub store: Store,
     /// How long a channel's settings may be served from this instance's memory.
     pub channel_cache_ttl: Duration,
+    /// Which literal addresses a webhook may be saved with (SPEC 15).
+    pub webhook_targets: crate::outbound::target::Targets,
+    /// How old or early an SNS `Notification`'s `Timestamp` may be (SPEC 15).
+    pub sns_timestamp_window: crate::intake::integrations::aws_cloudwatch::TimestampWindow,
     pub(crate) rule_caches: RuleCaches,
 }
 
@@ -18,11 +22,14 @@ impl App {
         App {
             store,
             channel_cache_ttl: Duration::from_secs(0),
+            webhook_targets: crate::outbound::target::Targets::Public,
+            sns_timestamp_window: Default::default(),
             rule_caches: RuleCaches::default(),
         }
     }
 
-    /// Reads `TABLE_NAME` (required) and `CHANNEL_CACHE_SECONDS` (default 10).
+    /// Reads `TABLE_NAME` (required), `CHANNEL_CACHE_SECONDS` (default 10)
+    /// and `ALLOW_PRIVATE_WEBHOOK_TARGETS` (default false).
     pub async fn from_env() -> Result<Self, String> {
         let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set".to_string())?;
         let mut store = Store::new(client_from_env().await, table);
@@ -38,6 +45,7 @@ impl App {
             .unwrap_or(10);
         let mut app = App::new(store);
         app.channel_cache_ttl = Duration::from_secs(ttl);
+        app.webhook_targets = crate::outbound::target::Targets::from_env();
         Ok(app)
     }
 

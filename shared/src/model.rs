@@ -278,6 +278,10 @@ pub struct Integration {
     /// CloudWatch/SNS: `Some(false)` skips the signature check; absent means on.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub verify_signature: Option<bool>,
+    /// CloudWatch/SNS: when not empty, messages from any other topic are
+    /// refused (SPEC 15).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub sns_topic_arns: Vec<String>,
     /// Label enrichment (SPEC 7.1), run before routing.
     #[serde(skip)]
     pub enrichment: Vec<crate::rules::integration::IntegrationRule>,
@@ -287,4 +291,32 @@ pub struct Integration {
     /// Names the version of enrichment and pipeline; the key lookup carries only this.
     #[serde(skip)]
     pub rules_version: Option<String>,
+}
+
+/// What an app key may do (SPEC 15), least to most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads only.
+    Viewer,
+    /// Reads; acks, unacks, resolves, reopens, comments, quick-silences.
+    Responder,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Responder, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Responder => "responder",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
 }

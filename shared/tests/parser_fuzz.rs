@@ -372,6 +372,8 @@ fn exercise(kind: IntegrationKind, bytes: &[u8], format: BodyFormat) {
                 callback_token: secret,
                 client_secret: secret,
                 verify_signature: secret.is_some(),
+                sns_topic_arns: &[],
+                sns_timestamp: Some((0, Default::default())),
             };
             // Ok or Err are both fine; a panic fails the test.
             let _ = kind.source().integration_key(&req);

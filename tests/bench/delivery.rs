@@ -40,7 +40,10 @@ async fn main() {
     let notify_store = Store::new(client_from_env().await, app.store.table());
     let notifier = Notifier {
         store: notify_store.clone(),
-        sender: Sender::new(Policy::default()),
+        sender: Sender::new(
+            Policy::default(),
+            shared::outbound::target::Targets::PublicAndPrivate,
+        ),
         ctx: Default::default(),
         schedule: Default::default(),
     };

@@ -84,12 +84,22 @@ async fn test_app_with(stream: bool) -> App {
         .put_app_key(APP_KEY, "tests", 0)
         .await
         .expect("app key");
-    App::new(store)
+    private_targets(App::new(store))
+}
+
+/// The tests' webhook receivers listen on 127.0.0.1, as under `make run`
+/// (`ALLOW_PRIVATE_WEBHOOK_TARGETS=true`).
+fn private_targets(mut app: App) -> App {
+    app.webhook_targets = shared::outbound::target::Targets::PublicAndPrivate;
+    app
 }
 
 /// The same table seen through another client, as another Lambda instance would.
 pub async fn another_instance(app: &App) -> App {
-    App::new(Store::new(client_from_env().await, app.store.table()))
+    private_targets(App::new(Store::new(
+        client_from_env().await,
+        app.store.table(),
+    )))
 }
 
 /// Every DynamoDB request an instance sends (`{X-Amz-Target} {JSON body}`),
@@ -142,7 +152,7 @@ pub async fn recorded_instance(app: &App) -> (App, RequestLog) {
         aws_sdk_dynamodb::Client::from_conf(config),
         app.store.table(),
     );
-    (App::new(store), log)
+    (private_targets(App::new(store)), log)
 }
 
 /// Log lines written while a test runs, in the service's production format
@@ -403,7 +413,11 @@ impl Pump {
         };
         let notifier = shared::outbound::notify::Notifier {
             store: iam::as_function(app, iam::Function::Notify).store,
-            sender: shared::outbound::service::Sender::new(policy),
+            // The receivers of the tests listen on 127.0.0.1.
+            sender: shared::outbound::service::Sender::new(
+                policy,
+                shared::outbound::target::Targets::PublicAndPrivate,
+            ),
             ctx: shared::outbound::kinds::Context {
                 public_base_url: Some("https://alerts.example".into()),
             },

@@ -5,6 +5,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::access::actor;
 use super::{incident_not_found, json_body, not_found, parse_limit, path_id};
 use crate::app::App;
 use crate::domain::time::now_ms;
@@ -13,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::intake::http::Inbound;
 use crate::intake::integrations::from_value;
 use crate::model::Flapping;
+use crate::store::config::app_keys::Caller;
 use crate::store::incidents::timeline::{check_comment, is_timeline_cursor};
 
 pub const MAX_STORM_THRESHOLDS: usize = 5;
@@ -87,7 +89,12 @@ struct CommentBody {
 }
 
 /// `POST /api/incidents/{id}/comments` `{"text"}`: adds `i_comm`.
-pub(super) async fn comment(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
+pub(super) async fn comment(
+    app: &App,
+    id: &str,
+    req: &Inbound,
+    caller: &Caller,
+) -> ApiResult<Value> {
     let id = path_id("incident_id", id)?;
     let body: CommentBody = from_value(json_body(req)?)?;
     let text = body
@@ -96,18 +103,23 @@ pub(super) async fn comment(app: &App, id: &str, req: &Inbound) -> ApiResult<Val
     check_comment(&text)?;
     let entry = app
         .store
-        .add_comment(id, &text, serde_json::json!({}), now_ms())
+        .add_comment(id, &text, json!({ "actor": actor(caller) }), now_ms())
         .await?
         .ok_or_else(|| not_found("incident_id", "incident"))?;
     Ok(json!(entry))
 }
 
 /// `POST /api/incidents/{id}/unack`: `Processing` back to `Triggered`.
-pub(super) async fn unack(app: &App, id: &str) -> ApiResult<Value> {
+pub(super) async fn unack(app: &App, id: &str, caller: &Caller) -> ApiResult<Value> {
     let id = path_id("incident_id", id)?;
     let incident = app
         .store
-        .act_on_incident(id, Action::Unack, now_ms())
+        .act_on_incident_with(
+            id,
+            Action::Unack,
+            json!({ "actor": actor(caller) }),
+            now_ms(),
+        )
         .await
         .map_err(incident_not_found)?;
     Ok(json!(incident))
@@ -121,7 +133,12 @@ struct ReopenBody {
 
 /// `POST /api/incidents/{id}/reopen` `{"reason"}` (optional, at most 1024
 /// characters): `Closed` back to `Triggered`; its alerts stay closed.
-pub(super) async fn reopen(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
+pub(super) async fn reopen(
+    app: &App,
+    id: &str,
+    req: &Inbound,
+    caller: &Caller,
+) -> ApiResult<Value> {
     let id = path_id("incident_id", id)?;
     let reason = if req.body.is_empty() {
         None
@@ -133,8 +150,8 @@ pub(super) async fn reopen(app: &App, id: &str, req: &Inbound) -> ApiResult<Valu
         return Err(ApiError::invalid("reason: at most 1024 characters"));
     }
     let detail = match reason {
-        Some(r) => json!({ "reason": r }),
-        None => json!({}),
+        Some(r) => json!({ "reason": r, "actor": actor(caller) }),
+        None => json!({ "actor": actor(caller) }),
     };
     let incident = app
         .store

@@ -22,10 +22,12 @@ use crate::ids::{check_id, is_valid_id};
 use crate::intake::http::{media_type, new_request_id, respond, Inbound, Outbound};
 use crate::intake::integrations::{from_value, syntax_error, IntegrationKind};
 use crate::intake::ratelimit::RateLimit;
-use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration};
+use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration, Role};
 use crate::rules::channel::RuleKind;
+use crate::rules::conditions::check_regex_budget;
 use crate::rules::integration::RuleList;
 use crate::rules::routing::{CompiledRoutes, Routes};
+use crate::store::config::app_keys::Caller;
 
 mod rules;
 use crate::domain::time::now_ms;
@@ -42,6 +44,7 @@ pub const MIN_APP_KEY_CHARS: usize = 32;
 /// Fewer different characters than this is a pattern, not a random key.
 const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
+pub mod access;
 pub mod console;
 pub mod ical;
 mod lifecycle;
@@ -59,13 +62,23 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
         method = loggable_method(&req.method),
         route = tracing::field::Empty,
         id = tracing::field::Empty,
+        // Who called: on every log line of the request, changes included.
+        app_key_id = tracing::field::Empty,
+        member_id = tracing::field::Empty,
     );
     async {
         if let Some(page) = serve_public(&req, &request_id) {
             return page;
         }
         let result = match authenticate(app, &req).await {
-            Ok(()) => route(app, &req).await,
+            Ok(caller) => {
+                let span = tracing::Span::current();
+                span.record("app_key_id", caller.app_key_id.as_str());
+                if let Some(member) = &caller.member_id {
+                    span.record("member_id", member.as_str());
+                }
+                route(app, &req, &caller).await
+            }
             Err(e) => Err(e),
         };
         respond(&request_id, result)
@@ -107,7 +120,7 @@ fn loggable_method(method: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-async fn authenticate(app: &App, req: &Inbound) -> ApiResult<()> {
+async fn authenticate(app: &App, req: &Inbound) -> ApiResult<Caller> {
     let header = req.get_header("authorization").ok_or_else(|| {
         ApiError::Unauthorized("Authorization: missing; send `Bearer APP_KEY`".into())
     })?;
@@ -117,13 +130,10 @@ async fn authenticate(app: &App, req: &Inbound) -> ApiResult<()> {
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::Unauthorized("Authorization: expected `Bearer APP_KEY`".into()))?;
-    if app.store.app_key_is_valid(key).await? {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized(
-            "Authorization: unknown app key".into(),
-        ))
-    }
+    app.store
+        .find_app_key(key)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("Authorization: unknown app key".into()))
 }
 
 /// Every management route that needs an app key: its pattern (for logs,
@@ -182,6 +192,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/mapping-tables/{table_id}/rows", &["GET", "PUT"]),
     ("/api/app-keys", &["GET", "POST"]),
     ("/api/app-keys/{app_key_id}", &["DELETE"]),
+    ("/api/whoami", &["GET"]),
 ];
 
 /// Routes served without an app key: the console page (its API calls carry
@@ -208,12 +219,12 @@ fn route_of(segments: &[&str]) -> Option<(&'static str, &'static [&'static str])
         .copied()
 }
 
-async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
+async fn route(app: &App, req: &Inbound, caller: &Caller) -> ApiResult<Value> {
     let path = req.path.trim_end_matches('/');
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some((pattern, methods)) = route_of(&segments) else {
         return Err(ApiError::RouteNotFound(
-            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables, /api/webhooks and /api/app-keys".into(),
+            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables, /api/webhooks, /api/app-keys and /api/whoami".into(),
         ));
     };
     tracing::Span::current().record("route", pattern);
@@ -224,6 +235,8 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
             methods.join(", ")
         )));
     }
+    // The one place access is decided (SPEC 15): before any handler runs.
+    access::authorize(caller, pattern, &method)?;
     let result = match (segments.as_slice(), method.as_str()) {
         (["api", "channels"], "POST") => create_channel(app, req).await,
         (["api", "channels"], "GET") => list_channels(app).await,
@@ -237,12 +250,20 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "incidents"], "GET") => list_incidents(app, req).await,
         (["api", "incidents", id], "GET") => pages::get_incident(app, id).await,
         (["api", "incidents", id, "alerts"], "GET") => pages::incident_alerts(app, id, req).await,
-        (["api", "incidents", id, "ack"], "POST") => acknowledge_incident(app, id).await,
-        (["api", "incidents", id, "resolve"], "POST") => resolve_incident(app, id).await,
+        (["api", "incidents", id, "ack"], "POST") => {
+            act_on_incident(app, id, Action::Ack, caller).await
+        }
+        (["api", "incidents", id, "resolve"], "POST") => {
+            act_on_incident(app, id, Action::Resolve, caller).await
+        }
         (["api", "incidents", id, "timeline"], "GET") => lifecycle::timeline(app, id, req).await,
-        (["api", "incidents", id, "comments"], "POST") => lifecycle::comment(app, id, req).await,
-        (["api", "incidents", id, "unack"], "POST") => lifecycle::unack(app, id).await,
-        (["api", "incidents", id, "reopen"], "POST") => lifecycle::reopen(app, id, req).await,
+        (["api", "incidents", id, "comments"], "POST") => {
+            lifecycle::comment(app, id, req, caller).await
+        }
+        (["api", "incidents", id, "unack"], "POST") => lifecycle::unack(app, id, caller).await,
+        (["api", "incidents", id, "reopen"], "POST") => {
+            lifecycle::reopen(app, id, req, caller).await
+        }
         (["api", "webhooks"], "POST") => webhooks::create(app, req).await,
         (["api", "webhooks"], "GET") => webhooks::list(app).await,
         (["api", "webhooks", id], "GET") => webhooks::get(app, id).await,
@@ -257,6 +278,7 @@ async fn route(app: &App, req: &Inbound) -> ApiResult<Value> {
         (["api", "app-keys"], "GET") => list_app_keys(app).await,
         (["api", "app-keys"], "POST") => create_app_key(app, req).await,
         (["api", "app-keys", id], "DELETE") => revoke_app_key(app, id).await,
+        (["api", "whoami"], "GET") => Ok(whoami(caller)),
         (["api", "channels", id, list], method) if RuleKind::from_path(list).is_some() => {
             let kind = RuleKind::from_path(list).ok_or_else(|| ApiError::internal("rule kind"))?;
             match method {
@@ -479,6 +501,7 @@ struct IntegrationBody {
     callback_token: Option<String>,
     client_secret: Option<String>,
     verify_signature: Option<bool>,
+    sns_topic_arns: Option<Vec<String>>,
 }
 
 fn push_path(kind: &str, key: &str) -> String {
@@ -544,7 +567,13 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
             (Some(channel_id), None)
         }
         (None, Some(routes)) => {
-            CompiledRoutes::compile(&routes)?;
+            let compiled = CompiledRoutes::compile(&routes)?;
+            check_regex_budget(
+                "routes",
+                compiled.compiled_bytes(),
+                0,
+                "integration's routes and rules",
+            )?;
             let mut existing: HashSet<&str> = HashSet::new();
             for (place, id) in route_channel_places(&routes) {
                 if existing.contains(id) {
@@ -577,6 +606,13 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
             "verify_signature: only aws-cloudwatch integrations take verify_signature",
         ));
     }
+    let sns_topic_arns = body.sns_topic_arns.unwrap_or_default();
+    if !sns_topic_arns.is_empty() && kind != IntegrationKind::AwsCloudwatch {
+        return Err(ApiError::invalid(
+            "sns_topic_arns: only aws-cloudwatch integrations take sns_topic_arns",
+        ));
+    }
+    crate::intake::integrations::aws_cloudwatch::check_topic_arns(&sns_topic_arns)?;
     let integration = Integration {
         integration_id: random_hex(8)?,
         name,
@@ -589,6 +625,7 @@ async fn create_integration(app: &App, req: &Inbound) -> ApiResult<Value> {
         callback_token: body.callback_token.filter(|t| !t.is_empty()),
         client_secret: body.client_secret.filter(|t| !t.is_empty()),
         verify_signature: body.verify_signature,
+        sns_topic_arns,
         enrichment: Vec::new(),
         pipeline: Vec::new(),
         rules_version: None,
@@ -755,19 +792,17 @@ fn incident_not_found(err: ApiError) -> ApiError {
     }
 }
 
-async fn acknowledge_incident(app: &App, id: &str) -> ApiResult<Value> {
-    act_on_incident(app, id, Action::Ack).await
-}
-
-async fn resolve_incident(app: &App, id: &str) -> ApiResult<Value> {
-    act_on_incident(app, id, Action::Resolve).await
-}
-
-async fn act_on_incident(app: &App, id: &str, action: Action) -> ApiResult<Value> {
+/// Ack or resolve by a person: the timeline entry names who (SPEC 15).
+async fn act_on_incident(app: &App, id: &str, action: Action, caller: &Caller) -> ApiResult<Value> {
     let id = path_id("incident_id", id)?;
     let incident = app
         .store
-        .act_on_incident(id, action, now_ms())
+        .act_on_incident_with(
+            id,
+            action,
+            json!({ "actor": access::actor(caller) }),
+            now_ms(),
+        )
         .await
         .map_err(incident_not_found)?;
     Ok(json!(incident))
@@ -816,6 +851,8 @@ pub fn check_app_key_strength(key: &str) -> ApiResult<()> {
 #[serde(deny_unknown_fields)]
 struct AppKeyBody {
     name: Option<String>,
+    role: Option<String>,
+    member_id: Option<String>,
 }
 
 async fn create_app_key(app: &App, req: &Inbound) -> ApiResult<Value> {
@@ -826,15 +863,46 @@ async fn create_app_key(app: &App, req: &Inbound) -> ApiResult<Value> {
             .as_deref()
             .ok_or_else(|| ApiError::invalid("name: required"))?,
     )?;
+    let role = body
+        .role
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("role: required (admin, responder or viewer)"))
+        .and_then(|r| {
+            Role::parse(r)
+                .ok_or_else(|| ApiError::invalid("role: must be admin, responder or viewer"))
+        })?;
+    // Members come with on-call (SPEC 14): until then the id is stored as
+    // given, checked for shape only.
+    if let Some(member) = &body.member_id {
+        check_id("member_id", member)?;
+    }
     let key = new_app_key()?;
     let created_at = now_ms() / 1000;
-    let app_key_id = app.store.put_app_key(&key, &name, created_at).await?;
-    Ok(json!({
+    let app_key_id = app
+        .store
+        .put_app_key_as(&key, &name, created_at, role, body.member_id.as_deref())
+        .await?;
+    let mut answer = json!({
         "app_key_id": app_key_id,
         "name": name,
         "app_key": key,
         "created_at": created_at,
-    }))
+        "role": role,
+    });
+    if let Some(member) = body.member_id {
+        answer["member_id"] = json!(member);
+    }
+    Ok(answer)
+}
+
+/// `GET /api/whoami`: the calling key's id, role and member, so a client
+/// (the console) can offer only what the role may do.
+fn whoami(caller: &Caller) -> Value {
+    let mut answer = json!({ "app_key_id": caller.app_key_id, "role": caller.role });
+    if let Some(member) = &caller.member_id {
+        answer["member_id"] = json!(member);
+    }
+    answer
 }
 
 async fn list_app_keys(app: &App) -> ApiResult<Value> {

@@ -20,8 +20,9 @@ use crate::rules::channel::{
     silence_active, RuleAction, RuleBody, RuleKind, SilenceRule, StoredRule, MAX_RULES_PER_KIND,
     QUICK_SILENCE_MAX_MINUTES,
 };
-use crate::rules::conditions::{Condition, Oper, MAX_VALUE_CHARS};
+use crate::rules::conditions::{check_regex_budget, Condition, Oper, MAX_VALUE_CHARS};
 use crate::rules::integration::{prepare, IntegrationRule, RuleList};
+use crate::rules::routing::CompiledRoutes;
 use crate::rules::silence::SilenceTime;
 use crate::store::config::mapping::{MappingRow, MappingTable};
 
@@ -92,6 +93,35 @@ fn reorder(rules: &mut Vec<StoredRule>, rule_id: &str, position: usize) -> Vec<(
     changed
 }
 
+/// SPEC 15: a channel's rules of every kind, `rule` in place of `rule_id`'s
+/// stored version, compile to at most the regex budget. Three queries, only
+/// when the rule has regexes or wildcards at all.
+async fn check_channel_budget(
+    app: &App,
+    channel_id: &str,
+    rule: &RuleBody,
+    rule_id: Option<&str>,
+    now_s: i64,
+) -> ApiResult<()> {
+    let bytes = rule.compiled_bytes()?;
+    if bytes == 0 {
+        return Ok(());
+    }
+    let mut others = 0;
+    for kind in [RuleKind::Drop, RuleKind::Silence, RuleKind::Inhibit] {
+        for stored in app.store.list_rules(channel_id, kind, now_s).await? {
+            if Some(stored.rule_id.as_str()) != rule_id {
+                others += stored.body.compiled_bytes().unwrap_or(0);
+            }
+        }
+    }
+    let place = match rule_id {
+        Some(id) => format!("{}-rules/{id}", rule.kind().slug()),
+        None => format!("{}-rules (the new rule)", rule.kind().slug()),
+    };
+    check_regex_budget(&place, bytes, others, "channel's rules")
+}
+
 pub(super) async fn create_rule(
     app: &App,
     channel_id: &str,
@@ -115,6 +145,7 @@ pub(super) async fn create_rule(
             kind.slug()
         )));
     }
+    check_channel_budget(app, channel_id, &rule, None, now_s).await?;
     let stored = StoredRule {
         rule_id: random_hex(16)?,
         position: rules.last().map_or(0, |r| r.position + 1),
@@ -202,6 +233,7 @@ pub(super) async fn patch_rule(
     }
     let body = RuleBody::from_json(kind, Value::Object(merged))?;
     body.validate()?;
+    check_channel_budget(app, channel_id, &body, Some(rule_id), now_s).await?;
     let mut updated = StoredRule {
         body,
         ..current.clone()
@@ -356,6 +388,26 @@ pub(super) async fn put_integration_rules(
         .rules
         .ok_or_else(|| ApiError::invalid("rules: required (a list, [] to clear)"))?;
     prepare(list, &mut rules)?;
+    let bytes = crate::rules::integration::compiled_bytes(&rules);
+    if bytes > 0 {
+        // SPEC 15: with the integration's routes and its other list.
+        let current = app
+            .store
+            .get_integration(integration_id)
+            .await?
+            .ok_or_else(|| not_found("integration_id", "integration"))?;
+        let other = match list {
+            RuleList::Enrichment => &current.pipeline,
+            RuleList::Pipeline => &current.enrichment,
+        };
+        let routes = current
+            .routes
+            .as_ref()
+            .and_then(|r| CompiledRoutes::compile(r).ok())
+            .map_or(0, |r| r.compiled_bytes());
+        let others = crate::rules::integration::compiled_bytes(other) + routes;
+        check_regex_budget(list.name(), bytes, others, "integration's routes and rules")?;
+    }
     for (i, rule) in rules.iter().enumerate() {
         if let Some(table_id) = &rule.table_id {
             if app.store.get_mapping_table(table_id).await?.is_none() {

@@ -15,8 +15,8 @@ use crate::ids::check_id;
 use crate::intake::http::Inbound;
 use crate::intake::integrations::from_value;
 use crate::outbound::config::{
-    check_event_types, check_headers, check_secret, check_url, default_event_types, Webhook,
-    WebhookKind,
+    check_event_types, check_headers, check_secret, check_url, default_event_types, mask_url,
+    Webhook, WebhookKind, MASK,
 };
 
 pub const MAX_CHANNEL_FILTERS: usize = 100;
@@ -53,13 +53,15 @@ fn check_channels(ids: &[String]) -> ApiResult<()> {
     Ok(())
 }
 
-/// Apply a body's fields to `w`, each checked.
-fn apply(w: &mut Webhook, body: WebhookBody) -> ApiResult<()> {
+/// Apply a body's fields to `w`, each checked. What the views mask comes
+/// back unchanged when sent back as shown (a console or script that GETs a
+/// webhook and PATCHes it whole keeps its token and header values).
+fn apply(app: &App, w: &mut Webhook, body: WebhookBody) -> ApiResult<()> {
     if let Some(name) = body.name {
         w.name = check_name("name", &name)?;
     }
-    if let Some(url) = body.url {
-        check_url(&url)?;
+    if let Some(url) = body.url.filter(|u| *u != mask_url(&w.url, w.kind)) {
+        check_url(&url, app.webhook_targets)?;
         w.url = url;
     }
     if let Some(kind) = body.kind {
@@ -73,7 +75,12 @@ fn apply(w: &mut Webhook, body: WebhookBody) -> ApiResult<()> {
         check_event_types(&types)?;
         w.event_types = types;
     }
-    if let Some(headers) = body.headers {
+    if let Some(mut headers) = body.headers {
+        for (name, value) in headers.iter_mut() {
+            if let Some(kept) = w.headers.get(name).filter(|_| value == MASK) {
+                value.clone_from(kept);
+            }
+        }
         check_headers(&headers)?;
         w.headers = headers;
     }
@@ -110,7 +117,7 @@ pub(super) async fn create(app: &App, req: &Inbound) -> ApiResult<Value> {
         enabled: true,
         created_at: now_ms() / 1000,
     };
-    apply(&mut w, body)?;
+    apply(app, &mut w, body)?;
     if !app.store.put_webhook(&w, false).await? {
         return Err(ApiError::internal("webhook id collision; retry"));
     }
@@ -144,7 +151,7 @@ pub(super) async fn patch(app: &App, id: &str, req: &Inbound) -> ApiResult<Value
     let id = path_id("webhook_id", id)?;
     let body: WebhookBody = from_value(json_body(req)?)?;
     let mut w = find(app, id).await?;
-    apply(&mut w, body)?;
+    apply(app, &mut w, body)?;
     if !app.store.put_webhook(&w, true).await? {
         return Err(not_found("webhook_id", "webhook"));
     }

@@ -8,10 +8,10 @@ use shared::app::App;
 use shared::hashing::random_hex;
 use shared::ids::check_id;
 use shared::intake::integrations::IntegrationKind;
-use shared::model::{Channel, Integration};
+use shared::model::{Channel, Integration, Role};
 use shared::store::{now_ms, schema, Store};
 
-const USAGE: &str = "usage: alertctl create-table | create-app-key [--key KEY] [--name NAME] | list-app-keys | revoke-app-key APP_KEY_ID | demo";
+const USAGE: &str = "usage: alertctl create-table | create-app-key [--key KEY] [--name NAME] [--role admin|responder|viewer] [--member-id ID] | list-app-keys | revoke-app-key APP_KEY_ID | demo";
 
 #[tokio::main]
 async fn main() {
@@ -62,15 +62,36 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 None => new_app_key().map_err(text)?,
             };
             let name = flag(&args, "--name")?.unwrap_or_else(|| "bootstrap".into());
-            let id = store.put_app_key(&key, &name, now_s).await.map_err(text)?;
-            eprintln!("app key {id} ({name}) stored; the key is printed once, below");
+            // The bootstrap key (no --role) is admin: it makes the others.
+            let role = match flag(&args, "--role")? {
+                Some(r) => Role::parse(&r).ok_or("--role: must be admin, responder or viewer")?,
+                None => Role::Admin,
+            };
+            let member = flag(&args, "--member-id")?;
+            if let Some(m) = &member {
+                check_id("member_id", m).map_err(|e| e.message().to_string())?;
+            }
+            let id = store
+                .put_app_key_as(&key, &name, now_s, role, member.as_deref())
+                .await
+                .map_err(text)?;
+            eprintln!(
+                "app key {id} ({name}, {}) stored; the key is printed once, below",
+                role.as_str()
+            );
             // The key alone on the last line of stdout: scripts read it from there.
             println!("{key}");
         }
         "list-app-keys" => {
-            println!("APP_KEY_ID\tCREATED_AT\tNAME");
+            println!("APP_KEY_ID\tCREATED_AT\tROLE\tNAME");
             for key in store.list_app_keys().await.map_err(text)? {
-                println!("{}\t{}\t{}", key.app_key_id, key.created_at, key.name);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    key.app_key_id,
+                    key.created_at,
+                    key.role.as_str(),
+                    key.name
+                );
             }
         }
         "revoke-app-key" => {
@@ -117,6 +138,7 @@ async fn demo(store: &Store, now_s: i64) -> Result<(), String> {
             // The demo's CloudWatch fixtures are signed by a test certificate,
             // not by SNS: the demo integration skips the check.
             verify_signature: (kind == IntegrationKind::AwsCloudwatch).then_some(false),
+            sns_topic_arns: Vec::new(),
             enrichment: Vec::new(),
             pipeline: Vec::new(),
             rules_version: None,

@@ -31,11 +31,14 @@ async fn main() -> Result<(), String> {
         .await
         .map_err(|e| e.message().to_string())?;
     // A batch may take a few deliveries' budgets.
-    let invoker = Sender::new(Policy {
-        timeout: Duration::from_secs(120),
-        attempts: 1,
-        backoff: Duration::ZERO,
-    });
+    let invoker = Sender::new(
+        Policy {
+            timeout: Duration::from_secs(120),
+            attempts: 1,
+            backoff: Duration::ZERO,
+        },
+        shared::outbound::target::Targets::Any,
+    );
     tracing::info!("stream pump: feeding the notify function");
     let mut last_run = std::time::Instant::now();
     loop {

@@ -15,6 +15,7 @@ use crate::domain::time::now_ms;
 use crate::engine::Outcome;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::http::{media_type, new_request_id, Inbound, Outbound};
+use crate::intake::integrations::aws_cloudwatch::TimestampWindow;
 use crate::intake::integrations::{
     BodyFormat, Endpoint, IntegrationKind, ParseSettings, PushBody, Reply, SourceRequest,
 };
@@ -110,12 +111,19 @@ pub fn check_request(endpoint: Endpoint, req: &Inbound) -> ApiResult<BodyFormat>
     Ok(format)
 }
 
-/// The source's settings, as stored on the integration.
-pub fn parse_settings(integration: &Integration) -> ParseSettings<'_> {
+/// The source's settings, as stored on the integration, and the receipt
+/// time with the window SNS timestamps must fall in.
+pub fn parse_settings<'a>(
+    integration: &'a Integration,
+    received_ms: i64,
+    sns_window: TimestampWindow,
+) -> ParseSettings<'a> {
     ParseSettings {
         callback_token: integration.callback_token.as_deref(),
         client_secret: integration.client_secret.as_deref(),
         verify_signature: integration.verify_signature.unwrap_or(true),
+        sns_topic_arns: &integration.sns_topic_arns,
+        sns_timestamp: Some((received_ms, sns_window)),
     }
 }
 
@@ -193,7 +201,8 @@ async fn push(app: &App, endpoint: Endpoint, req: &Inbound) -> ApiResult<Value> 
             kind.slug()
         )));
     }
-    let parsed = source.parse(&source_request, &parse_settings(&integration))?;
+    let settings = parse_settings(&integration, received_ms, app.sns_timestamp_window);
+    let parsed = source.parse(&source_request, &settings)?;
     let reply = parsed.reply;
     if let Some(action) = parsed.action {
         if let Some(done) = source_action(app, &integration, action, reply, received_ms).await? {

@@ -29,7 +29,8 @@ use crate::intake::integrations::aws_cloudwatch::{is_sns_url, SnsSignature};
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Certificates are a few KiB; SubscribeURL answers are small XML.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-/// Certificates kept per instance (SNS rotates them rarely).
+/// Certificates kept per instance (SNS rotates them rarely). Full, the cache
+/// keeps what it has: a caller cannot empty it (SPEC 15).
 const MAX_CACHED_CERTIFICATES: usize = 32;
 
 type HttpsClient = Client<
@@ -42,13 +43,46 @@ fn certificates() -> &'static Mutex<HashMap<String, Arc<Vec<u8>>>> {
     CACHE.get_or_init(Default::default)
 }
 
+/// The cache key of a signing certificate URL: its host and path, when the
+/// URL is exactly `https://sns.<region>.amazonaws.com(.cn)/SimpleNotificationService-<hex>.pem`
+/// (the form SNS uses), with no query or fragment. So the keys that can ever
+/// be cached are SNS's real certificates, not whatever a caller writes.
+fn certificate_key(url: &str) -> Option<String> {
+    if !is_sns_url(url) || url.contains(['?', '#']) {
+        return None;
+    }
+    let rest = url.get("https://".len()..)?;
+    let (host, path) = rest.split_at(rest.find('/')?);
+    let id = path
+        .strip_prefix("/SimpleNotificationService-")?
+        .strip_suffix(".pem")?;
+    let id_ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_suffix(":443").unwrap_or(&host);
+    id_ok.then(|| format!("{host}{path}"))
+}
+
+fn certificate_url_refused() -> ApiError {
+    ApiError::Unauthorized(
+        "SigningCertURL: must be https://sns.<region>.amazonaws.com/SimpleNotificationService-<id>.pem"
+            .into(),
+    )
+}
+
+/// Keep a certificate unless the cache is full (then the ones it has stay).
+fn remember(key: String, der: Arc<Vec<u8>>) {
+    if let Ok(mut cache) = certificates().lock() {
+        if cache.len() < MAX_CACHED_CERTIFICATES || cache.contains_key(&key) {
+            cache.insert(key, der);
+        }
+    }
+}
+
 /// Put a certificate (PEM) in this instance's cache, as a fetch would.
 /// Tests use it to verify real signatures without the network.
 pub fn cache_certificate(url: &str, pem: &str) -> ApiResult<()> {
-    let der = pem_to_der(pem.as_bytes())?;
-    if let Ok(mut cache) = certificates().lock() {
-        cache.insert(url.to_string(), Arc::new(der));
-    }
+    let key = certificate_key(url).ok_or_else(certificate_url_refused)?;
+    remember(key, Arc::new(pem_to_der(pem.as_bytes())?));
     Ok(())
 }
 
@@ -100,16 +134,16 @@ async fn fetch(url: &str, what: &str) -> ApiResult<Vec<u8>> {
 }
 
 async fn certificate(url: &str) -> ApiResult<Arc<Vec<u8>>> {
-    if let Some(der) = certificates().lock().ok().and_then(|c| c.get(url).cloned()) {
+    let key = certificate_key(url).ok_or_else(certificate_url_refused)?;
+    if let Some(der) = certificates()
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&key).cloned())
+    {
         return Ok(der);
     }
     let der = Arc::new(pem_to_der(&fetch(url, "SigningCertURL").await?)?);
-    if let Ok(mut cache) = certificates().lock() {
-        if cache.len() >= MAX_CACHED_CERTIFICATES {
-            cache.clear();
-        }
-        cache.insert(url.to_string(), Arc::clone(&der));
-    }
+    remember(key, Arc::clone(&der));
     Ok(der)
 }
 
@@ -259,6 +293,54 @@ mod tests {
                 "Unauthorized"
             );
         }
+    }
+
+    #[test]
+    fn certificate_keys_are_sns_certificates_only() {
+        let real = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem";
+        assert_eq!(
+            certificate_key(real).as_deref(),
+            Some("sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem")
+        );
+        assert_eq!(
+            certificate_key(&real.replace(".com/", ".com:443/")),
+            certificate_key(real)
+        );
+        for other in [
+            format!("{real}?v=1"),
+            format!("{real}#x"),
+            real.replace("SimpleNotificationService-", "x-"),
+            real.replace("9c64", "zz64"),
+            "https://sns.us-east-1.amazonaws.com/anything.pem".to_string(),
+            real.replace("https://", "http://"),
+            real.replace("sns.us-east-1.amazonaws.com", "evil.example"),
+        ] {
+            assert_eq!(certificate_key(&other), None, "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_keeps_its_certificates() {
+        let pem = fixture("sns-signing/cert.pem");
+        let url = |i: usize| {
+            format!("https://sns.eu-west-9.amazonaws.com/SimpleNotificationService-{i:032x}.pem")
+        };
+        for i in 0..MAX_CACHED_CERTIFICATES + 8 {
+            cache_certificate(&url(i), &pem).unwrap();
+        }
+        {
+            let cache = certificates().lock().unwrap();
+            assert!(cache.len() <= MAX_CACHED_CERTIFICATES);
+            // What this instance had first is still there: nothing was cleared.
+            assert!(cache.contains_key(certificate_key(&url(0)).unwrap().as_str()));
+        }
+        // A URL with a query is refused before any fetch or cache use.
+        let sig = signature_of(&fixture("aws-cloudwatch/alarm-v1.json"));
+        let sig = SnsSignature {
+            cert_url: format!("{}?x=1", url(0)),
+            ..sig
+        };
+        assert_eq!(verify(&sig).await.unwrap_err().code(), "Unauthorized");
     }
 
     #[tokio::test]

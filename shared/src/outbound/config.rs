@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::target::{check_host, Targets};
 use crate::engine::INCIDENT_EVENT_TYPES;
 use crate::error::{ApiError, ApiResult};
 
@@ -41,10 +42,18 @@ pub struct Webhook {
     pub created_at: i64,
 }
 
+/// What stands for a value never shown back (SPEC 15).
+pub const MASK: &str = "***";
+
 impl Webhook {
-    /// What the API shows: everything but the secret, and whether there is one.
+    /// What the API shows: never the secret (only whether there is one),
+    /// header values as `"***"`, the URL's credentials masked ([`mask_url`]).
     pub fn view(&self) -> serde_json::Value {
         let mut v = serde_json::json!(self);
+        v["url"] = serde_json::json!(mask_url(&self.url, self.kind));
+        let headers: BTreeMap<&str, &str> =
+            self.headers.keys().map(|k| (k.as_str(), MASK)).collect();
+        v["headers"] = serde_json::json!(headers);
         v["has_secret"] = serde_json::json!(self.secret.is_some());
         v
     }
@@ -57,12 +66,66 @@ impl Webhook {
     }
 }
 
+/// A URL as shown back: every query value `***` (DingTalk's `access_token`,
+/// WeCom's `key`), a password in it `***`, and for Slack and Feishu, whose
+/// token is the last path segment (`/services/T/B/<token>`,
+/// `/bot/v2/hook/<token>`), that segment `***`. The scheme, host, port and
+/// the rest of the path stay readable, so an operator can tell hooks apart.
+pub fn mask_url(url: &str, kind: WebhookKind) -> String {
+    let (rest, fragment) = match url.split_once('#') {
+        Some((r, _)) => (r, Some(MASK)),
+        None => (url, None),
+    };
+    let (base, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let (scheme, after) = base.split_once("://").unwrap_or(("", base));
+    let (authority, path) = match after.find('/') {
+        Some(i) => after.split_at(i),
+        None => (after, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{MASK}@{host}"),
+            None => format!("{MASK}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let path = match (kind, path.rsplit_once('/')) {
+        (WebhookKind::Slack | WebhookKind::Feishu, Some((dir, last))) if !last.is_empty() => {
+            format!("{dir}/{MASK}")
+        }
+        _ => path.to_string(),
+    };
+    let mut out = if scheme.is_empty() {
+        format!("{authority}{path}")
+    } else {
+        format!("{scheme}://{authority}{path}")
+    };
+    if let Some(q) = query {
+        let masked: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) => format!("{k}={MASK}"),
+                None => pair.to_string(),
+            })
+            .collect();
+        out = format!("{out}?{}", masked.join("&"));
+    }
+    if let Some(f) = fragment {
+        out = format!("{out}#{f}");
+    }
+    out
+}
+
 pub fn default_event_types() -> Vec<String> {
     INCIDENT_EVENT_TYPES.iter().map(|t| t.to_string()).collect()
 }
 
-/// http(s) with a host; private and loopback addresses are allowed.
-pub fn check_url(url: &str) -> ApiResult<()> {
+/// http(s) with a host; a literal address must be a target `targets`
+/// allows (SPEC 15; names are checked at delivery, once resolved).
+pub fn check_url(url: &str, targets: Targets) -> ApiResult<()> {
     let refused = || ApiError::invalid("url: must be an http:// or https:// URL with a host");
     if url.len() > MAX_URL_CHARS {
         return Err(ApiError::invalid(format!(
@@ -71,10 +134,10 @@ pub fn check_url(url: &str) -> ApiResult<()> {
     }
     let uri: hyper::Uri = url.parse().map_err(|_| refused())?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
-        return Err(refused());
+    match uri.host() {
+        Some(host) if scheme_ok && !host.is_empty() => check_host(host, targets),
+        _ => Err(refused()),
     }
-    Ok(())
 }
 
 pub fn check_event_types(types: &[String]) -> ApiResult<()> {
@@ -155,11 +218,14 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(check_url("http://127.0.0.1:9/x").is_ok());
-        assert!(check_url("https://hooks.slack.com/services/T/B/X").is_ok());
-        assert!(check_url("ftp://h/x").is_err());
-        assert!(check_url("not a url").is_err());
-        assert!(check_url("/relative").is_err());
+        let allowed = Targets::PublicAndPrivate;
+        assert!(check_url("http://127.0.0.1:9/x", allowed).is_ok());
+        assert!(check_url("http://127.0.0.1:9/x", Targets::Public).is_err());
+        assert!(check_url("http://169.254.169.254/latest", allowed).is_err());
+        assert!(check_url("https://hooks.slack.com/services/T/B/X", Targets::Public).is_ok());
+        assert!(check_url("ftp://h/x", allowed).is_err());
+        assert!(check_url("not a url", allowed).is_err());
+        assert!(check_url("/relative", allowed).is_err());
     }
 
     #[test]
@@ -173,6 +239,45 @@ mod tests {
         assert!(check_headers(&h).is_ok());
         h.insert("X-Alert-Intake-Signature".to_string(), "x".to_string());
         assert!(check_headers(&h).is_err());
+    }
+
+    #[test]
+    fn urls_are_masked_for_every_kind() {
+        let cases = [
+            (
+                WebhookKind::Dingtalk,
+                "https://oapi.dingtalk.com/robot/send?access_token=abc123",
+                "https://oapi.dingtalk.com/robot/send?access_token=***",
+            ),
+            (
+                WebhookKind::Wecom,
+                "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k-1&debug=1",
+                "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=***&debug=***",
+            ),
+            (
+                WebhookKind::Slack,
+                "https://hooks.slack.com/services/T0/B0/XXXXSECRET",
+                "https://hooks.slack.com/services/T0/B0/***",
+            ),
+            (
+                WebhookKind::Feishu,
+                "https://open.feishu.cn/open-apis/bot/v2/hook/0f2a-secret",
+                "https://open.feishu.cn/open-apis/bot/v2/hook/***",
+            ),
+            (
+                WebhookKind::Generic,
+                "http://user:pw@h.example:8080/x/y?t=1#frag",
+                "http://user:***@h.example:8080/x/y?t=***#***",
+            ),
+            (
+                WebhookKind::Generic,
+                "https://h.example/plain",
+                "https://h.example/plain",
+            ),
+        ];
+        for (kind, url, shown) in cases {
+            assert_eq!(mask_url(url, kind), shown);
+        }
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! batch ([`config`]), shapes each for its kind ([`kinds`]: generic, Slack,
 //! Feishu, DingTalk, WeCom, one file each behind one interface, signed by
 //! [`sign`]) and sends it with retries ([`service`]), recording every
-//! delivery in the history. A delivery that cannot be made now waits in its
-//! (webhook, incident) queue and is tried again on [`retry`]'s schedule by
-//! the notify function's scheduled run. [`stream`] reads DynamoDB Local's
-//! stream for tests and `make run`.
+//! delivery in the history; [`target`] keeps it off addresses it must not
+//! reach. A delivery that cannot be made now waits in its (webhook,
+//! incident) queue and is tried again on [`retry`]'s schedule by the notify
+//! function's scheduled run. [`stream`] reads DynamoDB Local's stream for
+//! tests and `make run`.
 
 pub mod ack_link;
 pub mod config;
@@ -18,3 +19,4 @@ pub mod retry;
 pub mod service;
 pub mod sign;
 pub mod stream;
+pub mod target;

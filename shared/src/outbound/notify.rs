@@ -35,6 +35,7 @@ use super::kinds::{build, Context};
 use super::retry::RetrySchedule;
 use super::service::{Sender, Sent};
 use super::stream::image;
+use super::target::Targets;
 use crate::engine;
 use crate::error::ApiResult;
 use crate::model::Channel;
@@ -89,11 +90,12 @@ pub struct RunReport {
 }
 
 impl Notifier {
-    /// `PUBLIC_BASE_URL`: the console's base URL for links in IM messages.
+    /// `PUBLIC_BASE_URL`: the console's base URL for links in IM messages;
+    /// `ALLOW_PRIVATE_WEBHOOK_TARGETS`: see [`Targets::from_env`].
     pub fn from_env(store: Store) -> Notifier {
         Notifier {
             store,
-            sender: Sender::new(Default::default()),
+            sender: Sender::new(Default::default(), Targets::from_env()),
             ctx: Context {
                 public_base_url: std::env::var("PUBLIC_BASE_URL")
                     .ok()

@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use super::kinds::OutRequest;
+use super::target::{literal_ip, refusal_in, CheckedResolver, Targets};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
@@ -42,6 +43,9 @@ pub enum Attempt {
     ConnectionFailed,
     /// The request could not be built (a header the receiver would never get).
     Unsendable,
+    /// Its address is not a webhook target here (SPEC 15), literally or
+    /// once resolved: final, never retried.
+    Refused(&'static str),
 }
 
 impl Attempt {
@@ -54,7 +58,7 @@ impl Attempt {
         match self {
             Attempt::Answered(s) => *s == 429 || (500..600).contains(s),
             Attempt::TimedOut | Attempt::ConnectionFailed => true,
-            Attempt::Unsendable => false,
+            Attempt::Unsendable | Attempt::Refused(_) => false,
         }
     }
 
@@ -68,6 +72,7 @@ impl Attempt {
             Attempt::Unsendable => {
                 Some("the request could not be built (check the headers)".into())
             }
+            Attempt::Refused(why) => Some(format!("not sent: {why}")),
         }
     }
 }
@@ -87,14 +92,19 @@ pub struct Sent {
     pub retryable: bool,
 }
 
+/// The one outbound HTTP client: redirects are not followed (the legacy
+/// client never follows them), and every name is resolved through
+/// [`CheckedResolver`].
 #[derive(Clone)]
 pub struct Sender {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>,
     pub policy: Policy,
+    targets: Targets,
 }
 
 impl Sender {
-    pub fn new(policy: Policy) -> Sender {
+    /// `targets`: where it may connect ([`Targets::from_env`] for webhooks).
+    pub fn new(policy: Policy, targets: Targets) -> Sender {
         let provider = rustls::crypto::ring::default_provider();
         let builder = HttpsConnectorBuilder::new();
         let builder = match builder.with_provider_and_native_roots(provider) {
@@ -120,21 +130,38 @@ impl Sender {
                 }
             }
         };
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(CheckedResolver::new(targets));
         http.enforce_http(false);
         http.set_connect_timeout(Some(policy.timeout));
         let connector = builder.https_or_http().enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Sender { client, policy }
+        Sender {
+            client,
+            policy,
+            targets,
+        }
     }
 
     /// One attempt within the policy's timeout.
     pub async fn attempt(&self, req: &OutRequest) -> Attempt {
+        // A literal address never reaches the resolver: check it here (a
+        // webhook saved before the rule, or under another setting).
+        let uri: Result<hyper::Uri, _> = req.url.parse();
+        let Ok(uri) = uri else {
+            return Attempt::Unsendable;
+        };
+        if let Some(why) = uri
+            .host()
+            .and_then(literal_ip)
+            .and_then(|ip| self.targets.refusal(ip))
+        {
+            return Attempt::Refused(why);
+        }
         let mut builder = hyper::Request::builder()
             .method(hyper::Method::POST)
-            .uri(&req.url)
+            .uri(uri)
             .header("user-agent", "alert-intake-webhooks/1");
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
@@ -144,7 +171,10 @@ impl Sender {
         };
         match tokio::time::timeout(self.policy.timeout, self.client.request(request)).await {
             Err(_) => Attempt::TimedOut,
-            Ok(Err(_)) => Attempt::ConnectionFailed,
+            Ok(Err(e)) => match refusal_in(&e) {
+                Some(why) => Attempt::Refused(why),
+                None => Attempt::ConnectionFailed,
+            },
             Ok(Ok(response)) => Attempt::Answered(response.status().as_u16()),
         }
     }
@@ -204,6 +234,7 @@ mod tests {
             Attempt::Answered(404),
             Attempt::Answered(301),
             Attempt::Unsendable,
+            Attempt::Refused("x"),
         ] {
             assert!(!final_.retryable(), "{final_:?}");
         }

@@ -148,6 +148,15 @@ impl RuleBody {
         self.compile("").map(|_| ())
     }
 
+    /// What the rule's patterns compile to, for the channel's regex budget.
+    pub fn compiled_bytes(&self) -> ApiResult<usize> {
+        Ok(match self.compile("")? {
+            CompiledRule::Drop(m) => m.compiled_bytes(),
+            CompiledRule::Silence(s) => s.matcher.compiled_bytes(),
+            CompiledRule::Inhibit(i) => i.source.compiled_bytes() + i.target.compiled_bytes(),
+        })
+    }
+
     fn compile(&self, rule_id: &str) -> ApiResult<CompiledRule> {
         let check_name = |name: &str| {
             let chars = name.chars().count();

@@ -21,6 +21,10 @@ pub const MAX_VALUE_CHARS: usize = 1024;
 pub const MAX_CONDITIONS: usize = 64;
 /// Compiled-regex size cap, so one pattern cannot eat a function's memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// What all the patterns of one channel's rules (or one integration's
+/// routes, enrichment and pipeline) may compile to together (SPEC 15): the
+/// per-pattern cap times the counts allowed would be gigabytes.
+pub const REGEX_BUDGET_BYTES: usize = 4 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Oper {
@@ -198,6 +202,30 @@ pub struct Matcher {
     any_of: Vec<Vec<Compiled>>,
 }
 
+/// The size of a pattern's compiled program: its Thompson NFA, the thing
+/// the regex crate's size limit bounds.
+pub(crate) fn program_bytes(pattern: &str) -> usize {
+    use regex_automata::nfa::thompson;
+    thompson::Compiler::new()
+        .configure(thompson::Config::new().nfa_size_limit(Some(REGEX_SIZE_LIMIT)))
+        .build(pattern)
+        .map_or(REGEX_SIZE_LIMIT, |nfa| nfa.memory_usage())
+}
+
+/// Refuse when `bytes` of patterns in `place`, beside `others` already
+/// stored, would pass [`REGEX_BUDGET_BYTES`].
+pub fn check_regex_budget(place: &str, bytes: usize, others: usize, whose: &str) -> ApiResult<()> {
+    if bytes + others <= REGEX_BUDGET_BYTES {
+        return Ok(());
+    }
+    Err(ApiError::invalid(format!(
+        "{place}: its patterns compile to {} KiB; with the rest of the {whose} that is {} KiB, over the {whose}'s budget of {} KiB (use fewer or simpler regexes and wildcards)",
+        bytes.div_ceil(1024),
+        (bytes + others).div_ceil(1024),
+        REGEX_BUDGET_BYTES / 1024
+    )))
+}
+
 pub(crate) fn regex(pattern: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
@@ -349,6 +377,20 @@ impl Matcher {
             any_of.push(compiled);
         }
         Ok(Matcher { any_of })
+    }
+
+    /// What its regexes and wildcards compile to, for the regex budget.
+    /// Measured at save only (it compiles each pattern once more).
+    pub fn compiled_bytes(&self) -> usize {
+        self.any_of
+            .iter()
+            .flatten()
+            .flat_map(|c| &c.patterns)
+            .map(|p| match p {
+                Pattern::Regex(r) => program_bytes(r.as_str()),
+                _ => 0,
+            })
+            .sum()
     }
 
     /// A rule's optional `if`: absent matches every event.
@@ -533,6 +575,40 @@ mod tests {
         assert!(
             serde_json::from_str::<Condition>(r#"{"key":"title","oper":"in","vals":["x"]}"#)
                 .is_err()
+        );
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn regexes_and_wildcards_count_toward_the_budget_and_exact_values_do_not() {
+        let cond = |vals: &[&str]| Condition {
+            key: "title".into(),
+            oper: Oper::In,
+            vals: vals.iter().map(|v| v.to_string()).collect(),
+        };
+        let exact =
+            Matcher::compile(&vec![vec![cond(&["disk full", "cidr:10.0.0.0/8"])]], "if").unwrap();
+        assert_eq!(exact.compiled_bytes(), 0);
+        let small = Matcher::compile(&vec![vec![cond(&["/^db-\\d+$/", "web-*"])]], "if").unwrap();
+        assert!(small.compiled_bytes() > 0);
+        let big = Matcher::compile(&vec![vec![cond(&["/\\w{20}/"])]], "if").unwrap();
+        assert!(
+            big.compiled_bytes() > 100 * small.compiled_bytes(),
+            "{} vs {}",
+            big.compiled_bytes(),
+            small.compiled_bytes()
+        );
+        assert!(check_regex_budget("x", REGEX_BUDGET_BYTES, 0, "channel's rules").is_ok());
+        let err = check_regex_budget("drop-rules/r1", REGEX_BUDGET_BYTES, 1, "channel's rules")
+            .unwrap_err();
+        assert!(
+            err.message().starts_with("drop-rules/r1: "),
+            "{}",
+            err.message()
         );
     }
 }

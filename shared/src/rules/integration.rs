@@ -202,6 +202,24 @@ pub fn prepare(list: RuleList, rules: &mut [IntegrationRule]) -> ApiResult<Compi
     compile(list, rules)
 }
 
+/// What a (valid) list's regexes and wildcards compile to, for the
+/// integration's regex budget: its conditions and its `extract` patterns.
+pub fn compiled_bytes(rules: &[IntegrationRule]) -> usize {
+    rules
+        .iter()
+        .map(|rule| {
+            let conditions = Matcher::compile_optional(rule.conditions.as_ref(), "if")
+                .map_or(0, |m| m.compiled_bytes());
+            let pattern = rule
+                .pattern
+                .as_deref()
+                .and_then(|p| p.strip_prefix('/')?.strip_suffix('/'))
+                .map_or(0, crate::rules::conditions::program_bytes);
+            conditions + pattern
+        })
+        .sum()
+}
+
 /// Compile a stored (or prepared) list.
 pub fn compile(list: RuleList, rules: &[IntegrationRule]) -> ApiResult<CompiledRules> {
     let mut steps = Vec::with_capacity(rules.len());

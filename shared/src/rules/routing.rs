@@ -72,6 +72,11 @@ fn check_channels(ids: &[String], at: &str) -> ApiResult<()> {
 }
 
 impl CompiledRoutes {
+    /// What the cases' regexes and wildcards compile to (the regex budget).
+    pub fn compiled_bytes(&self) -> usize {
+        self.cases.iter().map(|(m, _, _)| m.compiled_bytes()).sum()
+    }
+
     pub fn compile(routes: &Routes) -> ApiResult<Self> {
         if routes.cases.len() > MAX_CASES {
             return Err(ApiError::invalid(format!(

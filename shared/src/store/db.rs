@@ -224,10 +224,17 @@ impl Store {
         let table_key = |item: &Item| -> ApiResult<(String, String)> {
             Ok((get_s(item, "pk")?, get_s(item, "sk")?))
         };
-        let keys = listed
-            .iter()
-            .map(|i| table_key(i).map(|(pk, sk)| key(pk, sk)))
-            .collect::<ApiResult<Vec<_>>>()?;
+        // An item can be listed twice (an incident whose status changed
+        // between the queries of two statuses); BatchGetItem refuses a
+        // repeated key, and the answer lists each item once.
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::new();
+        for item in listed {
+            let (pk, sk) = table_key(item)?;
+            if seen.insert((pk.clone(), sk.clone())) {
+                keys.push(key(pk, sk));
+            }
+        }
         let mut found: HashMap<(String, String), Item> = HashMap::new();
         for item in self.batch_get(keys).await? {
             found.insert(table_key(&item)?, item);

@@ -157,6 +157,26 @@
 
   function appKey() { return sessionStorage.getItem(KEY_SLOT); }
 
+  // The signed-in key's role (GET /api/whoami): the page hides what the role
+  // may not do (elements with data-needs="responder" or "admin", by CSS).
+  // The API refuses those calls anyway; hiding only spares the click.
+  let me = null;
+  async function whoami() {
+    if (!me) {
+      me = await api('GET', '/api/whoami');
+      document.body.dataset.role = me.role;
+      const badgeEl = document.getElementById('whoami');
+      if (badgeEl) badgeEl.textContent = `${me.role} key${me.member_id ? ` · ${me.member_id}` : ''}`;
+    }
+    return me;
+  }
+  function forgetMe() {
+    me = null;
+    delete document.body.dataset.role;
+    const badgeEl = document.getElementById('whoami');
+    if (badgeEl) badgeEl.textContent = '';
+  }
+
   async function api(method, path, body) {
     const headers = { Authorization: `Bearer ${appKey()}` };
     const init = { method, headers, cache: 'no-store' };
@@ -243,6 +263,7 @@
   function renderSignIn(error) {
     timers.forEach(clearInterval);
     timers = [];
+    forgetMe();
     document.getElementById('nav').hidden = true;
     document.getElementById('sign-out').hidden = true;
     const input = h('input', { type: 'password', id: 'app-key', autocomplete: 'off', required: true, class: 'wide', spellcheck: 'false' });
@@ -281,11 +302,12 @@
       channels: () => (id ? channelPage(id) : channelList()),
       integrations: () => (id ? integrationPage(id) : integrationList()),
       webhooks: () => (id ? webhookPage(id) : webhookList()),
+      keys: () => keyList(),
     };
     if (!views[section]) { location.replace('#/incidents'); return; }
     markNav(section);
     main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
-    views[section]().catch((e) => {
+    whoami().then(() => views[section]()).catch((e) => {
       flash(e);
       main.replaceChildren(h('p', { class: 'muted' }, 'This page could not be loaded; the message above says why.'));
     });
@@ -473,7 +495,7 @@
       h('h2', { id: 'incident-title' }, inc.title),
       h('div', { class: 'split' },
         h('section', { class: 'card', 'aria-label': 'Facts' }, facts),
-        h('section', { class: 'card', 'aria-labelledby': 'actions-h' }, h('h3', { id: 'actions-h' }, 'Actions'),
+        h('section', { class: 'card', 'aria-labelledby': 'actions-h', 'data-needs': 'responder' }, h('h3', { id: 'actions-h' }, 'Actions'),
           h('div', { class: 'actions' }, buttons), reopen, silence, comment)),
       h('h3', {}, 'Alerts'),
       h('table', { id: 'alerts' }, h('caption', { class: 'visually-hidden' }, 'Alerts of this incident'),
@@ -489,7 +511,7 @@
   async function channelList() {
     const channels = await loadChannels();
     const name = h('input', { type: 'text', id: 'channel-name', required: true, maxlength: 100 });
-    const form = h('form', { class: 'card', id: 'channel-create', onsubmit: async (ev) => {
+    const form = h('form', { class: 'card', id: 'channel-create', 'data-needs': 'admin', onsubmit: async (ev) => {
       ev.preventDefault();
       const ch = await act(ev.submitter, () => api('POST', '/api/channels', { name: name.value }), 'Channel created.');
       if (ch) go(`#/channels/${ch.channel_id}`);
@@ -543,7 +565,7 @@
       let editing = null;
       const submit = h('button', { type: 'submit', class: 'primary' }, `Add ${kind} rule`);
       const cancel = h('button', { type: 'button', hidden: true, onclick: () => { editing = null; editor.value = pretty(RULE_TEMPLATES[kind]); submit.textContent = `Add ${kind} rule`; cancel.hidden = true; } }, 'Cancel edit');
-      const form = h('form', { onsubmit: async (ev) => {
+      const form = h('form', { 'data-needs': 'admin', onsubmit: async (ev) => {
         ev.preventDefault();
         const body = await act(null, async () => parseJson(editor.value, 'Rule (JSON)'));
         if (!body) return;
@@ -560,7 +582,7 @@
           h('td', {}, rule.name),
           h('td', {}, rule.enabled ? 'enabled' : 'disabled'),
           h('td', {}, ruleSummary(kind, rule)),
-          h('td', {}, h('div', { class: 'actions' },
+          h('td', {}, h('div', { class: 'actions', 'data-needs': 'admin' },
             h('button', { type: 'button', onclick: () => {
               const body = Object.assign({}, rule);
               for (const k of ['rule_id', 'position', 'active', 'incident_id']) delete body[k];
@@ -604,7 +626,7 @@
       mute: h('input', { type: 'number', min: 0, max: 1440, value: String(f.mute_minutes) }),
     };
     const numbers = (text) => text.split(/[\s,]+/).filter(Boolean).map(Number);
-    const settings = h('form', { class: 'card', id: 'channel-settings', onsubmit: async (ev) => {
+    const settings = h('form', { class: 'card', id: 'channel-settings', 'data-needs': 'admin', onsubmit: async (ev) => {
       ev.preventDefault();
       const body = {
         name: inputs.name.value,
@@ -651,7 +673,7 @@
     show(h('p', {}, h('a', { href: '#/channels' }, '← All channels')),
       h('h2', {}, `Channel ${ch.name}`),
       h('p', { class: 'muted' }, 'Channel id ', h('code', {}, ch.channel_id), ' · ', h('a', { href: `#/incidents?status=Triggered%2CProcessing&channel_id=${ch.channel_id}` }, 'its open incidents')),
-      settings, sections, h('p', {}, del));
+      settings, sections, h('p', { 'data-needs': 'admin' }, del));
   }
 
   // ---------------------------------------------------------------- integrations
@@ -698,7 +720,7 @@
     kind.addEventListener('change', sync);
     channel.addEventListener('change', sync);
     sync();
-    const form = h('form', { class: 'card', id: 'integration-create', onsubmit: async (ev) => {
+    const form = h('form', { class: 'card', id: 'integration-create', 'data-needs': 'admin', onsubmit: async (ev) => {
       ev.preventDefault();
       const body = { name: name.value, kind: kind.value };
       const made = await act(ev.submitter, async () => {
@@ -749,7 +771,7 @@
       if (answer) text.value = pretty(answer.rules);
     } }, h('h3', {}, list === 'enrichment' ? 'Label enrichment' : 'Pipeline'),
     field(`${list[0].toUpperCase()}${list.slice(1)} rules (JSON)`, text, help),
-    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, `Save ${list}`)));
+    h('div', { class: 'actions', 'data-needs': 'admin' }, h('button', { type: 'submit', class: 'primary' }, `Save ${list}`)));
     return { section, load: async () => { text.value = pretty((await api('GET', path)).rules); } };
   }
 
@@ -783,7 +805,7 @@
         h('dt', {}, 'Created'), h('dd', {}, when(integ.created_at)),
         h('dt', {}, 'Integration id'), h('dd', {}, h('code', {}, integ.integration_id))),
       integ.routes ? h('pre', {}, pretty(integ.routes)) : null,
-      h('div', { class: 'actions' }, rotate)),
+      h('div', { class: 'actions', 'data-needs': 'admin' }, rotate)),
       enrichment.section, pipeline.section);
   }
 
@@ -798,7 +820,7 @@
     const headers = h('textarea', { id: 'webhook-headers', rows: 2, spellcheck: 'false' }, '{}');
     const channelBoxes = channels.map((c) => checkbox(c.name, { value: c.channel_id, name: 'webhook-channel' }));
     const typeBoxes = [...INCIDENT_EVENTS, ...ALERT_EVENTS].map((t) => checkbox(t, { value: t, name: 'webhook-type', checked: INCIDENT_EVENTS.includes(t) }));
-    const form = h('form', { class: 'card', id: 'webhook-create', onsubmit: async (ev) => {
+    const form = h('form', { class: 'card', id: 'webhook-create', 'data-needs': 'admin', onsubmit: async (ev) => {
       ev.preventDefault();
       const made = await act(ev.submitter, async () => {
         const picked = (n) => [...form.querySelectorAll(`input[name="${n}"]:checked`)].map((b) => b.value);
@@ -846,7 +868,7 @@
           h('td', {}, when(d.at)), h('td', {}, d.event_type), h('td', {}, object),
           h('td', {}, d.status), h('td', { class: 'num' }, d.attempts), h('td', { class: 'num' }, d.http_status ?? '—'),
           h('td', { class: 'num' }, `${d.duration_ms} ms`), h('td', {}, d.error || ''),
-          h('td', {}, h('button', { type: 'button', onclick: (ev) => act(ev.target, () => api('POST', `${path}/deliveries/${d.delivery_id}/resend`),
+          h('td', {}, h('button', { type: 'button', 'data-needs': 'admin', onclick: (ev) => act(ev.target, () => api('POST', `${path}/deliveries/${d.delivery_id}/resend`),
             (r) => `Resend queued as delivery ${r.delivery_id}; it appears here once sent.`) }, 'Resend')));
       });
       if (reset) body.replaceChildren(...rows); else body.append(...rows);
@@ -873,13 +895,55 @@
         h('dt', {}, 'Event types'), h('dd', {}, w.event_types.join(' ')),
         h('dt', {}, 'Secret'), h('dd', {}, w.has_secret ? 'set (never shown)' : 'none'),
         h('dt', {}, 'Headers'), h('dd', {}, chips(w.headers))),
-      h('div', { class: 'actions' }, toggle, del)),
+      h('div', { class: 'actions', 'data-needs': 'admin' }, toggle, del)),
       h('h3', {}, 'Delivery history'),
       h('div', { class: 'row' }, field('Show', statusFilter)),
       h('table', { id: 'deliveries' }, h('caption', { class: 'visually-hidden' }, 'Deliveries, newest first'),
         h('thead', {}, h('tr', {}, ['At', 'Event', 'Object', 'Status', 'Attempts', 'HTTP', 'Took', 'Error', 'Resend'].map((t) => h('th', { scope: 'col' }, t)))), body),
       h('p', {}, more));
     await load(true);
+  }
+
+  // ---------------------------------------------------------------- app keys
+
+  const ROLES = [['viewer', 'Viewer: reads only (a wallboard, a chat bot)'],
+    ['responder', 'Responder: reads; acks, resolves, reopens, comments, silences'],
+    ['admin', 'Admin: everything, keys included']];
+
+  async function keyList() {
+    const { items } = await api('GET', '/api/app-keys');
+    const name = h('input', { type: 'text', id: 'key-name', required: true, maxlength: 100 });
+    const role = select(ROLES, 'viewer', { id: 'key-role' });
+    const member = h('input', { type: 'text', id: 'key-member', maxlength: 64, spellcheck: 'false' });
+    const result = h('div', { id: 'key-made' });
+    const form = h('form', { class: 'card', id: 'key-create', 'data-needs': 'admin', onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = { name: name.value, role: role.value };
+      if (member.value.trim()) body.member_id = member.value.trim();
+      const made = await act(ev.submitter, () => api('POST', '/api/app-keys', body), (k) => `App key ${k.name} (${k.role}) made: copy it now, it is not shown again.`);
+      if (!made) return;
+      const shown = h('input', { type: 'text', readonly: true, class: 'wide', id: 'new-app-key', value: made.app_key });
+      result.replaceChildren(h('section', { class: 'card' }, h('h3', {}, `New ${made.role} key: ${made.name}`),
+        field('App key (shown once)', shown), h('div', { class: 'actions' }, copyButton(shown, 'app key'),
+          h('button', { type: 'button', onclick: () => keyList().catch(flash) }, 'Done: back to the list'))));
+      shown.focus();
+    } }, h('h3', {}, 'New app key'),
+    h('div', { class: 'row' }, field('Name', name), field('Role', role), field('Member id (optional)', member, 'Its actions name this member in the timeline.')),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Make key')));
+    const rows = items.map((k) => h('tr', {},
+      h('td', {}, k.name), h('td', {}, h('span', { class: 'badge role' }, k.role)), h('td', {}, k.member_id || '—'),
+      h('td', {}, when(k.created_at)), h('td', {}, h('code', {}, k.app_key_id)),
+      h('td', {}, me && k.app_key_id === me.app_key_id ? h('span', { class: 'muted' }, 'this key') : h('button', { type: 'button', class: 'danger', onclick: async (ev) => {
+        if (ev.target.dataset.armed !== 'yes') { ev.target.dataset.armed = 'yes'; ev.target.textContent = 'Really revoke: it stops working at once'; return; }
+        if (await act(ev.target, () => api('DELETE', `/api/app-keys/${k.app_key_id}`), `App key ${k.name} revoked.`)) keyList().catch(flash);
+      } }, 'Revoke'))));
+    show(h('h2', {}, 'App keys'),
+      h('p', { class: 'muted' }, 'Roles: a viewer reads only; a responder also acknowledges, resolves, reopens, comments and silences; an admin does everything.'),
+      result,
+      h('table', { id: 'app-keys' }, h('caption', { class: 'visually-hidden' }, 'App keys'),
+        h('thead', {}, h('tr', {}, ['Name', 'Role', 'Member', 'Created', 'Id', 'Revoke'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, rows)),
+      form);
   }
 
   // ---------------------------------------------------------------- start

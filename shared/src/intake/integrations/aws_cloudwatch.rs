@@ -10,6 +10,12 @@
 //!   (versions 1, SHA1withRSA, and 2, SHA256withRSA, over SNS's canonical
 //!   string) against the certificate at `SigningCertURL`, which must be an
 //!   https URL on an `sns.<region>.amazonaws.com(.cn)` host; else `Unauthorized`.
+//! - **Topic.** With `"sns_topic_arns": [...]` on the integration, a message
+//!   (confirmation included) whose `TopicArn` is not one of them is
+//!   `AccessDenied`, before any fetch (SPEC 15).
+//! - **Replay.** A `Notification` whose `Timestamp` is more than one hour
+//!   old or five minutes ahead of the receipt time is `InvalidParameter`,
+//!   signature checked or not ([`TimestampWindow`]).
 //! - **SubscriptionConfirmation**: confirmed by fetching `SubscribeURL`, which
 //!   must be https on such a host (no other host is ever contacted), with or
 //!   without signature checks. **UnsubscribeConfirmation** → `ignored`.
@@ -27,24 +33,13 @@ use serde_json::Value;
 
 use super::common::{parse_rfc3339, LabelBuilder};
 use super::source::json_value;
+pub use super::source::SnsSignature;
 use super::{
     flex, from_value, BodyFormat, ParseSettings, Parsed, Source, SourceAction, SourceRequest,
 };
 use crate::domain::event::{EventStatus, IncomingEvent, ParsedEvent, ALERT_KEY_MAX_CHARS};
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::stable_key;
-
-/// What must be checked for one SNS message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnsSignature {
-    pub cert_url: String,
-    /// SNS's canonical string for the message type.
-    pub string_to_sign: String,
-    /// The decoded `Signature`.
-    pub signature: Vec<u8>,
-    /// `SignatureVersion` 2 (SHA-256); else 1 (SHA-1).
-    pub sha256: bool,
-}
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -134,6 +129,101 @@ struct Alarm {
 
 pub struct AwsCloudwatch;
 
+/// How far a `Notification`'s `Timestamp` may be from the receipt time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimestampWindow {
+    pub max_age_ms: i64,
+    pub max_ahead_ms: i64,
+}
+
+impl Default for TimestampWindow {
+    /// SPEC 15: one hour old, five minutes ahead.
+    fn default() -> Self {
+        TimestampWindow {
+            max_age_ms: 3_600_000,
+            max_ahead_ms: 300_000,
+        }
+    }
+}
+
+pub const MAX_TOPIC_ARNS: usize = 20;
+
+/// `arn:<partition>:sns:<region>:<12-digit account>:<topic>`.
+fn is_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let [arn_, partition, service, region, account, topic] = parts[..] else {
+        return false;
+    };
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    arn_ == "arn"
+        && word(partition)
+        && partition.starts_with("aws")
+        && service == "sns"
+        && word(region)
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (1..=256).contains(&topic.len())
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The `sns_topic_arns` setting: at most [`MAX_TOPIC_ARNS`] topic ARNs.
+pub fn check_topic_arns(arns: &[String]) -> ApiResult<()> {
+    if arns.len() > MAX_TOPIC_ARNS {
+        return Err(ApiError::invalid(format!(
+            "sns_topic_arns: at most {MAX_TOPIC_ARNS} topics"
+        )));
+    }
+    for (i, arn) in arns.iter().enumerate() {
+        if !is_topic_arn(arn) {
+            return Err(ApiError::invalid(format!(
+                "sns_topic_arns[{i}]: must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The topic pin: with topics set, only those may speak.
+fn check_topic(env: &Envelope, allowed: &[String]) -> ApiResult<()> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    match env.topic_arn.as_deref() {
+        Some(topic) if allowed.iter().any(|a| a == topic) => Ok(()),
+        _ => Err(ApiError::AccessDenied(
+            "TopicArn: not one of this integration's sns_topic_arns".into(),
+        )),
+    }
+}
+
+/// A `Notification` must be fresh: a captured one cannot be replayed later.
+fn check_timestamp(env: &Envelope, now_ms: i64, window: TimestampWindow) -> ApiResult<()> {
+    let at = env
+        .timestamp
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .ok_or_else(|| ApiError::invalid("Timestamp: required, an RFC 3339 time"))?;
+    if at < now_ms - window.max_age_ms {
+        return Err(ApiError::invalid(format!(
+            "Timestamp: more than {} minutes old (a replayed message?)",
+            window.max_age_ms / 60_000
+        )));
+    }
+    if at > now_ms + window.max_ahead_ms {
+        return Err(ApiError::invalid(format!(
+            "Timestamp: more than {} minutes ahead of this service's clock",
+            window.max_ahead_ms / 60_000
+        )));
+    }
+    Ok(())
+}
+
 /// This integration's push endpoint: its function binary links this parser only.
 pub const ENDPOINT: super::Endpoint = super::Endpoint {
     kind: super::IntegrationKind::AwsCloudwatch,
@@ -168,6 +258,10 @@ impl Source for AwsCloudwatch {
                     "x-amz-sns-message-type: does not match the message's Type",
                 ));
             }
+        }
+        check_topic(&env, settings.sns_topic_arns)?;
+        if let (Some((now_ms, window)), "Notification") = (settings.sns_timestamp, kind.as_str()) {
+            check_timestamp(&env, now_ms, window)?;
         }
         let signature = if settings.verify_signature {
             Some(signature_of(&env, &kind)?)
@@ -540,6 +634,102 @@ mod tests {
                 assert!(is_sns_url(&subscribe_url))
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn run_with(body: &str, settings: &ParseSettings<'_>) -> ApiResult<Parsed> {
+        let headers = HashMap::new();
+        let query = HashMap::new();
+        AwsCloudwatch.parse(
+            &SourceRequest {
+                method: "POST",
+                headers: &headers,
+                query: &query,
+                body: PushBody {
+                    bytes: body.as_bytes(),
+                    format: BodyFormat::Json,
+                },
+            },
+            settings,
+        )
+    }
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:cloudwatch-alarms";
+
+    #[test]
+    fn pinned_topics_refuse_every_other_topic() {
+        let confirmation = std::fs::read_to_string(format!(
+            "{}/fixtures/sns-signing/subscription-confirmation.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let other = ["arn:aws:sns:us-east-1:999999999999:attacker".to_string()];
+        let ours = [TOPIC.to_string()];
+        for body in [fixture("alarm-v1.json"), confirmation] {
+            for verify in [true, false] {
+                let pinned = |arns| ParseSettings {
+                    verify_signature: verify,
+                    sns_topic_arns: arns,
+                    ..Default::default()
+                };
+                let err = run_with(&body, &pinned(&other)).unwrap_err();
+                assert_eq!(err.code(), "AccessDenied");
+                assert!(run_with(&body, &pinned(&ours)).is_ok());
+                assert!(
+                    run_with(&body, &pinned(&[])).is_ok(),
+                    "not pinned: any topic"
+                );
+            }
+        }
+        let no_topic = fixture("alarm-v1.json").replace(TOPIC, "");
+        let pinned = ParseSettings {
+            sns_topic_arns: &ours,
+            ..Default::default()
+        };
+        assert_eq!(
+            run_with(&no_topic, &pinned).unwrap_err().code(),
+            "AccessDenied"
+        );
+    }
+
+    #[test]
+    fn notification_timestamps_outside_the_window_are_refused() {
+        let sent = parse_rfc3339("2026-11-20T08:20:32.003Z").unwrap();
+        let window = TimestampWindow::default();
+        for verify in [true, false] {
+            let at = |now: i64| ParseSettings {
+                verify_signature: verify,
+                sns_timestamp: Some((now, window)),
+                ..Default::default()
+            };
+            let body = fixture("alarm-v1.json");
+            assert!(run_with(&body, &at(sent)).is_ok());
+            assert!(run_with(&body, &at(sent + 3_600_000)).is_ok());
+            assert!(run_with(&body, &at(sent - 300_000)).is_ok());
+            let old = run_with(&body, &at(sent + 3_600_001)).unwrap_err();
+            assert_eq!(old.code(), "InvalidParameter");
+            assert!(old.message().starts_with("Timestamp: "));
+            let ahead = run_with(&body, &at(sent - 300_001)).unwrap_err();
+            assert!(ahead.message().starts_with("Timestamp: "));
+            let garbled = body.replace("2026-11-20T08:20:32.003Z", "yesterday");
+            assert!(run_with(&garbled, &at(sent)).is_err());
+        }
+    }
+
+    #[test]
+    fn topic_arn_setting() {
+        assert!(check_topic_arns(&[TOPIC.into()]).is_ok());
+        assert!(
+            check_topic_arns(&["arn:aws-cn:sns:cn-north-1:123456789012:a.fifo".into()]).is_ok()
+        );
+        for bad in [
+            "arn:aws:sqs:us-east-1:123456789012:q",
+            "arn:aws:sns:us-east-1:1234:t",
+            "arn:aws:sns:us-east-1:123456789012:",
+            "topic",
+        ] {
+            let err = check_topic_arns(&[TOPIC.into(), bad.into()]).unwrap_err();
+            assert!(err.message().starts_with("sns_topic_arns[1]:"), "{bad}");
         }
     }
 

@@ -149,6 +149,12 @@ pub struct ParseSettings<'a> {
     /// CloudWatch through SNS: check the message signature (on unless the
     /// integration was created with `"verify_signature": false`).
     pub verify_signature: bool,
+    /// CloudWatch through SNS: the only topics accepted (empty: any).
+    pub sns_topic_arns: &'a [String],
+    /// CloudWatch through SNS: the receipt time and the window a
+    /// `Notification`'s `Timestamp` must fall in (`None`: not checked, for
+    /// parsing tests of fixed fixtures; the push path always sets it).
+    pub sns_timestamp: Option<(i64, aws_cloudwatch::TimestampWindow)>,
 }
 
 impl Default for ParseSettings<'_> {
@@ -157,6 +163,8 @@ impl Default for ParseSettings<'_> {
             callback_token: None,
             client_secret: None,
             verify_signature: true,
+            sns_topic_arns: &[],
+            sns_timestamp: None,
         }
     }
 }

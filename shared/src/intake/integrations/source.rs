@@ -45,10 +45,10 @@ pub enum Reply {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceAction {
     /// Check an SNS message signature before anything else (a bad one is `Unauthorized`).
-    VerifySns(super::aws_cloudwatch::SnsSignature),
+    VerifySns(SnsSignature),
     /// Check the signature, then confirm the subscription by fetching `subscribe_url`.
     ConfirmSnsSubscription {
-        signature: Option<super::aws_cloudwatch::SnsSignature>,
+        signature: Option<SnsSignature>,
         subscribe_url: String,
     },
     /// Acknowledge the incident of the open alert with this key (PagerDuty `acknowledge`).
@@ -127,4 +127,16 @@ pub fn json_value(body: &PushBody<'_>) -> ApiResult<Value> {
         BodyFormat::Json => serde_json::from_slice(body.bytes).map_err(|e| super::syntax_error(&e)),
         BodyFormat::Form => super::body_to_value(body),
     }
+}
+
+/// What must be checked for one SNS message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnsSignature {
+    pub cert_url: String,
+    /// SNS's canonical string for the message type.
+    pub string_to_sign: String,
+    /// The decoded `Signature`.
+    pub signature: Vec<u8>,
+    /// `SignatureVersion` 2 (SHA-256); else 1 (SHA-1).
+    pub sha256: bool,
 }

@@ -61,20 +61,71 @@ fn json_request(url: &str, body: &Value) -> OutRequest {
     }
 }
 
-/// The short readable text of a change that IM kinds send.
+/// The short readable text of a change that IM kinds send. Alert-controlled
+/// parts (title, severity, labels, comment, channel) are kept raw here and
+/// escaped by [`Summary::render`] with the receiving platform's [`Markup`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
-    /// `[Triggered] Critical: disk full`
-    pub headline: String,
-    /// `incident opened`, `alert joined`, ...
+    /// `Triggered`, `Firing`, ...
+    pub status: String,
+    pub severity: String,
+    pub title: String,
+    /// `incident opened`, `alert joined`, ... (our words)
     pub what: String,
+    /// Text a person or a source wrote, shown after `what` (a comment).
+    pub what_text: Option<String>,
     pub channel: String,
-    pub labels: String,
+    pub labels: Vec<(String, String)>,
     pub link: Option<String>,
 }
 
-fn what_happened(event_type: &str, detail: &Value) -> String {
-    match event_type {
+/// How one platform marks up a message: its bold markers, and how text that
+/// came from an alert is made inert there (SPEC 15: it cannot mention
+/// everyone, add links or change the message's structure).
+#[derive(Clone, Copy, Debug)]
+pub struct Markup {
+    pub bold: (&'static str, &'static str),
+    pub escape: fn(&str) -> String,
+}
+
+/// One line, no control characters: a title cannot start a line of its own
+/// (a fake `channel:` line, a markdown heading or quote).
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// For platforms without an escape syntax for their mention tags and links
+/// (Feishu text, DingTalk and WeCom markdown): the characters that open a
+/// tag (`<at user_id="all">`, `<@userid>`, `<font>`), a link (`[text](url)`), a mention (`@all`), emphasis or a code span
+/// become their full-width look-alikes, which read the same and mean
+/// nothing. Headings and quotes need a line start, which [`one_line`]
+/// already took away.
+pub fn neutralise_markdown(text: &str) -> String {
+    one_line(text)
+        .chars()
+        .map(|c| match c {
+            '<' => '\u{FF1C}',
+            '>' => '\u{FF1E}',
+            '[' => '\u{FF3B}',
+            ']' => '\u{FF3D}',
+            '@' => '\u{FF20}',
+            '*' => '\u{FF0A}',
+            '`' => '\u{FF40}',
+            c => c,
+        })
+        .collect()
+}
+
+fn what_happened(event_type: &str, detail: &Value) -> (String, Option<String>) {
+    let fixed = match event_type {
         "i_new" => "incident opened".into(),
         "a_merge" => "an alert joined the incident".into(),
         "i_ack" => "incident acknowledged".into(),
@@ -84,7 +135,10 @@ fn what_happened(event_type: &str, detail: &Value) -> String {
             _ => "incident resolved by hand".into(),
         },
         "i_reopen" => "incident reopened".into(),
-        "i_comm" => format!("comment: {}", detail["text"].as_str().unwrap_or_default()),
+        "i_comm" => {
+            let text = detail["text"].as_str().unwrap_or_default().to_string();
+            return ("comment".into(), Some(text));
+        }
         "i_storm" => format!(
             "alert storm: {} alerts",
             detail["threshold"].as_i64().unwrap_or_default()
@@ -94,7 +148,8 @@ fn what_happened(event_type: &str, detail: &Value) -> String {
         "a_update" => "alert changed".into(),
         "a_close" => "alert closed".into(),
         other => other.to_string(),
-    }
+    };
+    (fixed, None)
 }
 
 pub fn summary(body: &Value, ctx: &Context) -> Summary {
@@ -116,9 +171,8 @@ pub fn summary(body: &Value, ctx: &Context) -> Summary {
         .map(|m| {
             m.iter()
                 .take(10)
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(", ")
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
         })
         .unwrap_or_default();
     let incident_id = object["incident_id"].as_str().unwrap_or_default();
@@ -127,18 +181,17 @@ pub fn summary(body: &Value, ctx: &Context) -> Summary {
         .as_deref()
         .filter(|_| !incident_id.is_empty())
         .map(|base| {
-            format!(
-                "{}/console#/incidents/{incident_id}",
-                base.trim_end_matches('/')
-            )
+            // The id is ours, but it is placed in a URL: keep it URL-safe.
+            let id: String = form_urlencoded::byte_serialize(incident_id.as_bytes()).collect();
+            format!("{}/console#/incidents/{id}", base.trim_end_matches('/'))
         });
+    let (what, what_text) = what_happened(event_type, &body["detail"]);
     Summary {
-        headline: format!(
-            "[{status}] {}: {}",
-            object["severity"].as_str().unwrap_or_default(),
-            object["title"].as_str().unwrap_or_default()
-        ),
-        what: what_happened(event_type, &body["detail"]),
+        status,
+        severity: object["severity"].as_str().unwrap_or_default().to_string(),
+        title: object["title"].as_str().unwrap_or_default().to_string(),
+        what,
+        what_text,
         channel: object["channel_id"]
             .as_str()
             .unwrap_or_default()
@@ -149,15 +202,41 @@ pub fn summary(body: &Value, ctx: &Context) -> Summary {
 }
 
 impl Summary {
-    /// Markdown lines: bold headline, then what happened, channel, labels, link.
-    pub fn markdown(&self, bold: (&str, &str)) -> String {
+    /// `[Triggered] Critical: disk full`, the alert's parts escaped.
+    pub fn headline(&self, markup: &Markup) -> String {
+        let e = markup.escape;
+        format!(
+            "[{}] {}: {}",
+            e(&self.status),
+            e(&self.severity),
+            e(&self.title)
+        )
+    }
+
+    /// Lines: bold headline, then what happened, channel, labels, link.
+    pub fn render(&self, markup: &Markup) -> String {
+        let e = markup.escape;
+        let mut what = self.what.clone();
+        if let Some(text) = &self.what_text {
+            what = format!("{what}: {}", e(text));
+        }
         let mut lines = vec![
-            format!("{}{}{}", bold.0, self.headline, bold.1),
-            self.what.clone(),
-            format!("channel: {}", self.channel),
+            format!(
+                "{}{}{}",
+                markup.bold.0,
+                self.headline(markup),
+                markup.bold.1
+            ),
+            what,
+            format!("channel: {}", e(&self.channel)),
         ];
         if !self.labels.is_empty() {
-            lines.push(format!("labels: {}", self.labels));
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{}={}", e(k), e(v)))
+                .collect();
+            lines.push(format!("labels: {}", labels.join(", ")));
         }
         if let Some(link) = &self.link {
             lines.push(link.clone());
@@ -195,15 +274,75 @@ mod tests {
                             "labels": {"host": "db1"}}, "detail": {}})
     }
 
+    /// Changes whose alert-controlled text tries every trick SPEC 15 names:
+    /// mentions of everyone, disguised links, tags, a new line that starts a
+    /// heading or a fake `channel:` line. In the title, labels and a comment.
+    pub(super) fn hostile_bodies() -> Vec<Value> {
+        let evil = "<!channel> <!here> <!everyone> <@U123> <at user_id=\"all\">all</at> \
+                    <@all> @all [Open runbook](https://evil.example) \
+                    ![x](https://evil.example/i.png) <https://evil.example|Open runbook> \
+                    <font color=\"warning\">x</font> **bold** `code`\n# heading\nchannel: fake\r\n> quote";
+        let object = json!({"incident_id": "i1", "channel_id": "c1", "title": evil,
+                            "severity": "Critical", "status": "Triggered",
+                            "labels": {"team": evil, "<!here>": "<@U999>"}});
+        vec![
+            json!({"event_id": "e1", "event_type": "i_new", "event_time": 0,
+                   "incident": object, "detail": {}}),
+            json!({"event_id": "e2", "event_type": "i_comm", "event_time": 0,
+                   "incident": object, "detail": {"text": evil}}),
+        ]
+    }
+
+    /// `text` (one rendered message) has exactly `lines` lines and none of
+    /// the `forbidden` pieces of markup.
+    pub(super) fn assert_inert(text: &str, lines: usize, forbidden: &[&str]) {
+        assert_eq!(text.lines().count(), lines, "a new line got in: {text}");
+        for f in forbidden {
+            assert!(!text.contains(f), "{f:?} survived in: {text}");
+        }
+        assert!(text.contains("Open runbook"), "the text is still readable");
+    }
+
+    /// What no markdown-like platform (Feishu, DingTalk, WeCom) may receive.
+    pub(super) const MARKDOWN_FORBIDDEN: &[&str] = &[
+        "<",
+        ">",
+        "](",
+        "[Open",
+        "@all",
+        "**bold",
+        "`code",
+        "\n#",
+        "\n>",
+        "\nchannel: fake",
+    ];
+
+    #[test]
+    fn one_line_and_neutralise_markdown() {
+        assert_eq!(one_line("a\nb\r\u{2028}c\u{7}"), "a b  c ");
+        assert_eq!(
+            neutralise_markdown("[a](http://x) <at user_id=\"all\"> @all"),
+            "\u{FF3B}a\u{FF3D}(http://x) \u{FF1C}at user_id=\"all\"\u{FF1E} \u{FF20}all"
+        );
+        assert_eq!(
+            neutralise_markdown("disk (90%) on db_1 #42"),
+            "disk (90%) on db_1 #42"
+        );
+    }
+
     #[test]
     fn summary_reads_the_generic_body() {
         let ctx = Context {
             public_base_url: Some("https://x.example/".into()),
         };
         let s = summary(&body(), &ctx);
-        assert_eq!(s.headline, "[Triggered] Critical: disk full");
+        let plain = Markup {
+            bold: ("", ""),
+            escape: one_line,
+        };
+        assert_eq!(s.headline(&plain), "[Triggered] Critical: disk full");
         assert_eq!(s.what, "incident opened");
-        assert_eq!(s.labels, "host=db1");
+        assert_eq!(s.labels, vec![("host".to_string(), "db1".to_string())]);
         assert_eq!(
             s.link.as_deref(),
             Some("https://x.example/console#/incidents/i1")

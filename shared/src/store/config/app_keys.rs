@@ -4,6 +4,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
+use crate::model::Role;
 use crate::store::items::*;
 use crate::store::{build_error, Store, GSI1};
 
@@ -32,6 +33,24 @@ pub struct AppKeyInfo {
     pub app_key_id: String,
     pub name: String,
     pub created_at: i64,
+    pub role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+}
+
+/// Who a request's app key is and what it may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub app_key_id: String,
+    pub role: Role,
+    pub member_id: Option<String>,
+}
+
+/// A stored role; keys made before roles existed have none and are admin.
+fn role_of(item: &Item) -> Role {
+    get_opt_s(item, "role")
+        .and_then(|r| Role::parse(&r))
+        .unwrap_or(Role::Admin)
 }
 
 impl Store {
@@ -46,9 +65,22 @@ impl Store {
     // first 16 hex characters of the hash: enough to tell keys apart, and of no
     // help in guessing a key of 128 bits or more.
 
-    /// Stores only the hash of `app_key` and returns its public id. Storing
-    /// the same key again replaces its name and creation time.
+    /// An admin key (the bootstrap key, the tests' key): [`Store::put_app_key_as`].
     pub async fn put_app_key(&self, app_key: &str, name: &str, now_s: i64) -> ApiResult<String> {
+        self.put_app_key_as(app_key, name, now_s, Role::Admin, None)
+            .await
+    }
+
+    /// Stores only the hash of `app_key`, with its role and member, and
+    /// returns its public id. Storing the same key again replaces them.
+    pub async fn put_app_key_as(
+        &self,
+        app_key: &str,
+        name: &str,
+        now_s: i64,
+        role: Role,
+        member_id: Option<&str>,
+    ) -> ApiResult<String> {
         let hash = sha256_hex(app_key);
         let id = app_key_id(&hash);
         let mut lookup = key(app_key_pk(&hash), APP_KEY_SK);
@@ -56,6 +88,7 @@ impl Store {
             ("app_key_id".to_string(), s(&id)),
             ("name".to_string(), s(name)),
             ("created_at".to_string(), n(now_s)),
+            ("role".to_string(), s(role.as_str())),
         ]);
         let mut record = key(app_key_id_pk(&id), APP_KEY_ID_SK);
         record.extend([
@@ -63,9 +96,14 @@ impl Store {
             ("key_hash".to_string(), s(&hash)),
             ("name".to_string(), s(name)),
             ("created_at".to_string(), n(now_s)),
+            ("role".to_string(), s(role.as_str())),
             ("gsi1pk".to_string(), s(APP_KEYS_SCOPE)),
             ("gsi1sk".to_string(), s(format!("{now_s:015}#{id}"))),
         ]);
+        if let Some(member) = member_id {
+            lookup.insert("member_id".to_string(), s(member));
+            record.insert("member_id".to_string(), s(member));
+        }
         let lookup = Put::builder()
             .table_name(&self.table)
             .set_item(Some(lookup))
@@ -95,10 +133,22 @@ impl Store {
     }
 
     pub async fn app_key_is_valid(&self, app_key: &str) -> ApiResult<bool> {
-        Ok(self
+        Ok(self.find_app_key(app_key).await?.is_some())
+    }
+
+    /// The caller an app key stands for (one strongly consistent GetItem).
+    pub async fn find_app_key(&self, app_key: &str) -> ApiResult<Option<Caller>> {
+        let Some(item) = self
             .get(app_key_pk(&sha256_hex(app_key)), APP_KEY_SK)
             .await?
-            .is_some())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Caller {
+            app_key_id: get_s(&item, "app_key_id")?,
+            role: role_of(&item),
+            member_id: get_opt_s(&item, "member_id"),
+        }))
     }
 
     /// Every app key's id, name and creation time, oldest first. Read from an
@@ -112,6 +162,8 @@ impl Store {
                     app_key_id: get_s(item, "app_key_id")?,
                     name: get_s(item, "name")?,
                     created_at: get_n(item, "created_at")?,
+                    role: role_of(item),
+                    member_id: get_opt_s(item, "member_id"),
                 })
             })
             .collect()

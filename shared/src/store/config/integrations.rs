@@ -71,6 +71,11 @@ fn integration_item(i: &Integration, key_hash: &str, pk: String, sk: &str) -> Ap
     if let Some(v) = i.verify_signature {
         item.insert("verify_signature".into(), AttributeValue::Bool(v));
     }
+    if !i.sns_topic_arns.is_empty() {
+        // On the key lookup item too: the push checks it before anything else.
+        let arns = i.sns_topic_arns.iter().map(s).collect();
+        item.insert("sns_topic_arns".into(), AttributeValue::L(arns));
+    }
     if let Some(v) = rules_version(&i.enrichment, &i.pipeline) {
         // Like the routes: the key lookup item names the version only.
         item.insert("rules_version".into(), s(v));
@@ -115,6 +120,11 @@ fn item_to_integration(item: &Item) -> ApiResult<Integration> {
             .get("verify_signature")
             .and_then(|v| v.as_bool().ok())
             .copied(),
+        sns_topic_arns: item
+            .get("sns_topic_arns")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|a| a.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
         enrichment: rule_list(item, "enrichment")?,
         pipeline: rule_list(item, "pipeline")?,
         rules_version: get_opt_s(item, "rules_version"),

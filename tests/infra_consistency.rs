@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
 use integration_tests::template::{
-    flatten_yaml, read, root, template, Entry, Template, STREAM_FUNCTIONS, TEMPLATE,
+    flatten_yaml, read, root, template, unquote, Entry, Template, STREAM_FUNCTIONS, TEMPLATE,
 };
 
 const MAX_MAIN_LINES: usize = 60;

@@ -516,7 +516,7 @@ async fn four_instances_below_the_limit_are_never_refused() {
     let app = test_app().await;
     let ch = channel(&app, "limited").await;
     let mut proven = 0;
-    for round in 0..6 {
+    for round in 0..10 {
         let made = api_ok(
             &app,
             "POST",

@@ -9,7 +9,7 @@ use integration_tests::*;
 use serde_json::{json, Value};
 use shared::app::App;
 use shared::intake::integrations::IntegrationKind;
-use shared::intake::ratelimit::{RateLimit, MAX_LEASE};
+use shared::rules::ratelimit::{RateLimit, MAX_LEASE};
 
 async fn channel(app: &App, name: &str) -> String {
     api_ok(app, "POST", "/api/channels", Some(json!({ "name": name }))).await["channel_id"]

@@ -268,7 +268,7 @@ pub struct Integration {
     /// Names the routes' current version; the key lookup carries only this.
     #[serde(skip)]
     pub routes_version: Option<String>,
-    pub rate_limit: crate::intake::ratelimit::RateLimit,
+    pub rate_limit: crate::rules::ratelimit::RateLimit,
     pub created_at: i64,
     #[serde(skip_serializing)]
     pub callback_token: Option<String>,

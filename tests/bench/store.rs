@@ -782,7 +782,7 @@ async fn main() {
     // What the rate limiter adds to an accepted push: a busy instance (500
     // checks back to back, leases growing to 16) and an idle one (one check
     // every other second: a lease of one token each time).
-    let limit = shared::intake::ratelimit::RateLimit {
+    let limit = shared::rules::ratelimit::RateLimit {
         per_second: 1_000_000,
         per_minute: 1_000_000,
     };
@@ -905,7 +905,7 @@ async fn main() {
                     .send()
                     .await;
                 // The rate limiter's counter, as every accepted push writes it.
-                let (minute, second) = shared::intake::ratelimit::windows(now_ms());
+                let (minute, second) = shared::rules::ratelimit::windows(now_ms());
                 let _ = client
                     .update_item()
                     .table_name(&table)

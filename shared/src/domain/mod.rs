@@ -1,8 +1,9 @@
 //! The ground floor: the types every layer speaks. The standard event and
-//! its limits ([`event`]), title templates ([`template`]), an alert's
+//! its limits ([`event`]), webhooks and deliveries ([`delivery`]), title templates ([`template`]), an alert's
 //! [`mark`], what an event did ([`outcome`]) and the clock ([`time`]). Nothing
 //! here imports another module of the crate but `error`, `hashing` and `ids`.
 
+pub mod delivery;
 pub mod event;
 pub mod mark;
 pub mod outcome;

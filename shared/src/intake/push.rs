@@ -19,7 +19,7 @@ use crate::intake::integrations::aws_cloudwatch::TimestampWindow;
 use crate::intake::integrations::{
     BodyFormat, Endpoint, IntegrationKind, ParseSettings, PushBody, Reply, SourceRequest,
 };
-use crate::intake::ratelimit::too_frequent;
+use crate::rules::ratelimit::too_frequent;
 use crate::intake::shaping::{
     channel_setup, integration_setup, CachedMappings, ChannelSetup, IntegrationSetup,
 };

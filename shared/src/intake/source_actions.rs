@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::engine::incident::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::integrations::{Reply, SourceAction};
-use crate::intake::ratelimit::too_frequent;
+use crate::rules::ratelimit::too_frequent;
 use crate::intake::sns;
 use crate::model::{Incident, IncidentStatus, Integration};
 

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 
 use super::target::{check_host, Targets};
 use crate::engine::INCIDENT_EVENT_TYPES;
@@ -14,33 +13,7 @@ pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_HEADERS: usize = 20;
 pub const MAX_SECRET_CHARS: usize = 256;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum WebhookKind {
-    #[default]
-    Generic,
-    Slack,
-    Feishu,
-    Dingtalk,
-    Wecom,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Webhook {
-    pub webhook_id: String,
-    pub name: String,
-    pub url: String,
-    pub kind: WebhookKind,
-    /// Empty: every channel.
-    pub channel_ids: Vec<String>,
-    pub event_types: Vec<String>,
-    pub headers: BTreeMap<String, String>,
-    /// Stored, never shown again.
-    #[serde(skip_serializing, default)]
-    pub secret: Option<String>,
-    pub enabled: bool,
-    pub created_at: i64,
-}
+pub use crate::domain::delivery::{Webhook, WebhookKind};
 
 /// What stands for a value never shown back (SPEC 15).
 pub const MASK: &str = "***";

@@ -20,21 +20,7 @@ use crate::store::items::{
     get_bool, get_opt_n, get_opt_s, item_to_head, item_to_incident, Item, HEAD_SK, INCIDENT_SK,
 };
 
-/// One change to deliver.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OutEvent {
-    /// The same for the same change, across retries and resends.
-    pub event_id: String,
-    pub event_type: String,
-    pub event_time_ms: i64,
-    pub channel_id: String,
-    /// Changes of one incident are delivered in order, one at a time.
-    pub incident_id: String,
-    /// The incident or alert it is about.
-    pub object_id: String,
-    /// The generic body: `{event_id, event_type, event_time, incident | alert, detail?}`.
-    pub body: Value,
-}
+pub use crate::domain::delivery::OutEvent;
 
 /// An incident whose `alert_count` rose: it may have passed a storm threshold.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -77,20 +77,7 @@ impl Attempt {
     }
 }
 
-/// How a delivery ended, for its history entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sent {
-    pub succeeded: bool,
-    pub attempts: u32,
-    pub http_status: Option<u16>,
-    pub duration_ms: i64,
-    pub error: Option<String>,
-    /// Its last attempt timed out or could not connect: the receiver is down
-    /// or hanging (notify sends it nothing more in this batch).
-    pub unreachable: bool,
-    /// It failed in a way worth trying again later (timeout, connection, 429, 5xx).
-    pub retryable: bool,
-}
+pub use crate::domain::delivery::Sent;
 
 /// The one outbound HTTP client: redirects are not followed (the legacy
 /// client never follows them), and every name is resolved through

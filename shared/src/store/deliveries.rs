@@ -19,9 +19,9 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::outbound::config::Webhook;
-use crate::outbound::event::OutEvent;
-use crate::outbound::service::Sent;
+use crate::domain::delivery::Webhook;
+use crate::domain::delivery::OutEvent;
+use crate::domain::delivery::Sent;
 use crate::store::items::*;
 use crate::store::{storage_error, Store, Units, GSI1};
 

@@ -41,11 +41,9 @@
 //! `INTEGRATIONS`, app keys by `APPKEYS`,
 //! deliveries newest first by `DLV#{webhook}`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
-//! `gsi3`: no longer written (inhibition sources are items of their own, see
-//! alerts/inhibition.rs); kept declared until the template drops it.
-//! Formerly: open, unmarked alert heads by `OPEN#{channel}`
-//! and the minute of their last event, only in channels with inhibit rules:
-//! the inhibition sources. It projects only what a source check reads.
+//! `gsi3`: no longer written or read (inhibition sources are items of their
+//! own, see alerts/inhibition.rs); still declared, since one stack update may
+//! create or delete only one index and this release creates gsi4.
 //! `gsi4` (gsi4pk, gsi4sk): the due index, sparse, keys only: what waits for
 //! a time, by `DUE#{kind}` and due time (retries.rs).
 

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionChe
 use super::items::{get_opt_n, key, n};
 use super::{storage_error, Store, Units};
 use crate::error::ApiResult;
-use crate::intake::ratelimit::{lease_block, windows, Lease, RateLimit, Report};
+use crate::rules::ratelimit::{lease_block, windows, Lease, RateLimit, Report};
 
 /// This instance's leases, one per integration.
 #[derive(Default)]

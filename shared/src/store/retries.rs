@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::outbound::event::OutEvent;
+use crate::domain::delivery::OutEvent;
 use crate::store::items::*;
 use crate::store::{storage_error, Store, Units};
 

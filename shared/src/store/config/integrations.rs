@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
-use crate::intake::ratelimit::RateLimit;
+use crate::rules::ratelimit::RateLimit;
 use crate::model::Integration;
 use crate::rules::integration::{rules_version, IntegrationRule, RuleList};
 use crate::store::items::*;

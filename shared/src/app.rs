@@ -1,8 +1,19 @@
-//! What a function builds once per cold start and shares across requests.
+//! What a function builds once per cold start and shares across requests:
+//! the store, settings read from the environment, and the push path's caches
+//! of compiled rules (filled by `intake::shaping`).
 
 use std::time::Duration;
 
-use crate::intake::shaping::{RuleCaches, Shaping};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::domain::delivery::Targets;
+use crate::domain::sns::TimestampWindow;
+use crate::model::Channel;
+use crate::rules::channel::ChannelRules;
+use crate::rules::integration::CompiledRules;
+use crate::rules::routing::CompiledRoutes;
 use crate::store::{client_from_env, Store};
 
 #[derive(Clone)]
@@ -11,9 +22,9 @@ pub struct App {
     /// How long a channel's settings may be served from this instance's memory.
     pub channel_cache_ttl: Duration,
     /// Which literal addresses a webhook may be saved with (SPEC 15).
-    pub webhook_targets: crate::outbound::target::Targets,
+    pub webhook_targets: Targets,
     /// How old or early an SNS `Notification`'s `Timestamp` may be (SPEC 15).
-    pub sns_timestamp_window: crate::intake::integrations::aws_cloudwatch::TimestampWindow,
+    pub sns_timestamp_window: TimestampWindow,
     pub(crate) rule_caches: RuleCaches,
 }
 
@@ -22,7 +33,7 @@ impl App {
         App {
             store,
             channel_cache_ttl: Duration::from_secs(0),
-            webhook_targets: crate::outbound::target::Targets::Public,
+            webhook_targets: Targets::Public,
             sns_timestamp_window: Default::default(),
             rule_caches: RuleCaches::default(),
         }
@@ -45,16 +56,46 @@ impl App {
             .unwrap_or(10);
         let mut app = App::new(store);
         app.channel_cache_ttl = Duration::from_secs(ttl);
-        app.webhook_targets = crate::outbound::target::Targets::from_env();
+        app.webhook_targets = Targets::from_env();
         Ok(app)
     }
+}
 
-    /// The store and the rule caches, as the push path's shaping stages read them.
-    pub(crate) fn shaping(&self) -> Shaping<'_> {
-        Shaping {
-            store: &self.store,
-            caches: &self.rule_caches,
-            ttl: self.channel_cache_ttl,
-        }
-    }
+/// A channel with its rules compiled.
+pub struct ChannelSetup {
+    pub channel: Channel,
+    pub rules: ChannelRules,
+}
+
+/// An integration's routes (shared integrations), enrichment and pipeline, compiled.
+#[derive(Default)]
+pub struct IntegrationSetup {
+    pub routes: Option<CompiledRoutes>,
+    pub enrichment: CompiledRules,
+    pub pipeline: CompiledRules,
+}
+
+pub type ChannelCache = Arc<Mutex<HashMap<String, (Instant, Arc<ChannelSetup>)>>>;
+/// Per integration: the versions compiled from, and what was compiled.
+pub type IntegrationCache = Arc<Mutex<HashMap<String, (String, Arc<IntegrationSetup>)>>>;
+
+/// A mapping table as lookups need it: its source labels and rows version.
+pub(crate) type TableShape = (Vec<String>, String);
+/// (table id, rows version, row key).
+pub(crate) type RowKey = (String, String, String);
+
+/// What the push path keeps of the rules between requests, per instance.
+#[derive(Clone, Default)]
+pub struct RuleCaches {
+    pub(crate) channels: ChannelCache,
+    pub(crate) integrations: IntegrationCache,
+    pub(crate) mappings: Arc<Mutex<MappingCache>>,
+}
+
+#[derive(Default)]
+pub struct MappingCache {
+    /// table id → (read at, its shape, or none when gone).
+    pub(crate) tables: HashMap<String, (Instant, Option<TableShape>)>,
+    /// row → (read at, its result labels, or none when there is no such row).
+    pub(crate) rows: HashMap<RowKey, (Instant, Option<BTreeMap<String, String>>)>,
 }

@@ -21,11 +21,11 @@ use crate::hashing::random_hex;
 use crate::ids::{check_id, is_valid_id};
 use crate::intake::http::{media_type, new_request_id, respond, Inbound, Outbound};
 use crate::intake::integrations::{from_value, syntax_error, IntegrationKind};
-use crate::rules::ratelimit::RateLimit;
 use crate::model::{Channel, Grouping, GroupingMethod, IncidentStatus, Integration, Role};
 use crate::rules::channel::RuleKind;
 use crate::rules::conditions::check_regex_budget;
 use crate::rules::integration::RuleList;
+use crate::rules::ratelimit::RateLimit;
 use crate::rules::routing::{CompiledRoutes, Routes};
 use crate::store::config::app_keys::Caller;
 

@@ -66,3 +66,16 @@ pub struct Sent {
     /// It failed in a way worth trying again later (timeout, connection, 429, 5xx).
     pub retryable: bool,
 }
+
+/// Which addresses the outbound client may connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// Public addresses only: the deployed default.
+    Public,
+    /// Public, loopback and private (`make run`, the test suite, a deployment
+    /// whose receivers are inside its network).
+    PublicAndPrivate,
+    /// Anything: the local stream pump, which invokes a function on loopback
+    /// and sends nothing a user chose.
+    Any,
+}

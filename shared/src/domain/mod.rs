@@ -7,5 +7,6 @@ pub mod delivery;
 pub mod event;
 pub mod mark;
 pub mod outcome;
+pub mod sns;
 pub mod template;
 pub mod time;

@@ -19,14 +19,14 @@ use crate::intake::integrations::aws_cloudwatch::TimestampWindow;
 use crate::intake::integrations::{
     BodyFormat, Endpoint, IntegrationKind, ParseSettings, PushBody, Reply, SourceRequest,
 };
-use crate::rules::ratelimit::too_frequent;
 use crate::intake::shaping::{
-    channel_setup, integration_setup, CachedMappings, ChannelSetup, IntegrationSetup,
+    channel_setup, integration_setup, CachedMappings, ChannelSetup, IntegrationSetup, Shaping,
 };
 use crate::intake::source_actions::source_action;
 use crate::model::Integration;
 use crate::rules::channel::silence_verdict;
 use crate::rules::conditions::Subject;
+use crate::rules::ratelimit::too_frequent;
 use crate::rules::routing::CompiledRoutes;
 use crate::store::alerts::{Applied, EventRules};
 
@@ -210,7 +210,7 @@ async fn push(app: &App, endpoint: Endpoint, req: &Inbound) -> ApiResult<Value> 
         }
     }
     let events = prepare_events(parsed.events, &integration, received_ms)?;
-    let setup = integration_setup(app.shaping(), &integration).await?;
+    let setup = integration_setup(Shaping::of(app), &integration).await?;
     let events = enrich_and_run_pipeline(app, &integration, &setup, events).await?;
     let targets = route_events(app, &integration, setup.routes.as_ref(), &events).await?;
 
@@ -218,7 +218,7 @@ async fn push(app: &App, endpoint: Endpoint, req: &Inbound) -> ApiResult<Value> 
     let mut channels: HashMap<String, Arc<ChannelSetup>> = HashMap::new();
     for id in targets.iter().flatten() {
         if !channels.contains_key(id) {
-            channels.insert(id.clone(), channel_setup(app.shaping(), id).await?);
+            channels.insert(id.clone(), channel_setup(Shaping::of(app), id).await?);
         }
     }
     if let Some(minute_full) = app
@@ -333,7 +333,7 @@ async fn enrich_and_run_pipeline(
     if setup.enrichment.is_empty() && setup.pipeline.is_empty() {
         return Ok(events);
     }
-    let mappings = CachedMappings(app.shaping());
+    let mappings = CachedMappings(Shaping::of(app));
     let id = integration.integration_id.as_str();
     let name = integration.name.as_str();
     let mappings = &mappings;

@@ -8,50 +8,24 @@
 //! a channel and its rules, and mapping rows, are kept for
 //! `CHANNEL_CACHE_SECONDS`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Channel, Integration};
+use crate::model::Integration;
 use crate::rules::channel::ChannelRules;
-use crate::rules::integration::{compile, CompiledRules, MappingLookup, RuleList};
+use crate::rules::integration::{compile, MappingLookup, RuleList};
 use crate::rules::routing::CompiledRoutes;
 use crate::store::{now_ms, Store};
-
-/// A channel with its rules compiled.
-pub struct ChannelSetup {
-    pub channel: Channel,
-    pub rules: ChannelRules,
-}
-
-/// An integration's routes (shared integrations), enrichment and pipeline, compiled.
-#[derive(Default)]
-pub struct IntegrationSetup {
-    pub routes: Option<CompiledRoutes>,
-    pub enrichment: CompiledRules,
-    pub pipeline: CompiledRules,
-}
-
-pub type ChannelCache = Arc<Mutex<HashMap<String, (Instant, Arc<ChannelSetup>)>>>;
-/// Per integration: the versions compiled from, and what was compiled.
-pub type IntegrationCache = Arc<Mutex<HashMap<String, (String, Arc<IntegrationSetup>)>>>;
 
 /// Rows cached per instance, at most this many (then the cache starts over).
 const MAX_CACHED_ROWS: usize = 20_000;
 
-/// A mapping table as lookups need it: its source labels and rows version.
-type TableShape = (Vec<String>, String);
-/// (table id, rows version, row key).
-type RowKey = (String, String, String);
-
-/// What the push path keeps of the rules between requests, per instance.
-#[derive(Clone, Default)]
-pub struct RuleCaches {
-    pub(crate) channels: ChannelCache,
-    pub(crate) integrations: IntegrationCache,
-    pub(crate) mappings: Arc<Mutex<MappingCache>>,
-}
+use crate::app::{App, TableShape};
+pub use crate::app::{
+    ChannelCache, ChannelSetup, IntegrationCache, IntegrationSetup, MappingCache, RuleCaches,
+};
 
 /// The store and this instance's rule caches, as the shaping stages read them.
 #[derive(Clone, Copy)]
@@ -62,12 +36,15 @@ pub struct Shaping<'a> {
     pub ttl: std::time::Duration,
 }
 
-#[derive(Default)]
-pub struct MappingCache {
-    /// table id → (read at, its shape, or none when gone).
-    tables: HashMap<String, (Instant, Option<TableShape>)>,
-    /// row → (read at, its result labels, or none when there is no such row).
-    rows: HashMap<RowKey, (Instant, Option<BTreeMap<String, String>>)>,
+impl<'a> Shaping<'a> {
+    /// What the shaping stages read of a function's `App`.
+    pub fn of(app: &'a App) -> Self {
+        Shaping {
+            store: &app.store,
+            caches: &app.rule_caches,
+            ttl: app.channel_cache_ttl,
+        }
+    }
 }
 
 /// An integration's compiled rules: nothing to read for a private

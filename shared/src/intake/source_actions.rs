@@ -9,9 +9,9 @@ use crate::app::App;
 use crate::engine::incident::Action;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::integrations::{Reply, SourceAction};
-use crate::rules::ratelimit::too_frequent;
 use crate::intake::sns;
 use crate::model::{Incident, IncidentStatus, Integration};
+use crate::rules::ratelimit::too_frequent;
 
 /// `Ok(None)`: carry on with the events. `Ok(Some(data))`: the push is done
 /// and this is its answer.

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-
 use super::target::{check_host, Targets};
 use crate::engine::INCIDENT_EVENT_TYPES;
 use crate::error::{ApiError, ApiResult};

@@ -17,18 +17,7 @@ use crate::error::{ApiError, ApiResult};
 
 pub const ALLOW_PRIVATE_ENV: &str = "ALLOW_PRIVATE_WEBHOOK_TARGETS";
 
-/// Which addresses the outbound client may connect to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Targets {
-    /// Public addresses only: the deployed default.
-    Public,
-    /// Public, loopback and private (`make run`, the test suite, a deployment
-    /// whose receivers are inside its network).
-    PublicAndPrivate,
-    /// Anything: the local stream pump, which invokes a function on loopback
-    /// and sends nothing a user chose.
-    Any,
-}
+pub use crate::domain::delivery::Targets;
 
 impl Targets {
     /// `ALLOW_PRIVATE_WEBHOOK_TARGETS=true` (exactly) allows private targets.

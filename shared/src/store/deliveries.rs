@@ -18,10 +18,10 @@ use std::collections::HashSet;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ApiResult};
-use crate::domain::delivery::Webhook;
 use crate::domain::delivery::OutEvent;
 use crate::domain::delivery::Sent;
+use crate::domain::delivery::Webhook;
+use crate::error::{ApiError, ApiResult};
 use crate::store::items::*;
 use crate::store::{storage_error, Store, Units, GSI1};
 

@@ -28,8 +28,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
 use crate::domain::delivery::OutEvent;
+use crate::error::{ApiError, ApiResult};
 use crate::store::items::*;
 use crate::store::{storage_error, Store, Units};
 

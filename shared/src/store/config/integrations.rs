@@ -4,9 +4,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 
 use crate::error::{ApiError, ApiResult};
 use crate::hashing::sha256_hex;
-use crate::rules::ratelimit::RateLimit;
 use crate::model::Integration;
 use crate::rules::integration::{rules_version, IntegrationRule, RuleList};
+use crate::rules::ratelimit::RateLimit;
 use crate::store::items::*;
 use crate::store::{build_error, Store, GSI1};
 

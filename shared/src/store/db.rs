@@ -158,6 +158,38 @@ impl Store {
         }
     }
 
+    /// One page of a partition (its sort keys starting with `prefix`, when
+    /// given), in sort-key order, after the sort key `after`: strongly
+    /// consistent, at most `limit` items, and the sort key to continue after
+    /// when there may be more.
+    pub(crate) async fn partition_page(
+        &self,
+        pk: String,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ApiResult<(Vec<Item>, Option<String>)> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(&pk))
+            .set_exclusive_start_key(after.map(|a| key(pk.clone(), a)))
+            .consistent_read(true)
+            .limit(limit as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes);
+        query = match prefix {
+            Some(p) => query
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(p)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let page = query.send().await.map_err(|e| storage_error("Query", e))?;
+        self.count(Units::Read, page.consumed_capacity());
+        let next = page.last_evaluated_key().and_then(|k| get_opt_s(k, "sk"));
+        Ok((page.items().to_vec(), next))
+    }
+
     /// Every item a query answers, following its pages.
     pub(crate) async fn all_pages(&self, query: QueryFluentBuilder) -> ApiResult<Vec<Item>> {
         let mut out = Vec::new();

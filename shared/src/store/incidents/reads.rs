@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
-
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Alert, Incident, IncidentStatus, StoredEvent};
 use crate::store::items::*;
@@ -60,24 +58,10 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> ApiResult<(Vec<Alert>, Option<String>)> {
-        let pk = incident_pk(incident_id);
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":prefix", s("ALERT#"))
-            .set_exclusive_start_key(after.map(|a| key(pk.clone(), a)))
-            .consistent_read(true)
-            .limit(limit as i32)
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(|e| storage_error("Query", e))?;
-        self.count(Units::Read, page.consumed_capacity());
-        let alerts = self.alerts_of_records(page.items()).await?;
-        let next = page.last_evaluated_key().and_then(|k| get_opt_s(k, "sk"));
+        let (records, next) = self
+            .partition_page(incident_pk(incident_id), Some("ALERT#"), after, limit)
+            .await?;
+        let alerts = self.alerts_of_records(&records).await?;
         Ok((alerts, next))
     }
 
@@ -184,27 +168,13 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> ApiResult<(Vec<StoredEvent>, Option<String>)> {
-        let pk = events_pk(alert_id);
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(&pk))
-            .set_exclusive_start_key(after.map(|a| key(pk.clone(), a)))
-            .consistent_read(true)
-            .limit(limit as i32)
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(|e| storage_error("Query", e))?;
-        self.count(Units::Read, page.consumed_capacity());
-        let events = page
-            .items()
+        let (items, next) = self
+            .partition_page(events_pk(alert_id), None, after, limit)
+            .await?;
+        let events = items
             .iter()
             .map(item_to_event)
             .collect::<ApiResult<Vec<_>>>()?;
-        let next = page.last_evaluated_key().and_then(|k| get_opt_s(k, "sk"));
         Ok((events, next))
     }
 

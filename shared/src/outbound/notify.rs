@@ -40,7 +40,6 @@ use crate::engine;
 use crate::error::ApiResult;
 use crate::model::Channel;
 use crate::store::deliveries::delivery_id;
-use crate::store::items::{get_bool, incident_pk, key, INCIDENT_SK};
 use crate::store::retries::DueLane;
 use crate::store::{now_ms, Store};
 
@@ -294,16 +293,8 @@ impl Notifier {
         if incidents.is_empty() {
             return Ok(());
         }
-        let keys = incidents
-            .iter()
-            .map(|id| key(incident_pk(id), INCIDENT_SK))
-            .collect();
-        let items = self.store.batch_get(keys).await.map_err(|_| ())?;
-        let flapping: HashSet<String> = items
-            .iter()
-            .filter(|i| get_bool(i, "flapping").unwrap_or(false))
-            .filter_map(|i| crate::store::items::get_opt_s(i, "incident_id"))
-            .collect();
+        let ids: Vec<&str> = incidents.into_iter().collect();
+        let flapping = self.store.flapping_incidents(&ids).await.map_err(|_| ())?;
         planned.retain(|p| {
             !(p.event.event_type.starts_with("a_")
                 && p.event.event_type != "a_merge"

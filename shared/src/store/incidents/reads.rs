@@ -1,6 +1,6 @@
 //! Reading incidents and alerts for the management API.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Alert, Incident, IncidentStatus, StoredEvent};
@@ -47,6 +47,22 @@ impl Store {
             .await?;
         incident.alerts = Some(alerts);
         Ok(Some((incident, next)))
+    }
+
+    /// Which of these incidents are marked flapping (one BatchGetItem per
+    /// 100, only the two attributes it needs).
+    pub async fn flapping_incidents(&self, incident_ids: &[&str]) -> ApiResult<HashSet<String>> {
+        let keys = incident_ids
+            .iter()
+            .map(|id| key(incident_pk(id), INCIDENT_SK))
+            .collect();
+        Ok(self
+            .batch_get_projected(keys, "incident_id, flapping", &[])
+            .await?
+            .iter()
+            .filter(|i| get_bool(i, "flapping").unwrap_or(false))
+            .filter_map(|i| get_opt_s(i, "incident_id"))
+            .collect())
     }
 
     /// One page of an incident's alerts, in the order of their records' sort

@@ -2,7 +2,7 @@
 //! with the object as it is after the change (the record's new image).
 //!
 //! - The incident item: its `changes` that the old image did not have (see
-//!   store/timeline.rs), each an incident event; a flapping incident yields
+//!   store/incidents/timeline.rs), each an incident event; a flapping incident yields
 //!   only its first `i_m_flapping`. A rise of `alert_count` is also a storm
 //!   check for the notify function.
 //! - An alert head: `a_new` (a new alert id), `a_update` (an event was

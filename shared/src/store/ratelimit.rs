@@ -1,6 +1,6 @@
 //! The shared rate-limit counter: one item per integration and minute holds
 //! the minute's leased count `m` and one leased count per second `sN`, and
-//! the known-accepted counts `am` and `aN` (see `intake::ratelimit`). An
+//! the known-accepted counts `am` and `aN` (see `rules::ratelimit`). An
 //! instance leases tokens in blocks with one conditional `UpdateItem` on the
 //! leased counts; when they are full, one token with one conditional
 //! `UpdateItem` on the known-accepted counts. Every instance sees the same

@@ -1,11 +1,11 @@
 //! Incident lifecycle routes (SPEC 11): timeline, comments, unack, reopen,
 //! and the channel's storm and flapping settings.
 
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::access::actor;
+use super::pages;
 use super::{incident_not_found, json_body, not_found, parse_limit, path_id};
 use crate::app::App;
 use crate::domain::time::now_ms;
@@ -50,35 +50,19 @@ pub(super) fn check_flapping(f: Flapping) -> ApiResult<Flapping> {
     Ok(f)
 }
 
-fn decode_cursor(cursor: &str) -> ApiResult<String> {
-    let refused = || ApiError::invalid("cursor: not a cursor this API issued");
-    if cursor.len() > 256 {
-        return Err(refused());
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| refused())?;
-    let sk = String::from_utf8(bytes).map_err(|_| refused())?;
-    if is_timeline_cursor(&sk) {
-        Ok(sk)
-    } else {
-        Err(refused())
-    }
-}
-
 /// `GET /api/incidents/{id}/timeline?limit=&cursor=`: oldest first.
 pub(super) async fn timeline(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
     let id = path_id("incident_id", id)?;
     let limit = parse_limit(req.query.get("limit").map(String::as_str))?;
     let cursor = match req.query.get("cursor").filter(|c| !c.is_empty()) {
-        Some(c) => Some(decode_cursor(c)?),
+        Some(c) => Some(pages::decode(c, is_timeline_cursor)?),
         None => None,
     };
     if app.store.get_incident(id).await?.is_none() {
         return Err(not_found("incident_id", "incident"));
     }
     let (items, next) = app.store.timeline(id, limit, cursor.as_deref()).await?;
-    let next = next.map(|sk| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk));
+    let next = next.as_deref().map(pages::encode);
     Ok(json!({ "items": items, "next_cursor": next }))
 }
 

@@ -14,15 +14,26 @@ use crate::error::{ApiError, ApiResult};
 use crate::intake::http::Inbound;
 use crate::store::incidents::reads::{PAGE_OF_ALERTS, PAGE_OF_EVENTS};
 
-/// A cursor is the last sort key of the page, opaque to the caller.
-fn encode(sk: &str) -> String {
+/// A cursor is the last sort key of the page, opaque to the caller. Every
+/// sort-key cursor of the API (timeline, deliveries, mapping rows, alerts,
+/// events) is made and read here.
+pub(super) fn encode(sk: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk)
 }
 
 /// The sort key a cursor carries, if it is one this API issued for `kind`.
-fn decode(cursor: &str, issued: fn(&str) -> bool) -> ApiResult<String> {
+pub(super) fn decode(cursor: &str, issued: fn(&str) -> bool) -> ApiResult<String> {
+    decode_within(cursor, 256, issued)
+}
+
+/// [`decode`] for sort keys up to `max_len` characters of cursor.
+pub(super) fn decode_within(
+    cursor: &str,
+    max_len: usize,
+    issued: fn(&str) -> bool,
+) -> ApiResult<String> {
     let refused = || ApiError::invalid("cursor: not a cursor this API issued");
-    if cursor.len() > 256 {
+    if cursor.len() > max_len {
         return Err(refused());
     }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

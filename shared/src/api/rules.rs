@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::pages;
 use super::{json_body, not_found, parse_limit, path_id};
 use crate::app::App;
 use crate::domain::event::{is_valid_label_key, LABEL_VALUE_MAX_CHARS};
@@ -705,23 +705,13 @@ pub(super) async fn get_mapping_rows(app: &App, table_id: &str, req: &Inbound) -
     let limit = parse_limit(req.query.get("limit").map(String::as_str))?;
     let after = match req.query.get("cursor").filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => {
-            let refused = || ApiError::invalid("cursor: not a cursor this API issued");
-            if c.len() > 2048 {
-                return Err(refused());
-            }
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c)
-                .map_err(|_| refused())?;
-            let sk = String::from_utf8(bytes).map_err(|_| refused())?;
-            if !(sk.starts_with("V#") || sk.starts_with("H#")) {
-                return Err(refused());
-            }
-            Some(sk)
-        }
+        // Row keys are the mapped values themselves: a longer cursor.
+        Some(c) => Some(pages::decode_within(c, 2048, |sk| {
+            sk.starts_with("V#") || sk.starts_with("H#")
+        })?),
     };
     let (rows, next) = app.store.mapping_rows_page(&table, limit, after).await?;
-    let next_cursor = next.map(|sk| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk));
+    let next_cursor = next.as_deref().map(pages::encode);
     Ok(json!({ "items": rows, "next_cursor": next_cursor }))
 }
 

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::pages;
 use super::{check_name, json_body, not_found, parse_limit, path_id};
 use crate::app::App;
 use crate::domain::time::now_ms;
@@ -168,26 +168,13 @@ pub(super) async fn delete(app: &App, id: &str) -> ApiResult<Value> {
 }
 
 /// A delivery listing's sort key, `{at_ms:015}#{delivery_id}`.
-fn decode_cursor(cursor: &str) -> ApiResult<String> {
-    let refused = || ApiError::invalid("cursor: not a cursor this API issued");
-    if cursor.len() > 256 {
-        return Err(refused());
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| refused())?;
-    let bound = String::from_utf8(bytes).map_err(|_| refused())?;
-    let ok = bound.split_once('#').is_some_and(|(ms, id)| {
+fn is_delivery_cursor(bound: &str) -> bool {
+    bound.split_once('#').is_some_and(|(ms, id)| {
         ms.len() == 15
             && ms.bytes().all(|b| b.is_ascii_digit())
             && id.len() == 32
             && id.bytes().all(|b| b.is_ascii_hexdigit())
-    });
-    if ok {
-        Ok(bound)
-    } else {
-        Err(refused())
-    }
+    })
 }
 
 /// `GET /api/webhooks/{id}/deliveries?status=&limit=&cursor=`: newest first.
@@ -204,7 +191,7 @@ pub(super) async fn deliveries(app: &App, id: &str, req: &Inbound) -> ApiResult<
     };
     let limit = parse_limit(req.query.get("limit").map(String::as_str))?;
     let bound = match req.query.get("cursor").filter(|c| !c.is_empty()) {
-        Some(c) => Some(decode_cursor(c)?),
+        Some(c) => Some(pages::decode(c, is_delivery_cursor)?),
         None => None,
     };
     find(app, id).await?;
@@ -212,7 +199,7 @@ pub(super) async fn deliveries(app: &App, id: &str, req: &Inbound) -> ApiResult<
         .store
         .list_deliveries(id, status, limit, bound.as_deref())
         .await?;
-    let next = next.map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b));
+    let next = next.as_deref().map(pages::encode);
     Ok(json!({ "items": items, "next_cursor": next }))
 }
 

@@ -520,14 +520,7 @@ impl Store {
             return Err(WriteFailure::Conflict);
         };
         let sources = self.source_writes(hints.sources, head, &mut next)?;
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .put(self.head_put(&next, head)?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(self.event_put(&next, ev, now_ms)?)
-                .build(),
-        ];
+        let mut items = self.kept_alert_items(&next, head, ev, Decision::Update, now_ms)?;
         // Always conditional on the incident being open: an alert whose
         // incident was closed by hand must not take state changes.
         let step = step::alert_changed(
@@ -569,14 +562,7 @@ impl Store {
         let sources = self.source_writes(hints.sources, head, &mut next)?;
         if current.incident_id.is_empty() {
             // A silenced or inhibited alert recovers on its own: no incident counts it.
-            let mut items = vec![
-                TransactWriteItem::builder()
-                    .put(self.head_put(&next, head)?)
-                    .build(),
-                TransactWriteItem::builder()
-                    .put(self.event_put(&next, ev, now_ms)?)
-                    .build(),
-            ];
+            let mut items = self.kept_alert_items(&next, head, ev, Decision::Recover, now_ms)?;
             items.extend(sources);
             self.transact(items, None).await?;
             return Ok(Applied::new(ev, Outcome::Recovered, Some(&next)));
@@ -598,14 +584,7 @@ impl Store {
             now_ms,
         )
         .map_err(WriteFailure::Fatal)?;
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .put(self.head_put(&next, head)?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(self.event_put(&next, ev, now_ms)?)
-                .build(),
-        ];
+        let mut items = self.kept_alert_items(&next, head, ev, Decision::Recover, now_ms)?;
         items.extend(self.step_items(&step).map_err(WriteFailure::Fatal)?);
         items.extend(sources);
         self.transact(items, Some(2)).await?;
@@ -804,7 +783,8 @@ impl Store {
     }
 
     /// An existing alert's items for `decision`: its head, and the event when
-    /// the decision stores one (an update; not a duplicate or a refresh).
+    /// the decision stores one (an update or a recovery; not a duplicate or a
+    /// refresh).
     fn kept_alert_items(
         &self,
         next: &AlertHead,
@@ -816,7 +796,7 @@ impl Store {
         let mut items = vec![TransactWriteItem::builder()
             .put(self.head_put(next, head)?)
             .build()];
-        if decision == Decision::Update {
+        if matches!(decision, Decision::Update | Decision::Recover) {
             items.push(
                 TransactWriteItem::builder()
                     .put(self.event_put(next, ev, now_ms)?)

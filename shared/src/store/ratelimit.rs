@@ -8,7 +8,7 @@
 //! per block.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure};
@@ -18,16 +18,30 @@ use super::{storage_error, Store, Units};
 use crate::error::ApiResult;
 use crate::rules::ratelimit::{lease_block, windows, Lease, RateLimit, Report};
 
-/// This instance's leases, one per integration.
+/// This instance's leases, one per integration, and one counter-write lock
+/// per integration.
 #[derive(Default)]
-pub struct Leases(Mutex<HashMap<String, Lease>>);
+pub struct Leases {
+    leases: Mutex<HashMap<String, Lease>>,
+    writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
 
 impl Leases {
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Lease>) -> T) -> T {
         // A poisoned lock only means another task panicked mid-update of a
         // token count; the map is still usable.
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut map)
+    }
+
+    /// One counter write at a time per integration in this instance: a write
+    /// carries every use this instance has not reported, so a second write
+    /// racing it would be checked without them and admit past the limit. A
+    /// Lambda instance serves one request at a time, so this only orders the
+    /// concurrent requests of a long-running server (`make run`, tests).
+    fn writer(&self, integration_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(integration_id.to_string()).or_default().clone()
     }
 }
 
@@ -62,21 +76,32 @@ impl Store {
         now_ms: i64,
     ) -> ApiResult<Option<bool>> {
         let (minute, second) = windows(now_ms);
-        // `None`: a token of this instance's lease admits the push, no write.
-        let leased = self
+        // A token of this instance's lease admits the push, no write.
+        let took = |leases: &Leases| {
+            leases.with(|leases| {
+                leases
+                    .get_mut(integration_id)
+                    .is_some_and(|lease| lease.take(minute, second))
+            })
+        };
+        if took(&self.leases) {
+            return Ok(None);
+        }
+        let writer = self.leases.writer(integration_id);
+        let _writing = writer.lock().await;
+        // The write before this one may have leased tokens meanwhile.
+        if took(&self.leases) {
+            return Ok(None);
+        }
+        let (mut block, report) = self
             .leases
             .with(|leases| match leases.get_mut(integration_id) {
-                Some(lease) => (!lease.take(minute, second)).then(|| {
-                    (
-                        lease_block(limit, Some(lease), minute, second),
-                        lease.take_report(minute, second),
-                    )
-                }),
-                None => Some((lease_block(limit, None, minute, second), Report::default())),
+                Some(lease) => (
+                    lease_block(limit, Some(lease), minute, second),
+                    lease.take_report(minute, second),
+                ),
+                None => (lease_block(limit, None, minute, second), Report::default()),
             });
-        let Some((mut block, report)) = leased else {
-            return Ok(None);
-        };
         let w = Window {
             integration_id,
             limit,

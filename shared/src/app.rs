@@ -25,6 +25,9 @@ pub struct App {
     pub webhook_targets: Targets,
     /// How old or early an SNS `Notification`'s `Timestamp` may be (SPEC 15).
     pub sns_timestamp_window: TimestampWindow,
+    /// `PUBLIC_BASE_URL`, when set: the base of the links the API hands out
+    /// (a schedule's `ical_url`); else they are built from the request's host.
+    pub public_base_url: Option<String>,
     pub(crate) rule_caches: RuleCaches,
 }
 
@@ -35,6 +38,7 @@ impl App {
             channel_cache_ttl: Duration::from_secs(0),
             webhook_targets: Targets::Public,
             sns_timestamp_window: Default::default(),
+            public_base_url: None,
             rule_caches: RuleCaches::default(),
         }
     }
@@ -57,6 +61,9 @@ impl App {
         let mut app = App::new(store);
         app.channel_cache_ttl = Duration::from_secs(ttl);
         app.webhook_targets = Targets::from_env();
+        app.public_base_url = std::env::var("PUBLIC_BASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty());
         Ok(app)
     }
 }

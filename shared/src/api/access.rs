@@ -121,6 +121,20 @@ pub const ACCESS: &[(&str, &str, Role)] = &[
     ("/api/app-keys/{app_key_id}", "DELETE", Admin),
     // Every key may ask what it is.
     ("/api/whoami", "GET", Viewer),
+    // On-call configuration is admin's, like channels (SPEC 15).
+    ("/api/members", "GET", Viewer),
+    ("/api/members", "POST", Admin),
+    ("/api/members/{member_id}", "GET", Viewer),
+    ("/api/members/{member_id}", "PATCH", Admin),
+    ("/api/members/{member_id}", "DELETE", Admin),
+    ("/api/schedules", "GET", Viewer),
+    ("/api/schedules", "POST", Admin),
+    ("/api/schedules/{schedule_id}", "GET", Viewer),
+    ("/api/schedules/{schedule_id}", "PATCH", Admin),
+    ("/api/schedules/{schedule_id}", "DELETE", Admin),
+    ("/api/schedules/{schedule_id}/oncall", "GET", Viewer),
+    ("/api/schedules/{schedule_id}/shifts", "GET", Viewer),
+    ("/api/schedules/{schedule_id}/rotate-ical", "POST", Admin),
 ];
 
 /// The least role for a route and method; `None`: no decision (refused).

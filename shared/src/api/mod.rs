@@ -48,6 +48,7 @@ pub mod access;
 pub mod console;
 pub mod ical;
 mod lifecycle;
+pub mod oncall;
 pub mod openapi;
 mod pages;
 mod webhooks;
@@ -67,7 +68,7 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
         member_id = tracing::field::Empty,
     );
     async {
-        if let Some(page) = serve_public(&req, &request_id) {
+        if let Some(page) = serve_public(app, &req, &request_id).await {
             return page;
         }
         let result = match authenticate(app, &req).await {
@@ -87,14 +88,16 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
     .await
 }
 
-/// The console and the OpenAPI document, before any app key is asked for;
-/// `None` for every other path. A method they do not take is refused here
-/// too, so that the answer does not depend on whether a key was sent.
-fn serve_public(req: &Inbound, request_id: &str) -> Option<Outbound> {
+/// The console, the OpenAPI document and schedules' iCalendar feeds, before
+/// any app key is asked for; `None` for every other path. A method they do
+/// not take is refused here too, so that the answer does not depend on
+/// whether a key was sent.
+async fn serve_public(app: &App, req: &Inbound, request_id: &str) -> Option<Outbound> {
     let path = req.path.trim_end_matches('/');
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (pattern, methods) = PUBLIC_ROUTES
         .iter()
-        .find(|(pattern, _)| *pattern == path)
+        .find(|(pattern, _)| pattern_matches(pattern, &segments))
         .copied()?;
     tracing::Span::current().record("route", pattern);
     let method = req.method.to_ascii_uppercase();
@@ -102,6 +105,9 @@ fn serve_public(req: &Inbound, request_id: &str) -> Option<Outbound> {
         let refused =
             ApiError::MethodNotAllowed(format!("method: {pattern} takes {}", methods.join(", ")));
         return Some(respond(request_id, Err(refused)));
+    }
+    if pattern == oncall::ICAL_PATH {
+        return Some(oncall::serve_ical(app, &segments, request_id).await);
     }
     tracing::info!(status = 200, "request served");
     Some(if pattern == CONSOLE_PATH {
@@ -193,11 +199,23 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/app-keys", &["GET", "POST"]),
     ("/api/app-keys/{app_key_id}", &["DELETE"]),
     ("/api/whoami", &["GET"]),
+    ("/api/members", &["GET", "POST"]),
+    ("/api/members/{member_id}", &["GET", "PATCH", "DELETE"]),
+    ("/api/schedules", &["GET", "POST"]),
+    ("/api/schedules/{schedule_id}", &["GET", "PATCH", "DELETE"]),
+    ("/api/schedules/{schedule_id}/oncall", &["GET"]),
+    ("/api/schedules/{schedule_id}/shifts", &["GET"]),
+    ("/api/schedules/{schedule_id}/rotate-ical", &["POST"]),
 ];
 
 /// Routes served without an app key: the console page (its API calls carry
-/// the key) and the OpenAPI document (it describes the API, holds no data).
-pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[(CONSOLE_PATH, &["GET"]), (OPENAPI_PATH, &["GET"])];
+/// the key), the OpenAPI document (it describes the API, holds no data) and
+/// a schedule's iCalendar feed (the secret token in its path is the key).
+pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
+    (CONSOLE_PATH, &["GET"]),
+    (OPENAPI_PATH, &["GET"]),
+    (oncall::ICAL_PATH, &["GET"]),
+];
 
 pub const CONSOLE_PATH: &str = "/console";
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
@@ -224,7 +242,7 @@ async fn route(app: &App, req: &Inbound, caller: &Caller) -> ApiResult<Value> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some((pattern, methods)) = route_of(&segments) else {
         return Err(ApiError::RouteNotFound(
-            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables, /api/webhooks, /api/app-keys and /api/whoami".into(),
+            "path: no management route has this path; routes live under /api/channels, /api/integrations, /api/incidents, /api/alerts, /api/mapping-tables, /api/webhooks, /api/app-keys, /api/members, /api/schedules and /api/whoami".into(),
         ));
     };
     tracing::Span::current().record("route", pattern);
@@ -315,6 +333,9 @@ async fn route(app: &App, req: &Inbound, caller: &Caller) -> ApiResult<Value> {
         }
         (["api", "mapping-tables", id, "rows"], "GET") => {
             rules::get_mapping_rows(app, id, req).await
+        }
+        (["api", "members" | "schedules", ..], method) => {
+            oncall::route(app, req, &segments, method).await
         }
         _ => Err(ApiError::internal(
             "the route table and the handlers disagree",

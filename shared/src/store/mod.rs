@@ -28,6 +28,8 @@
 //! | app key id → hash, name | `APPKEYID#{id}` | `APPKEYID` |
 //! | channel rule (drop, silence, inhibit) | `CH#{channel}` | `RULE#{kind}#{rule}` |
 //! | mapping table | `MAPT#{table}` | `TABLE` |
+//! | on-call member (config/members.rs) | `MEM#{member}` | `MEMBER` |
+//! | schedule, its feed token hashed (config/schedules.rs) | `SCHED#{schedule}` | `SCHEDULE` |
 //! | mapping row (per upload version) | `MAPR#{table}#{version}` | source values joined by U+001F |
 //! | timeline entry (incidents/timeline.rs) | `INC#{incident}` | `TL#{at_ms:015}#{n:02}#{entry}` |
 //! | flapping state of `(channel, alert_key)` (TTL) | `FLAP#{channel}#{alert_key}` | `FLAP` |
@@ -38,7 +40,7 @@
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
 //! records by `ALERT#{alert}`, channels by `CHANNELS`, integrations by
-//! `INTEGRATIONS`, app keys by `APPKEYS`,
+//! `INTEGRATIONS`, app keys by `APPKEYS`, members by `MEMBERS`, schedules by `SCHEDULES`,
 //! deliveries newest first by `DLV#{webhook}`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
 //! `gsi3`: no longer written or read (inhibition sources are items of their

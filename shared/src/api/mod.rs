@@ -107,7 +107,8 @@ async fn serve_public(app: &App, req: &Inbound, request_id: &str) -> Option<Outb
         return Some(respond(request_id, Err(refused)));
     }
     if pattern == oncall::ICAL_PATH {
-        return Some(oncall::serve_ical(app, &segments, request_id).await);
+        // Boxed, like the on-call routes below: keeps this future shallow.
+        return Some(Box::pin(oncall::serve_ical(app, &segments, request_id)).await);
     }
     tracing::info!(status = 200, "request served");
     Some(if pattern == CONSOLE_PATH {
@@ -335,7 +336,7 @@ async fn route(app: &App, req: &Inbound, caller: &Caller) -> ApiResult<Value> {
             rules::get_mapping_rows(app, id, req).await
         }
         (["api", "members" | "schedules", ..], method) => {
-            oncall::route(app, req, &segments, method).await
+            Box::pin(oncall::route(app, req, &segments, method)).await
         }
         _ => Err(ApiError::internal(
             "the route table and the handlers disagree",

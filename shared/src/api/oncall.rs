@@ -41,7 +41,7 @@ pub const ICAL_PATH: &str = "/ical/{schedule_id}/{token}";
 /// What `shifts` covers when `to` is not given: the console's picture.
 pub const DEFAULT_SHIFTS_SECS: i64 = 14 * 86_400;
 /// A member delete that keeps losing to concurrent references gives up.
-const DELETE_ATTEMPTS: usize = 3;
+const DELETE_ATTEMPTS: usize = 5;
 
 /// `/api/members...` and `/api/schedules...`, after access was decided.
 pub(super) async fn route(
@@ -190,7 +190,10 @@ pub async fn member_in_use(app: &App, member_id: &str) -> ApiResult<Option<Strin
 /// no reference having been added since the check (store/config/members.rs).
 async fn delete_member(app: &App, id: &str) -> ApiResult<Value> {
     let id = path_id("member_id", id)?;
-    for _ in 0..DELETE_ATTEMPTS {
+    for attempt in 0..DELETE_ATTEMPTS {
+        if attempt > 0 {
+            crate::store::db::backoff(attempt as u32).await;
+        }
         let Some(ref_version) = app.store.get_member_for_delete(id).await? else {
             return Err(not_found("member_id", "member"));
         };
@@ -383,11 +386,7 @@ async fn patch_schedule(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> 
         .store
         .update_schedule(id, &st.schedule, st.updated_at)
         .await?;
-    written(
-        &st.schedule,
-        outcome,
-        not_found("schedule_id", "schedule"),
-    )?;
+    written(&st.schedule, outcome, not_found("schedule_id", "schedule"))?;
     Ok(schedule_view(&st))
 }
 
@@ -413,7 +412,12 @@ async fn delete_schedule(app: &App, id: &str) -> ApiResult<Value> {
 
 /// A unix-seconds query parameter; `None` when absent or empty.
 fn query_second(req: &Inbound, name: &str) -> ApiResult<Option<i64>> {
-    match req.query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+    match req
+        .query
+        .get(name)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    {
         None => Ok(None),
         Some(text) => text
             .parse::<i64>()

@@ -156,9 +156,9 @@ pub fn check_email(field: &str, email: &str) -> ApiResult<()> {
     }
     let (local, domain) = email.rsplit_once('@').ok_or_else(refused)?;
     let local_ok = (1..=64).contains(&local.len())
-        && local.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b)
-        })
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b))
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..");
@@ -166,7 +166,9 @@ pub fn check_email(field: &str, email: &str) -> ApiResult<()> {
     let domain_ok = labels.len() >= 2
         && labels.iter().all(|label| {
             (1..=63).contains(&label.len())
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });

@@ -212,6 +212,10 @@ impl Store {
         match result {
             Ok(_) => Ok(MemberDelete::Deleted),
             Err(err) => match err.as_service_error() {
+                // A schedule's transaction on the member is under way.
+                Some(DeleteItemError::TransactionConflictException(_)) => {
+                    Ok(MemberDelete::Referenced)
+                }
                 Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
                     match self.get_member_for_delete(member_id).await? {
                         None => Ok(MemberDelete::Gone),

@@ -6,6 +6,6 @@ pub mod app_keys;
 pub mod channels;
 pub mod integrations;
 pub mod mapping;
-pub mod rules;
 pub mod members;
+pub mod rules;
 pub mod schedules;

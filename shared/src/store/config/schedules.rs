@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
 use crate::engine::schedule::Schedule;
 use crate::error::{ApiError, ApiResult};
 use crate::store::config::members::member_reference;
-use crate::store::db::Cancelled;
+use crate::store::db::{backoff, Cancelled};
 use crate::store::items::*;
 use crate::store::{build_error, storage_error, Store, GSI1};
 
@@ -23,6 +23,8 @@ pub const SCHEDULE_SK: &str = "SCHEDULE";
 const SCHEDULES_SCOPE: &str = "SCHEDULES";
 /// One transaction holds 100 items: the schedule and up to 99 members.
 pub const MAX_SCHEDULE_MEMBERS: usize = 99;
+/// Transactions lost to concurrent ones on the same members before giving up.
+const WRITE_ATTEMPTS: u32 = 8;
 
 pub fn schedule_pk(schedule_id: &str) -> String {
     format!("SCHED#{schedule_id}")
@@ -116,26 +118,29 @@ impl Store {
         for id in members {
             parts.push(member_reference(&self.table, id)?);
         }
-        match self.send_transaction(parts).await {
-            Ok(()) => Ok(ScheduleWrite::Written),
-            Err(Cancelled::Fatal(e)) => Err(e),
-            Err(Cancelled::Reasons(reasons)) => {
-                let failed = |i: usize| {
-                    reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
-                };
-                if failed(0) {
-                    return Ok(ScheduleWrite::NoSchedule);
-                }
-                match (1..reasons.len()).find(|&i| failed(i)) {
-                    Some(i) => Ok(ScheduleWrite::NoSuchMember(members[i - 1].clone())),
+        for attempt in 0..WRITE_ATTEMPTS {
+            match self.send_transaction(parts.clone()).await {
+                Ok(()) => return Ok(ScheduleWrite::Written),
+                Err(Cancelled::Fatal(e)) => return Err(e),
+                Err(Cancelled::Reasons(reasons)) => {
+                    let failed = |i: usize| {
+                        reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
+                    };
+                    if failed(0) {
+                        return Ok(ScheduleWrite::NoSchedule);
+                    }
+                    if let Some(i) = (1..reasons.len()).find(|&i| failed(i)) {
+                        return Ok(ScheduleWrite::NoSuchMember(members[i - 1].clone()));
+                    }
                     // A conflict with a concurrent transaction on one of the
-                    // same items: the caller may simply try again.
-                    None => Err(ApiError::internal(
-                        "a concurrent change touched the same members; retry",
-                    )),
+                    // same members (another schedule naming them): again.
+                    backoff(attempt).await;
                 }
             }
         }
+        Err(ApiError::internal(
+            "concurrent changes kept touching the same members; retry",
+        ))
     }
 
     /// A new schedule, its members referenced (see members.rs).

@@ -901,3 +901,204 @@ async fn roles_in_a_real_browser() {
     let incident = api_ok(&app, "GET", &format!("/api/incidents/{incident_id}"), None).await;
     assert_eq!(incident["status"], "Triggered", "nothing changed");
 }
+
+/// SPEC 14's console pages: members added in the page (a refused address
+/// shown in words), a schedule created from JSON with its feed URL shown
+/// once and serving the calendar, the 14-day picture (a row per layer and
+/// one for the final schedule, each bar named, one colour per member), the
+/// feed URL rotated, and a member still named by the schedule refused
+/// deletion with the place in words, then deleted once the schedule is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_on_call_pages_in_a_real_browser() {
+    let Some((chromedriver, chromium)) = browser_tools("the_on_call_pages_in_a_real_browser")
+    else {
+        return;
+    };
+    let app = test_app().await;
+    let front = http_front::start(app.clone()).await;
+    let base = front.base_url.clone();
+    let browser = Browser::start(&chromedriver, chromium.as_deref());
+    sign_in(&browser, &base);
+
+    // Members: one added, one refused in words and then added.
+    browser.click("#nav a[data-section='members']");
+    browser.type_into("#member-name", "Alice");
+    browser.type_into("#member-email", "alice@example.org");
+    browser.type_into("#member-time_zone", "Europe/Berlin");
+    browser.type_into("#member-slack_user_id", "U024BE7LH");
+    browser.click("#member-create button[type=submit]");
+    browser.wait_text("#notice", "Member Alice added.");
+    browser.wait_text("#members", "alice@example.org");
+    browser.type_into("#member-name", "Bob");
+    browser.type_into("#member-email", "bob-at-example");
+    browser.click("#member-create button[type=submit]");
+    browser.wait_text(
+        "#flash",
+        "The service refused the request: email: must be an address",
+    );
+    browser.type_into("#member-email", "bob@example.org");
+    browser.click("#member-create button[type=submit]");
+    browser.wait_text("#notice", "Member Bob added.");
+    browser.wait_text("#members", "bob@example.org");
+    browser.assert_accessible("members");
+    let members = api_ok(&app, "GET", "/api/members", None).await;
+    let ids: Vec<String> = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(members["items"][0]["im"]["slack_user_id"], "U024BE7LH");
+    let (alice, bob) = (&ids[0], &ids[1]);
+
+    // A schedule from JSON: daily Alice/Bob, Bob alone on a restricted
+    // second layer, an override of Alice.
+    let day = 86_400;
+    let today = shared::domain::time::now_ms() / 1000 / day * day;
+    let schedule = json!({"name": "Database primary", "time_zone": "Europe/Berlin",
+        "layers": [
+            {"name": "daily", "member_ids": [alice, bob], "start": today - day, "shift": {"unit": "days", "length": 1}},
+            {"name": "evenings", "member_ids": [bob], "start": today - day, "shift": {"unit": "weeks", "length": 1},
+             "restrictions": [{"weekdays": [1, 2, 3, 4, 5], "from": "18:00", "to": "22:00"}]}],
+        "overrides": [{"member_id": alice, "from": today + 3 * day, "to": today + 3 * day + 6 * 3600}]});
+    browser.click("#nav a[data-section='schedules']");
+    browser.type_into("#schedule-json", &schedule.to_string());
+    browser.click("#schedule-create button[type=submit]");
+    browser.wait_text("#notice", "Schedule Database primary created");
+    let url = browser
+        .wait_for(
+            "the feed URL",
+            "const e = document.getElementById('new-ical-url'); return e && e.value",
+            json!([]),
+        )
+        .as_str()
+        .expect("feed URL")
+        .to_string();
+    let feed_path = |url: &str| url[url.find("/ical/").expect("an /ical/ URL")..].to_string();
+    let feed = call_api(
+        &app,
+        shared::intake::http::Inbound::new("GET", &feed_path(&url)),
+    )
+    .await;
+    assert_eq!(feed.status, 200, "{}", feed.body);
+    assert!(feed.body.contains("SUMMARY:On call: Alice"));
+    let schedules = api_ok(&app, "GET", "/api/schedules", None).await;
+    let sid = schedules["items"][0]["schedule_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Its page: the picture, its rows named, one colour per member.
+    browser.click("#schedule-made a");
+    browser.wait_text("h2", "Schedule Database primary");
+    browser.wait_for(
+        "the picture",
+        "return document.querySelectorAll('#schedule-picture .pic-bar').length > 0",
+        json!([]),
+    );
+    let rows = browser.script(
+        "return [...document.querySelectorAll('#schedule-picture .pic-row:not(.pic-days) .pic-label')].map(e => e.textContent)",
+        json!([]),
+    );
+    assert_eq!(
+        rows,
+        json!(["Layer 1: daily", "Layer 2: evenings", "Final schedule"])
+    );
+    let bars = browser.script(
+        "return [...document.querySelectorAll('#schedule-picture .pic-row:not(.pic-days)')].map(r => [...r.querySelectorAll('.pic-bar')].map(b => [b.textContent, b.dataset.memberId, getComputedStyle(b).backgroundColor, b.classList.contains('override')]))",
+        json!([]),
+    );
+    let rows = bars.as_array().unwrap();
+    let named = |row: &Value, name: &str| row.as_array().unwrap().iter().any(|b| b[0] == name);
+    assert!(named(&rows[0], "Alice") && named(&rows[0], "Bob"), "{bars}");
+    assert!(
+        named(&rows[1], "Bob") && !named(&rows[1], "Alice"),
+        "{bars}"
+    );
+    assert!(named(&rows[2], "Alice") && named(&rows[2], "Bob"), "{bars}");
+    assert!(
+        rows[2].as_array().unwrap().iter().any(|b| b[3] == true),
+        "the override is drawn: {bars}"
+    );
+    // Each member has one colour everywhere, and the two differ.
+    let colour_of = |id: &str| -> Vec<String> {
+        let mut colours: Vec<String> = rows
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter())
+            .filter(|b| b[1] == id)
+            .map(|b| b[2].as_str().unwrap().to_string())
+            .collect();
+        colours.dedup();
+        colours.sort();
+        colours.dedup();
+        colours
+    };
+    let (alice_colour, bob_colour) = (colour_of(alice), colour_of(bob));
+    assert_eq!(alice_colour.len(), 1, "{bars}");
+    assert_eq!(bob_colour.len(), 1, "{bars}");
+    assert_ne!(alice_colour, bob_colour);
+    browser.wait_text("#final-shifts", "override");
+    browser.assert_accessible("schedule");
+    browser.screenshot("console-schedule.png", Some("#schedule-picture"));
+
+    // The feed URL rotated (asked twice): the old one stops, the new one works.
+    browser.click("#rotate-ical");
+    browser.wait_text("#rotate-ical", "Really rotate");
+    browser.click("#rotate-ical");
+    let new_url = browser
+        .wait_for(
+            "the new feed URL",
+            "const e = document.getElementById('ical-url'); return e && e.value",
+            json!([]),
+        )
+        .as_str()
+        .expect("new feed URL")
+        .to_string();
+    assert_ne!(new_url, url);
+    let old = call_api(
+        &app,
+        shared::intake::http::Inbound::new("GET", &feed_path(&url)),
+    )
+    .await;
+    assert_eq!(old.status, 404);
+    let new = call_api(
+        &app,
+        shared::intake::http::Inbound::new("GET", &feed_path(&new_url)),
+    )
+    .await;
+    assert_eq!(new.status, 200);
+
+    // Alice is still named: her delete is refused, saying where.
+    browser.click("#nav a[data-section='members']");
+    let delete_alice = format!("#members tr[data-member-id='{alice}'] button.danger");
+    browser.click(&delete_alice);
+    browser.wait_text(&delete_alice, "Really delete Alice");
+    browser.click(&delete_alice);
+    browser.wait_text(
+        "#flash",
+        &format!("member_id: still used at schedules/{sid}.layers[0].member_ids[0]"),
+    );
+    assert_eq!(
+        api_ok(&app, "GET", "/api/members", None).await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The schedule deleted in its page, then Alice goes.
+    browser.goto(&format!("{base}/console#/schedules/{sid}"));
+    browser.click("#delete-schedule");
+    browser.wait_text("#delete-schedule", "Really delete");
+    browser.click("#delete-schedule");
+    browser.wait_text("#notice", "Schedule Database primary deleted.");
+    browser.wait_text("#schedules", "No schedules yet.");
+    browser.click("#nav a[data-section='members']");
+    browser.click(&delete_alice);
+    browser.click(&delete_alice);
+    browser.wait_text("#notice", "Member Alice deleted.");
+    let left = api_ok(&app, "GET", "/api/members", None).await;
+    assert_eq!(left["items"].as_array().unwrap().len(), 1);
+    assert_eq!(left["items"][0]["name"], "Bob");
+}

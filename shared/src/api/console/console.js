@@ -303,6 +303,8 @@
       integrations: () => (id ? integrationPage(id) : integrationList()),
       webhooks: () => (id ? webhookPage(id) : webhookList()),
       keys: () => keyList(),
+      members: () => memberList(),
+      schedules: () => (id ? schedulePage(id) : scheduleList()),
     };
     if (!views[section]) { location.replace('#/incidents'); return; }
     markNav(section);
@@ -902,6 +904,228 @@
         h('thead', {}, h('tr', {}, ['At', 'Event', 'Object', 'Status', 'Attempts', 'HTTP', 'Took', 'Error', 'Resend'].map((t) => h('th', { scope: 'col' }, t)))), body),
       h('p', {}, more));
     await load(true);
+  }
+
+  // ---------------------------------------------------------------- on-call: members and schedules
+
+  const PICTURE_DAYS = 14;
+  // One colour per member, the same in every row of every schedule (by the
+  // member's place in the list); the member's name is written in each bar.
+  const MEMBER_COLOURS = ['#b6e3ff', '#ffd8b5', '#c8f0c8', '#f5c2e7', '#fff1a8', '#d8c8ff', '#ffc9c9', '#b8f2e6', '#e6d3b3', '#cfd8dc'];
+  const IM_FIELDS = [['slack_user_id', 'Slack user id', 'U followed by capitals and digits'],
+    ['feishu_open_id', 'Feishu open_id', 'ou_ followed by letters and digits'],
+    ['dingtalk_mobile', 'DingTalk mobile', 'digits, + and - allowed'],
+    ['wecom_user_id', 'WeCom user id', '']];
+  let memberNames = new Map();
+  let memberColours = new Map();
+
+  async function loadMembers() {
+    const data = await api('GET', '/api/members');
+    memberNames = new Map(data.items.map((m) => [m.member_id, m.name]));
+    memberColours = new Map(data.items.map((m, i) => [m.member_id, MEMBER_COLOURS[i % MEMBER_COLOURS.length]]));
+    return data.items;
+  }
+  function memberName(id) { return memberNames.get(id) || id; }
+
+  /** A delete button that asks once more before it acts. */
+  function armedButton(label, really, attrs, work) {
+    return h('button', Object.assign({ type: 'button', class: 'danger' }, attrs, { onclick: async (ev) => {
+      if (ev.target.dataset.armed !== 'yes') { ev.target.dataset.armed = 'yes'; ev.target.textContent = really; return; }
+      await work(ev.target);
+    } }), label);
+  }
+
+  async function memberList() {
+    const items = await loadMembers();
+    const text = (id, attrs) => h('input', Object.assign({ type: 'text', id, spellcheck: 'false' }, attrs || {}));
+    const name = text('member-name', { required: true, maxlength: 100 });
+    const email = text('member-email', { required: true, maxlength: 254, inputmode: 'email', autocomplete: 'off' });
+    const phone = text('member-phone', { maxlength: 32, inputmode: 'tel' });
+    const zone = text('member-time_zone', { value: 'UTC', maxlength: 64 });
+    const im = IM_FIELDS.map(([key, label, hint]) => [key, label, hint, text(`member-${key}`, { maxlength: 70 })]);
+    const form = h('form', { class: 'card', id: 'member-create', 'data-needs': 'admin', onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = { name: name.value, email: email.value };
+      if (phone.value.trim()) body.phone = phone.value.trim();
+      if (zone.value.trim()) body.time_zone = zone.value.trim();
+      const ids = {};
+      for (const [key, , , input] of im) if (input.value.trim()) ids[key] = input.value.trim();
+      if (Object.keys(ids).length) body.im = ids;
+      const made = await act(ev.submitter, () => api('POST', '/api/members', body), (m) => `Member ${m.name} added.`);
+      if (made) memberList().catch(flash);
+    } }, h('h3', {}, 'New member'),
+    h('div', { class: 'row' }, field('Name', name), field('Email', email), field('Phone (optional)', phone),
+      field('Time zone', zone, 'An IANA name such as Europe/Berlin.')),
+    h('fieldset', {}, h('legend', {}, 'IM ids (optional): how each platform mentions this member'),
+      h('div', { class: 'row' }, im.map(([, label, hint, input]) => field(label, input, hint || null)))),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add member')));
+    const rows = items.map((m) => h('tr', { 'data-member-id': m.member_id },
+      h('td', {}, h('span', { class: 'swatch', 'aria-hidden': 'true' }, '\u00a0'), ' ', m.name),
+      h('td', {}, m.email), h('td', {}, m.phone || '—'), h('td', {}, m.time_zone), h('td', {}, chips(m.im)),
+      h('td', {}, h('code', {}, m.member_id)),
+      h('td', { 'data-needs': 'admin' }, armedButton('Delete', `Really delete ${m.name}`, {}, async (button) => {
+        if (await act(button, () => api('DELETE', `/api/members/${m.member_id}`), `Member ${m.name} deleted.`)) memberList().catch(flash);
+      }))));
+    show(h('h2', {}, 'Members'),
+      h('p', { class: 'muted' }, 'The people schedules and escalation rules page, by email and by IM mention. A member still named by a schedule cannot be deleted.'),
+      h('table', { id: 'members' }, h('caption', { class: 'visually-hidden' }, 'Members'),
+        h('thead', {}, h('tr', {}, ['Name', 'Email', 'Phone', 'Time zone', 'IM ids', 'Id', 'Delete'].map((t) => h('th', { scope: 'col', 'data-needs': t === 'Delete' ? 'admin' : null }, t)))),
+        h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No members yet.')))),
+      form);
+    // Colours are set through the DOM: the page's policy allows no style attributes.
+    for (const m of items) {
+      const swatch = main.querySelector(`tr[data-member-id="${m.member_id}"] .swatch`);
+      if (swatch) swatch.style.background = memberColours.get(m.member_id);
+    }
+  }
+
+  /** Local midnight of today, in unix seconds, and of each of the next days. */
+  function localMidnights(days) {
+    const d = new Date();
+    d.setHours(0, 0, 0, 0);
+    const out = [];
+    for (let i = 0; i <= days; i++) {
+      out.push(Math.floor(d.getTime() / 1000));
+      d.setDate(d.getDate() + 1);
+    }
+    return out;
+  }
+
+  function exampleSchedule(members) {
+    const start = localMidnights(0)[0] + 9 * 3600;
+    return {
+      name: 'Primary',
+      time_zone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC',
+      layers: [{ name: 'Weekly', member_ids: members.slice(0, 3).map((m) => m.member_id), start, shift: { unit: 'weeks', length: 1 } }],
+    };
+  }
+
+  /** The feed URL, shown once, with a copy button. */
+  function feedUrlCard(id, heading, url, extra) {
+    const shown = h('input', { type: 'text', readonly: true, class: 'wide', id, value: url });
+    return h('section', { class: 'secret' }, h('h3', {}, heading),
+      field('iCalendar feed URL (shown once)', shown, 'Subscribe to it in a calendar app. Only its hash is kept: if it is lost, rotate it.'),
+      h('div', { class: 'actions' }, copyButton(shown, 'feed URL'), extra || null));
+  }
+
+  async function scheduleList() {
+    const [{ items }, members] = await Promise.all([api('GET', '/api/schedules'), loadMembers()]);
+    const json = h('textarea', { id: 'schedule-json', rows: 12, spellcheck: 'false' }, pretty(exampleSchedule(members)));
+    const result = h('div', { id: 'schedule-made' });
+    const form = h('form', { class: 'card', id: 'schedule-create', 'data-needs': 'admin', onsubmit: async (ev) => {
+      ev.preventDefault();
+      const made = await act(ev.submitter, async () => api('POST', '/api/schedules', parseJson(json.value, 'Schedule (JSON)')),
+        (s) => `Schedule ${s.name} created: copy its feed URL now, it is not shown again.`);
+      if (!made) return;
+      result.replaceChildren(feedUrlCard('new-ical-url', `Schedule ${made.name}`, made.ical_url,
+        h('a', { href: `#/schedules/${made.schedule_id}` }, `Open ${made.name}`)));
+      result.querySelector('input').focus();
+    } }, h('h3', {}, 'New schedule'),
+    field('Schedule (JSON)', json, 'layers rotate through member_ids from start (unix seconds), each shift length units (hours, days or weeks) long, counted in time_zone; restrictions limit a layer to weekdays and hours; a later layer wins over an earlier one, overrides over all.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create schedule')));
+    const rows = items.map((s) => h('tr', {},
+      h('td', {}, h('a', { href: `#/schedules/${s.schedule_id}` }, s.name)), h('td', {}, s.time_zone),
+      h('td', {}, s.layers.map((l) => l.name).join(', ')),
+      h('td', {}, [...new Set(s.layers.flatMap((l) => l.member_ids))].map(memberName).join(', ')),
+      h('td', {}, when(s.created_at))));
+    show(h('h2', {}, 'Schedules'), result,
+      h('table', { id: 'schedules' }, h('caption', { class: 'visually-hidden' }, 'Schedules'),
+        h('thead', {}, h('tr', {}, ['Name', 'Time zone', 'Layers', 'Members', 'Created'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No schedules yet.')))),
+      members.length ? form : h('p', { class: 'muted' }, 'Add members first: a schedule rotates through them.'));
+  }
+
+  /** One row of the picture: a label, then a bar per shift with the member's name in it. */
+  function pictureRow(label, shifts, from, to, midnights, kind) {
+    const span = to - from;
+    const place = (el, start, end) => {
+      el.style.left = `${(100 * (Math.max(start, from) - from)) / span}%`;
+      el.style.width = `${(100 * (Math.min(end, to) - Math.max(start, from))) / span}%`;
+    };
+    const track = h('div', { class: 'pic-track' });
+    for (const t of midnights.slice(1, -1)) {
+      const tick = h('div', { class: 'pic-tick', 'aria-hidden': 'true' });
+      place(tick, t, t);
+      track.append(tick);
+    }
+    for (const s of shifts) {
+      const name = memberName(s.member_id);
+      const bar = h('div', { class: `pic-bar ${s.source}`, title: `${name}: ${when(s.from)} to ${when(s.to)}${s.source === 'override' ? ' (override)' : ''}`,
+        'data-member-id': s.member_id }, name);
+      place(bar, s.from, s.to);
+      bar.style.background = memberColours.get(s.member_id) || '#eaeef2';
+      track.append(bar);
+    }
+    if (!shifts.length) track.append(h('span', { class: 'pic-empty' }, 'nobody'));
+    return h('div', { class: `pic-row pic-${kind}` }, h('div', { class: 'pic-label' }, label), track);
+  }
+
+  function dayHeader(midnights) {
+    const from = midnights[0];
+    const span = midnights[midnights.length - 1] - from;
+    const track = h('div', { class: 'pic-track' });
+    for (let i = 0; i < midnights.length - 1; i++) {
+      const d = new Date(midnights[i] * 1000);
+      const day = h('div', { class: 'pic-day' }, `${d.toLocaleDateString(undefined, { weekday: 'short' })} ${d.getDate()}`);
+      day.style.left = `${(100 * (midnights[i] - from)) / span}%`;
+      day.style.width = `${(100 * (midnights[i + 1] - midnights[i])) / span}%`;
+      track.append(day);
+    }
+    return h('div', { class: 'pic-row pic-days', 'aria-hidden': 'true' }, h('div', { class: 'pic-label' }), track);
+  }
+
+  async function schedulePage(id) {
+    const path = `/api/schedules/${encodeURIComponent(id)}`;
+    const [s] = await Promise.all([api('GET', path), loadMembers()]);
+    const midnights = localMidnights(PICTURE_DAYS);
+    const from = midnights[0];
+    const to = midnights[PICTURE_DAYS];
+    const range = `from=${from}&to=${to}`;
+    const [final, now, ...layers] = await Promise.all([
+      api('GET', `${path}/shifts?${range}`), api('GET', `${path}/oncall`),
+      ...s.layers.map((_, i) => api('GET', `${path}/shifts?${range}&layer=${i}`))]);
+    const picture = h('div', { class: 'pic', id: 'schedule-picture' }, dayHeader(midnights),
+      layers.map((l, i) => pictureRow(`Layer ${i + 1}: ${s.layers[i].name}`, l.items, from, to, midnights, 'layer')),
+      pictureRow('Final schedule', final.items, from, to, midnights, 'final'));
+    const source = (shift) => (shift.source === 'override' ? 'override' : `layer ${shift.layer + 1} (${s.layers[shift.layer].name})`);
+    const shiftRows = final.items.map((x) => h('tr', {}, h('td', {}, when(x.from)), h('td', {}, when(x.to)), h('td', {}, memberName(x.member_id)), h('td', {}, source(x))));
+    const feed = h('div', { id: 'ical-rotated' });
+    const rotate = armedButton('Rotate feed URL', 'Really rotate: the old URL stops working', { id: 'rotate-ical', class: '' }, async (button) => {
+      const made = await act(button, () => api('POST', `${path}/rotate-ical`), 'New feed URL made: copy it now, it is not shown again.');
+      if (!made) return;
+      feed.replaceChildren(feedUrlCard('ical-url', 'New feed URL', made.ical_url));
+      feed.querySelector('input').focus();
+    });
+    const editable = { name: s.name, time_zone: s.time_zone, layers: s.layers, overrides: s.overrides };
+    const json = h('textarea', { id: 'schedule-edit', rows: 12, spellcheck: 'false' }, pretty(editable));
+    const edit = h('form', { class: 'card', id: 'schedule-save', 'data-needs': 'admin', onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (await act(ev.submitter, async () => api('PATCH', path, parseJson(json.value, 'Schedule (JSON)')), 'Schedule saved.')) schedulePage(id).catch(flash);
+    } }, h('h3', {}, 'Change the schedule'), field('Schedule (JSON)', json, 'Fields given replace the schedule\'s; the feed URL stays.'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Save schedule')));
+    const del = armedButton('Delete schedule', 'Really delete this schedule', { id: 'delete-schedule' }, async (button) => {
+      if (await act(button, () => api('DELETE', path), `Schedule ${s.name} deleted.`)) go('#/schedules');
+    });
+    const onCall = now.member_ids.length
+      ? `${now.member_ids.map(memberName).join(', ')}${now.until ? ` until ${when(now.until)}` : ''}`
+      : `nobody${now.until ? ` until ${when(now.until)}` : ''}`;
+    show(h('p', {}, h('a', { href: '#/schedules' }, '← All schedules')),
+      h('h2', {}, `Schedule ${s.name}`),
+      h('section', { class: 'card' }, h('dl', { class: 'facts' },
+        h('dt', {}, 'On call now'), h('dd', { id: 'on-call-now' }, onCall),
+        h('dt', {}, 'Time zone'), h('dd', {}, s.time_zone),
+        h('dt', {}, 'Layers'), h('dd', {}, s.layers.map((l) => `${l.name} (${l.member_ids.map(memberName).join(' → ')}, every ${l.shift.length} ${l.shift.unit})`).join('; ')),
+        h('dt', {}, 'Overrides'), h('dd', {}, s.overrides.length ? s.overrides.map((o) => `${memberName(o.member_id)} ${when(o.from)} to ${when(o.to)}`).join('; ') : 'none'),
+        h('dt', {}, 'Feed URL issued'), h('dd', {}, when(s.ical_issued_at))),
+      h('div', { class: 'actions', 'data-needs': 'admin' }, rotate, del)),
+      feed,
+      h('h3', {}, `The next ${PICTURE_DAYS} days`),
+      h('p', { class: 'muted' }, 'One row per layer (its restrictions applied), then the final schedule: later layers over earlier ones, overrides over all. Each member has one colour; the name is in the bar, and in the list below.'),
+      picture,
+      h('table', { id: 'final-shifts' }, h('caption', {}, `Final schedule, next ${PICTURE_DAYS} days`),
+        h('thead', {}, h('tr', {}, ['From', 'To', 'Member', 'Source'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, shiftRows.length ? shiftRows : h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'Nobody is on call in these days.')))),
+      edit);
   }
 
   // ---------------------------------------------------------------- app keys

@@ -27,6 +27,14 @@ async fn member(app: &App, name: &str) -> String {
     made["member_id"].as_str().expect("member_id").to_string()
 }
 
+async fn three_members(app: &App) -> (String, String, String) {
+    (
+        member(app, "Alice").await,
+        member(app, "Bob").await,
+        member(app, "Carol").await,
+    )
+}
+
 fn daily_layer(member_ids: &[&str], start: i64) -> Value {
     json!({"name": "daily", "member_ids": member_ids, "start": start, "shift": {"unit": "days", "length": 1}})
 }
@@ -325,11 +333,7 @@ async fn schedules_crud_validation_and_the_hidden_token() {
 async fn a_member_named_by_a_schedule_is_not_deleted() {
     let _logs = capture_logs();
     let app = test_app().await;
-    let (a, b, c) = (
-        member(&app, "Alice").await,
-        member(&app, "Bob").await,
-        member(&app, "Carol").await,
-    );
+    let (a, b, c) = three_members(&app).await;
     let made = api_ok(
         &app,
         "POST",
@@ -443,11 +447,7 @@ async fn deleting_a_member_while_schedules_name_it_leaves_no_dangling_reference(
 async fn oncall_and_shifts_across_the_berlin_spring_change() {
     let _logs = capture_logs();
     let app = test_app().await;
-    let (a, b, c) = (
-        member(&app, "Alice").await,
-        member(&app, "Bob").await,
-        member(&app, "Carol").await,
-    );
+    let (a, b, c) = three_members(&app).await;
     let made = api_ok(
         &app,
         "POST",
@@ -796,4 +796,28 @@ async fn responders_read_and_only_admins_change() {
         );
     }
     assert_eq!(table_dump(&app).await, before, "a refused change wrote");
+}
+
+/// The feed is reachable without a key in AWS and under `make run`: the
+/// template routes it to the management function (and
+/// tests/infra_consistency.rs holds the watch router to the template).
+#[test]
+fn the_feed_is_routed_to_the_management_function() {
+    let route = (
+        shared::api::oncall::ICAL_PATH.to_string(),
+        "GET".to_string(),
+        "management-api".to_string(),
+    );
+    assert!(
+        integration_tests::template::template()
+            .routes()
+            .contains(&route),
+        "infra/template.yaml: no GET {} route to management-api",
+        shared::api::oncall::ICAL_PATH
+    );
+    assert!(shared::api::PUBLIC_ROUTES
+        .iter()
+        .any(
+            |(pattern, methods)| *pattern == shared::api::oncall::ICAL_PATH && *methods == ["GET"]
+        ));
 }

@@ -47,6 +47,11 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Equality whose time depends only on the lengths (secrets and their hashes).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// `n` bytes from the OS CSPRNG, hex-encoded. Used for ids and secrets.
 pub fn random_hex(n: usize) -> Result<String, crate::error::ApiError> {
     let mut buf = vec![0u8; n];

@@ -29,7 +29,7 @@ use crate::engine::schedule::{
     CompiledSchedule, Layer, Override, Schedule, LATEST_SECOND, MAX_RANGE_SECS,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::hashing::{random_hex, sha256_hex};
+use crate::hashing::{constant_time_eq, random_hex, sha256_hex};
 use crate::ids::is_valid_id;
 use crate::intake::http::{respond, Inbound, Outbound};
 use crate::intake::integrations::from_value;
@@ -518,11 +518,6 @@ pub async fn load_compiled_schedules(
 }
 
 // ---- the iCalendar feed ----
-
-/// Equality whose time depends only on the lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 /// The feed's answer for anything wrong (no such schedule, a wrong or old
 /// token, garbage): the same 404, naming nothing.

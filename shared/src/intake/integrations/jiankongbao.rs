@@ -172,18 +172,13 @@ fn verify_token(value: &Value, callback_token: &str) -> ApiResult<()> {
     hasher.update(signed_field(value, "fault_time").as_bytes());
     hasher.update(callback_token.as_bytes());
     let expected = hex(&hasher.finalize());
-    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+    if crate::hashing::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized(
             "token: does not match MD5(msg_id + task_id + fault_time + callback token)".into(),
         ))
     }
-}
-
-/// Equality whose time depends only on the lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn fault_time_ms(raw: Option<&str>) -> ApiResult<Option<i64>> {

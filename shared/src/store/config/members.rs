@@ -118,8 +118,9 @@ impl Store {
             .transpose()
     }
 
-    /// The member and its `ref_version` (for [`Store::delete_member_if_unreferenced`]).
-    pub async fn get_member_for_delete(&self, member_id: &str) -> ApiResult<Option<i64>> {
+    /// The member's `ref_version`, `None` when it does not exist (for
+    /// [`Store::delete_member_if_unreferenced`]).
+    pub async fn member_ref_version(&self, member_id: &str) -> ApiResult<Option<i64>> {
         Ok(self
             .get(member_pk(member_id), MEMBER_SK)
             .await?
@@ -217,7 +218,7 @@ impl Store {
                     Ok(MemberDelete::Referenced)
                 }
                 Some(DeleteItemError::ConditionalCheckFailedException(_)) => {
-                    match self.get_member_for_delete(member_id).await? {
+                    match self.member_ref_version(member_id).await? {
                         None => Ok(MemberDelete::Gone),
                         Some(_) => Ok(MemberDelete::Referenced),
                     }

@@ -46,6 +46,7 @@ const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
 pub mod access;
 pub mod console;
+mod escalation;
 pub mod ical;
 mod lifecycle;
 pub mod openapi;
@@ -157,6 +158,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
         "/api/channels/{channel_id}/inhibit-rules/{rule_id}",
         &["GET", "PATCH", "DELETE"],
     ),
+    ("/api/channels/{channel_id}/escalation", &["GET", "PUT"]),
     ("/api/integrations", &["GET", "POST"]),
     ("/api/integrations/{integration_id}", &["GET"]),
     ("/api/integrations/{integration_id}/rotate-key", &["POST"]),
@@ -178,6 +180,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/incidents/{incident_id}/timeline", &["GET"]),
     ("/api/incidents/{incident_id}/silence", &["POST"]),
     ("/api/incidents/{incident_id}/alerts", &["GET"]),
+    ("/api/incidents/{incident_id}/notifications", &["GET"]),
     ("/api/alerts/{alert_id}", &["GET"]),
     ("/api/alerts/{alert_id}/events", &["GET"]),
     ("/api/webhooks", &["GET", "POST"]),
@@ -243,6 +246,11 @@ async fn route(app: &App, req: &Inbound, caller: &Caller) -> ApiResult<Value> {
         (["api", "channels", id], "GET") => get_channel(app, id).await,
         (["api", "channels", id], "PATCH") => patch_channel(app, id, req).await,
         (["api", "channels", id], "DELETE") => delete_channel(app, id).await,
+        (["api", "channels", id, "escalation"], "PUT") => escalation::put_rules(app, id, req).await,
+        (["api", "channels", id, "escalation"], "GET") => escalation::get_rules(app, id).await,
+        (["api", "incidents", id, "notifications"], "GET") => {
+            escalation::notifications(app, id).await
+        }
         (["api", "integrations"], "POST") => create_integration(app, req).await,
         (["api", "integrations"], "GET") => list_integrations(app).await,
         (["api", "integrations", id], "GET") => get_integration(app, id).await,

@@ -39,6 +39,10 @@ pub enum Transition {
     Storm(u32),
     /// An alert key flaps: the incident is marked (`i_m_flapping`).
     Flapping,
+    /// Its escalation paged level 1 of a round (`i_assign`).
+    Assign,
+    /// Its escalation paged a later level (`i_escalate`).
+    Escalate,
 }
 
 impl Transition {
@@ -54,6 +58,8 @@ impl Transition {
             Self::Comment => "i_comm",
             Self::Storm(_) => "i_storm",
             Self::Flapping => "i_m_flapping",
+            Self::Assign => "i_assign",
+            Self::Escalate => "i_escalate",
         }
     }
 

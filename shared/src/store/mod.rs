@@ -35,6 +35,8 @@
 //! | delivery (TTL 7 days) or queued resend | `DLV#{webhook}` | `D#{delivery}` / `R#{delivery}` |
 //! | delivery waiting in its lane (retries.rs) | `DLV#{webhook}` | `Q#{incident}#{sequence:0>40}#{delivery}` |
 //! | lane marker, due for its next attempt | `DLV#{webhook}` | `L#{incident}` |
+//! | a channel's escalation rules (escalations.rs) | `CH#{channel}` | `ESCALATION` |
+//! | notification of a member by a level | `INC#{incident}` | `NOTIF#{at_ms:015}#{n:02}#{member}#{via}` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
 //! records by `ALERT#{alert}`, channels by `CHANNELS`, integrations by
@@ -45,12 +47,14 @@
 //! own, see alerts/inhibition.rs); still declared, since one stack update may
 //! create or delete only one index and this release creates gsi4.
 //! `gsi4` (gsi4pk, gsi4sk): the due index, sparse, keys only: what waits for
-//! a time, by `DUE#{kind}` and due time (retries.rs).
+//! a time, by `DUE#{kind}` and due time: deliveries (retries.rs), incidents
+//! whose escalation chain is due and emails to send (escalations.rs).
 
 pub mod alerts;
 pub mod config;
 pub mod db;
 pub mod deliveries;
+pub mod escalations;
 pub mod incidents;
 pub mod items;
 pub mod ratelimit;

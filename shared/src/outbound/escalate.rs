@@ -105,8 +105,18 @@ impl Escalator {
         }
         let emails = app.store.claim_due_emails(now_ms, DUE_PAGE).await?;
         for email in emails {
-            let sent = self.send_email(app, &email, now_ms).await?;
-            report.add(sent);
+            // A retry (or the email of a tick that died): the incident as it is now.
+            let message = match app.store.get_incident(&email.incident_id).await? {
+                Some(incident) => {
+                    let channel_name = channel_name(app, &incident).await?;
+                    Some(
+                        self.compose(&incident, &channel_name, &email, app, now_ms)
+                            .await?,
+                    )
+                }
+                None => None,
+            };
+            report.add(self.send_email(app, &email, message, now_ms).await?);
         }
         Ok(report)
     }
@@ -151,8 +161,17 @@ impl Escalator {
             // Another tick (or an ack) wrote first: it is theirs.
             return Ok(report);
         };
+        for note in &notifications {
+            if note.status != "pending" {
+                crate::metrics::notification(note.status);
+            }
+        }
         if let Some(page) = paged {
             report.pages = 1;
+            // How late the level went out: the tick's period plus any backlog.
+            if let Some(due) = chain.due_at_ms {
+                crate::metrics::escalation_lag(now_ms - due);
+            }
             tracing::info!(
                 incident_id,
                 level = page.level,
@@ -162,8 +181,14 @@ impl Escalator {
                 "escalation level paged"
             );
         }
-        for email in emails {
-            report.add(self.send_email(app, &email, now_ms).await?);
+        if !emails.is_empty() {
+            let channel_name = channel_name(app, &incident).await?;
+            for email in emails {
+                let message = self
+                    .compose(&incident, &channel_name, &email, app, now_ms)
+                    .await?;
+                report.add(self.send_email(app, &email, Some(message), now_ms).await?);
+            }
         }
         Ok(report)
     }
@@ -258,6 +283,7 @@ impl Escalator {
         &self,
         app: &App,
         email: &PendingEmail,
+        message: Option<PageEmail>,
         now_ms: i64,
     ) -> ApiResult<TickReport> {
         let mut report = TickReport::default();
@@ -272,7 +298,6 @@ impl Escalator {
             report.emails_failed = 1;
             return Ok(report);
         };
-        let message = self.compose(app, email, now_ms).await?;
         let outcome = match &message {
             Some(message) => mailer.send(message).await,
             None => Err(crate::outbound::email::SendFailure {
@@ -283,6 +308,7 @@ impl Escalator {
         match outcome {
             Ok(()) => {
                 app.store.finish_email(email, Ok(()), None).await?;
+                crate::metrics::notification("sent");
                 report.emails_sent = 1;
             }
             Err(failure) => {
@@ -303,6 +329,7 @@ impl Escalator {
                 if retry_at.is_some() {
                     report.emails_retrying = 1;
                 } else {
+                    crate::metrics::notification("failed");
                     report.emails_failed = 1;
                 }
             }
@@ -310,37 +337,39 @@ impl Escalator {
         Ok(report)
     }
 
-    /// The email for a pending notification, from the incident as it is now.
+    /// The email of a pending notification.
     async fn compose(
         &self,
-        app: &App,
+        incident: &Incident,
+        channel_name: &str,
         email: &PendingEmail,
+        app: &App,
         now_ms: i64,
-    ) -> ApiResult<Option<PageEmail>> {
-        let Some(incident) = app.store.get_incident(&email.incident_id).await? else {
-            return Ok(None);
-        };
-        let channel_name = app
-            .store
-            .get_channel(&incident.channel_id)
-            .await?
-            .map(|c| c.name)
-            .unwrap_or_else(|| incident.channel_id.clone());
+    ) -> ApiResult<PageEmail> {
         let base = self.public_base_url.trim_end_matches('/');
         let ack_url = ack_url(app, base, &incident.incident_id, &email.member_id, now_ms).await?;
-        Ok(Some(PageEmail {
+        Ok(PageEmail {
             to: email.address.clone(),
             member_name: String::new(),
             incident_id: incident.incident_id.clone(),
             title: incident.title.clone(),
             severity: incident.severity.as_str().to_string(),
-            channel_name,
+            channel_name: channel_name.to_string(),
             labels: incident.labels.clone(),
             console_url: format!("{base}/console#/incidents/{}", incident.incident_id),
             ack_url,
             level: email.level,
-        }))
+        })
     }
+}
+
+async fn channel_name(app: &App, incident: &Incident) -> ApiResult<String> {
+    Ok(app
+        .store
+        .get_channel(&incident.channel_id)
+        .await?
+        .map(|c| c.name)
+        .unwrap_or_else(|| incident.channel_id.clone()))
 }
 
 /// 1, 2, 4, 8 minutes between attempts (about a quarter of an hour in all).

@@ -45,6 +45,7 @@ pub const MIN_APP_KEY_CHARS: usize = 32;
 const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
 pub mod access;
+pub mod ack;
 pub mod console;
 mod escalation;
 pub mod ical;
@@ -68,6 +69,10 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
         member_id = tracing::field::Empty,
     );
     async {
+        // Before `serve_public`: its table names `/ack/{token}` too.
+        if let Some(page) = ack::serve(app, &req, &request_id).await {
+            return page;
+        }
         if let Some(page) = serve_public(&req, &request_id) {
             return page;
         }
@@ -199,8 +204,14 @@ pub const ROUTES: &[(&str, &[&str])] = &[
 ];
 
 /// Routes served without an app key: the console page (its API calls carry
-/// the key) and the OpenAPI document (it describes the API, holds no data).
-pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[(CONSOLE_PATH, &["GET"]), (OPENAPI_PATH, &["GET"])];
+/// the key), the OpenAPI document (it describes the API, holds no data) and
+/// the acknowledgement links (their signed token is the authority; served
+/// by `ack`).
+pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
+    (CONSOLE_PATH, &["GET"]),
+    (OPENAPI_PATH, &["GET"]),
+    (ack::ACK_ROUTE, &["GET", "POST"]),
+];
 
 pub const CONSOLE_PATH: &str = "/console";
 pub const OPENAPI_PATH: &str = "/api/openapi.json";

@@ -74,9 +74,11 @@ impl Transition {
     }
 }
 
-/// Every timeline type, in the order SPEC section 11 lists them: the
-/// default event types of a webhook.
-pub const INCIDENT_EVENT_TYPES: [&str; 9] = [
+/// Every timeline type, in the order SPEC section 11 lists them, then the
+/// on-call ones of section 14 (`i_assign`, `i_escalate`: a level of an
+/// escalation chain began, recorded by the escalation tick): the default
+/// event types of a webhook.
+pub const INCIDENT_EVENT_TYPES: [&str; 11] = [
     "i_new",
     "a_merge",
     "i_ack",
@@ -86,6 +88,8 @@ pub const INCIDENT_EVENT_TYPES: [&str; 9] = [
     "i_comm",
     "i_storm",
     "i_m_flapping",
+    "i_assign",
+    "i_escalate",
 ];
 
 /// The thresholds an incident's `alert_count` passed going from `old` to

@@ -37,6 +37,7 @@
 //! | lane marker, due for its next attempt | `DLV#{webhook}` | `L#{incident}` |
 //! | a channel's escalation rules (escalations.rs) | `CH#{channel}` | `ESCALATION` |
 //! | notification of a member by a level | `INC#{incident}` | `NOTIF#{at_ms:015}#{n:02}#{member}#{via}` |
+//! | ack link signing key (config/ack_secret.rs) | `CONFIG` | `ACK_LINK_SECRET` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
 //! records by `ALERT#{alert}`, channels by `CHANNELS`, integrations by
@@ -103,6 +104,8 @@ pub struct Store {
     pub sweep_budget: Duration,
     /// Alert records a sweep reads per page.
     pub sweep_page: i32,
+    /// The ack link signing key, once read (config/ack_secret.rs).
+    pub(crate) ack_secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 impl Store {
@@ -118,6 +121,7 @@ impl Store {
             leases: Arc::default(),
             sweep_budget: incidents::lifecycle::SWEEP_BUDGET,
             sweep_page: incidents::lifecycle::SWEEP_PAGE,
+            ack_secret: Arc::default(),
         }
     }
 

@@ -10,7 +10,7 @@
   const REFRESH_SECONDS = 15;
   const KINDS = ['standard', 'blueking', 'aliyun-prometheus', 'jiankongbao', 'prometheus', 'grafana',
     'zabbix', 'pagerduty', 'n9e', 'aws-cloudwatch', 'sentry'];
-  const INCIDENT_EVENTS = ['i_new', 'a_merge', 'i_ack', 'i_unack', 'i_rslv', 'i_reopen', 'i_comm', 'i_storm', 'i_m_flapping'];
+  const INCIDENT_EVENTS = ['i_new', 'a_merge', 'i_ack', 'i_unack', 'i_rslv', 'i_reopen', 'i_comm', 'i_storm', 'i_m_flapping', 'i_assign', 'i_escalate'];
   const ALERT_EVENTS = ['a_new', 'a_update', 'a_close'];
   const WEBHOOK_KINDS = ['generic', 'slack', 'feishu', 'dingtalk', 'wecom'];
   const CODE_WORDS = {

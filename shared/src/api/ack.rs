@@ -53,10 +53,18 @@ static CSP: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The answer for a path under `/ack/`, or `None` for any other path.
-pub(super) async fn serve(app: &App, req: &Inbound, request_id: &str) -> Option<Outbound> {
-    let token = req.path.strip_prefix(ACK_PATH_PREFIX)?;
-    let token = token.trim_end_matches('/');
+/// Whether [`serve`] answers this path: anything under `/ack/`.
+pub(super) fn is_ack_path(path: &str) -> bool {
+    path.starts_with(ACK_PATH_PREFIX)
+}
+
+/// The answer for a path under `/ack/` (the token is the rest of it).
+pub(super) async fn serve(app: &App, req: &Inbound, request_id: &str) -> Outbound {
+    let token = req
+        .path
+        .strip_prefix(ACK_PATH_PREFIX)
+        .unwrap_or_default()
+        .trim_end_matches('/');
     let span = tracing::Span::current();
     span.record("route", ACK_ROUTE);
     let method = req.method.to_ascii_uppercase();
@@ -66,10 +74,10 @@ pub(super) async fn serve(app: &App, req: &Inbound, request_id: &str) -> Option<
         _ => {
             let refused =
                 ApiError::MethodNotAllowed(format!("method: {ACK_ROUTE} takes GET, POST"));
-            return Some(respond(request_id, Err(refused)));
+            return respond(request_id, Err(refused));
         }
     };
-    Some(match result {
+    match result {
         Ok(page) => {
             tracing::info!(status = 200, "request served");
             page
@@ -91,7 +99,7 @@ pub(super) async fn serve(app: &App, req: &Inbound, request_id: &str) -> Option<
                 "<p>The incident could not be read or changed just now. Try again in a moment.</p>",
             )
         }
-    })
+    }
 }
 
 /// The claim of a token that is genuine and unexpired, and its incident if

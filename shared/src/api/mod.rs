@@ -69,9 +69,10 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
         member_id = tracing::field::Empty,
     );
     async {
-        // Before `serve_public`: its table names `/ack/{token}` too.
-        if let Some(page) = ack::serve(app, &req, &request_id).await {
-            return page;
+        // Before `serve_public`: its table names `/ack/{token}` too. Boxed:
+        // the lifecycle's future is deep, and would sit in every request's.
+        if ack::is_ack_path(&req.path) {
+            return Box::pin(ack::serve(app, &req, &request_id)).await;
         }
         if let Some(page) = serve_public(&req, &request_id) {
             return page;

@@ -402,11 +402,12 @@ async fn load_schedules(
 }
 
 async fn ack_url(
-    _app: &App,
+    app: &App,
     base: &str,
     incident_id: &str,
-    _member_id: &str,
-    _now_ms: i64,
+    member_id: &str,
+    now_ms: i64,
 ) -> ApiResult<String> {
-    Ok(format!("{base}/ack/{incident_id}"))
+    let secret = app.store.ack_link_secret().await?;
+    crate::outbound::ack_link::ack_url(base, &secret, incident_id, member_id, now_ms)
 }

@@ -370,8 +370,17 @@ async fn tour_every_management_route() {
     );
     let key = id(&rotated, "integration_key");
 
+    call!(
+        "PUT",
+        format!("/api/channels/{channel}/escalation"),
+        Some(json!({"rules": [{"name": "default", "levels": [
+            {"targets": {"member_ids": ["m_oncall"]}, "escalate_after_minutes": 5}]}]}))
+    );
+    call!("GET", format!("/api/channels/{channel}/escalation"));
+
     let pushed = Box::pin(push_ok(&app, &key, &json!({"title_rule": "disk full", "event_status": "Warning", "alert_key": "disk", "labels": {"host": "web-1"}}))).await;
     let incident = id(&pushed, "incident_id");
+    call!("GET", format!("/api/incidents/{incident}/notifications"));
     let alert = id(&pushed, "alert_id");
     call!("GET", "/api/incidents?status=Triggered&limit=5".into());
     call!("GET", format!("/api/incidents/{incident}"));

@@ -215,7 +215,16 @@ async fn webhook_crud_hides_the_secret_and_refuses_bad_fields() {
     assert_eq!(made["has_secret"], true);
     assert_eq!(made["kind"], "generic");
     assert_eq!(made["enabled"], true);
-    assert_eq!(made["event_types"].as_array().unwrap().len(), 9);
+    // The incident types by default, the on-call ones (SPEC 14) included.
+    assert_eq!(
+        made["event_types"],
+        json!(shared::engine::INCIDENT_EVENT_TYPES)
+    );
+    assert!(made["event_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "i_assign"));
     let got = api_ok(&app, "GET", &format!("/api/webhooks/{id}"), None).await;
     assert!(!got.to_string().contains("s3cret-value"));
     let patched = api_ok(

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::domain::delivery::Targets;
 use crate::domain::sns::TimestampWindow;
+use crate::engine::escalation::CompiledEscalation;
 use crate::model::Channel;
 use crate::rules::channel::ChannelRules;
 use crate::rules::integration::CompiledRules;
@@ -72,6 +73,7 @@ impl App {
 pub struct ChannelSetup {
     pub channel: Channel,
     pub rules: ChannelRules,
+    pub escalation: CompiledEscalation,
 }
 
 /// An integration's routes (shared integrations), enrichment and pipeline, compiled.

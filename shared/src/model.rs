@@ -129,8 +129,23 @@ pub struct Incident {
     /// Marked by a flapping alert key: webhooks deliver only its `i_m_flapping`.
     #[serde(default)]
     pub flapping: bool,
+    /// Who its escalation paged last (SPEC 14): the members of the level.
+    #[serde(default)]
+    pub responders: Vec<Responder>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<Vec<Alert>>,
+}
+
+/// A member an escalation level paged for an incident.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responder {
+    pub member_id: String,
+    /// 1-based.
+    pub level: usize,
+    /// Unix seconds.
+    pub assigned_at: i64,
+    /// Unix seconds, once this member acknowledged (from its link).
+    pub acknowledged_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,4 +334,20 @@ impl Role {
     pub fn parse(text: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == text)
     }
+}
+
+/// One notification of a member by an escalation level (SPEC 14).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub member_id: String,
+    /// `email` or `im`.
+    pub via: String,
+    pub level: usize,
+    /// `pending` (an email being sent or waiting for its next attempt),
+    /// `sent` or `failed`.
+    pub status: String,
+    /// Unix seconds of the page.
+    pub at: i64,
+    pub attempts: i64,
+    pub error: Option<String>,
 }

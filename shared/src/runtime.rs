@@ -148,3 +148,35 @@ pub fn serve_notify() -> Result<(), Error> {
         .await
     })
 }
+
+/// Serve the escalation tick: each invocation (a scheduled event) steps the
+/// chains due now and sends the emails due now.
+pub fn serve_escalate() -> Result<(), Error> {
+    use lambda_runtime::LambdaEvent;
+    use tracing::Instrument;
+
+    runtime()?.block_on(async {
+        let app = app().await?;
+        let escalator = Arc::new(crate::outbound::escalate::Escalator::from_env()?);
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |ev: LambdaEvent<serde_json::Value>| {
+                let (app, escalator) = (Arc::clone(&app), Arc::clone(&escalator));
+                let span = tracing::info_span!("escalate", request_id = %ev.context.request_id);
+                async move {
+                    let report = escalator.tick(&app, crate::domain::time::now_ms()).await?;
+                    if report.chains > 0 || report.emails_retrying > 0 {
+                        tracing::info!(?report, "escalation tick");
+                    } else {
+                        tracing::debug!(?report, "escalation tick");
+                    }
+                    Ok::<_, Error>(serde_json::json!({
+                        "chains": report.chains,
+                        "pages": report.pages,
+                    }))
+                }
+                .instrument(span)
+            },
+        ))
+        .await
+    })
+}

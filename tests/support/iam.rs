@@ -30,16 +30,23 @@ pub enum Function {
     Push,
     Management,
     Notify,
+    Escalate,
 }
 
 impl Function {
-    pub const ALL: [Function; 3] = [Function::Push, Function::Management, Function::Notify];
+    pub const ALL: [Function; 4] = [
+        Function::Push,
+        Function::Management,
+        Function::Notify,
+        Function::Escalate,
+    ];
 
     pub fn owns(self, binary: &str) -> bool {
         match self {
             Function::Push => binary.starts_with("push-"),
             Function::Management => binary == "management-api",
             Function::Notify => binary == "notify",
+            Function::Escalate => binary == "escalate",
         }
     }
 }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 pub const TEMPLATE: &str = "infra/template.yaml";
 /// Functions fed by the table's stream (and a schedule) rather than routes.
 pub const STREAM_FUNCTIONS: &[&str] = &["notify"];
+/// Functions run by a schedule only (the escalation tick).
+pub const SCHEDULED_FUNCTIONS: &[&str] = &["escalate"];
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -256,6 +258,14 @@ impl Template {
         for (id, f) in &self.functions {
             let binary = self.binary(id, f);
             for (name, ev) in &f.events {
+                if SCHEDULED_FUNCTIONS.contains(&binary) {
+                    assert_eq!(
+                        ev.get("Type").map(String::as_str),
+                        Some("Schedule"),
+                        "{TEMPLATE}: {id}.Events.{name} must be its schedule"
+                    );
+                    continue;
+                }
                 if STREAM_FUNCTIONS.contains(&binary) {
                     assert!(
                         matches!(

@@ -50,6 +50,9 @@ pub const ACCESS: &[(&str, &str, Role)] = &[
         "DELETE",
         Admin,
     ),
+    ("/api/channels/{channel_id}/escalation", "GET", Viewer),
+    ("/api/channels/{channel_id}/escalation", "PUT", Admin),
+    ("/api/incidents/{incident_id}/notifications", "GET", Viewer),
     ("/api/channels/{channel_id}/inhibit-rules", "GET", Viewer),
     ("/api/channels/{channel_id}/inhibit-rules", "POST", Admin),
     (

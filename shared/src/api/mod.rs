@@ -45,7 +45,9 @@ pub const MIN_APP_KEY_CHARS: usize = 32;
 const MIN_APP_KEY_DISTINCT_CHARS: usize = 8;
 
 pub mod access;
+pub mod ack;
 pub mod console;
+mod escalation;
 pub mod ical;
 mod lifecycle;
 pub mod oncall;
@@ -68,6 +70,11 @@ pub async fn handle_api(app: &App, req: Inbound) -> Outbound {
         member_id = tracing::field::Empty,
     );
     async {
+        // Before `serve_public`: its table names `/ack/{token}` too. Boxed:
+        // the lifecycle's future is deep, and would sit in every request's.
+        if ack::is_ack_path(&req.path) {
+            return Box::pin(ack::serve(app, &req, &request_id)).await;
+        }
         if let Some(page) = serve_public(app, &req, &request_id).await {
             return page;
         }
@@ -164,6 +171,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
         "/api/channels/{channel_id}/inhibit-rules/{rule_id}",
         &["GET", "PATCH", "DELETE"],
     ),
+    ("/api/channels/{channel_id}/escalation", &["GET", "PUT"]),
     ("/api/integrations", &["GET", "POST"]),
     ("/api/integrations/{integration_id}", &["GET"]),
     ("/api/integrations/{integration_id}/rotate-key", &["POST"]),
@@ -185,6 +193,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/incidents/{incident_id}/timeline", &["GET"]),
     ("/api/incidents/{incident_id}/silence", &["POST"]),
     ("/api/incidents/{incident_id}/alerts", &["GET"]),
+    ("/api/incidents/{incident_id}/notifications", &["GET"]),
     ("/api/alerts/{alert_id}", &["GET"]),
     ("/api/alerts/{alert_id}/events", &["GET"]),
     ("/api/webhooks", &["GET", "POST"]),
@@ -211,10 +220,13 @@ pub const ROUTES: &[(&str, &[&str])] = &[
 
 /// Routes served without an app key: the console page (its API calls carry
 /// the key), the OpenAPI document (it describes the API, holds no data) and
-/// a schedule's iCalendar feed (the secret token in its path is the key).
+/// the acknowledgement links (their signed token is the authority; served
+/// by `ack`) and a schedule's iCalendar feed (the secret token in its path
+/// is the key; served by `oncall`).
 pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
     (CONSOLE_PATH, &["GET"]),
     (OPENAPI_PATH, &["GET"]),
+    (ack::ACK_ROUTE, &["GET", "POST"]),
     (oncall::ICAL_PATH, &["GET"]),
 ];
 
@@ -262,6 +274,11 @@ async fn route(app: &App, req: &Inbound, caller: &Caller) -> ApiResult<Value> {
         (["api", "channels", id], "GET") => get_channel(app, id).await,
         (["api", "channels", id], "PATCH") => patch_channel(app, id, req).await,
         (["api", "channels", id], "DELETE") => delete_channel(app, id).await,
+        (["api", "channels", id, "escalation"], "PUT") => escalation::put_rules(app, id, req).await,
+        (["api", "channels", id, "escalation"], "GET") => escalation::get_rules(app, id).await,
+        (["api", "incidents", id, "notifications"], "GET") => {
+            escalation::notifications(app, id).await
+        }
         (["api", "integrations"], "POST") => create_integration(app, req).await,
         (["api", "integrations"], "GET") => list_integrations(app).await,
         (["api", "integrations", id], "GET") => get_integration(app, id).await,

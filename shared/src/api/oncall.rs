@@ -493,26 +493,13 @@ async fn rotate_ical(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
 // ---- for the escalation tick ----
 
 /// The schedules of `ids` that exist, compiled, by id: one BatchGetItem per
-/// 100 ids. A stored schedule that no longer compiles (say, a time zone the
-/// tz database dropped) is left out and logged: it has nobody on call.
+/// 100 ids ([`crate::store::Store::load_compiled_schedules`], which the tick
+/// in `outbound` calls directly).
 pub async fn load_compiled_schedules(
     app: &App,
     ids: &[String],
 ) -> ApiResult<HashMap<String, CompiledSchedule>> {
-    let mut out = HashMap::new();
-    for st in app.store.batch_get_schedules(ids).await? {
-        match st.schedule.compile() {
-            Ok(compiled) => {
-                out.insert(st.schedule_id, compiled);
-            }
-            Err(e) => tracing::error!(
-                schedule_id = %st.schedule_id,
-                error = e.message(),
-                "stored schedule does not compile"
-            ),
-        }
-    }
-    Ok(out)
+    app.store.load_compiled_schedules(ids).await
 }
 
 // ---- the iCalendar feed ----

@@ -3,7 +3,8 @@
 //! lambda watch` (`POST /2015-03-31/functions/notify/invocations`), 100
 //! records at a time, in stream order. Every few seconds it also sends the
 //! notify function the scheduled event that EventBridge sends every minute
-//! in AWS, so deliveries waiting for a retry are tried under `make run` too.
+//! in AWS, so deliveries waiting for a retry are tried under `make run` too,
+//! and the escalation function its tick (`.../functions/escalate/invocations`).
 //!
 //! Usage: `TABLE_NAME=... AWS_ENDPOINT_URL_DYNAMODB=... stream-pump INVOKE_URL`
 
@@ -40,6 +41,8 @@ async fn main() -> Result<(), String> {
         shared::outbound::target::Targets::Any,
     );
     tracing::info!("stream pump: feeding the notify function");
+    // The escalation function sits beside notify on the same invoke endpoint.
+    let escalate_url = url.replace("/functions/notify/", "/functions/escalate/");
     let mut last_run = std::time::Instant::now();
     loop {
         if last_run.elapsed() >= RUN_EVERY {
@@ -55,6 +58,14 @@ async fn main() -> Result<(), String> {
             let answer = invoker.attempt(&scheduled).await;
             if !answer.succeeded() {
                 tracing::warn!(?answer, "the scheduled delivery run failed");
+            }
+            let tick = OutRequest {
+                url: escalate_url.clone(),
+                ..scheduled
+            };
+            let answer = invoker.attempt(&tick).await;
+            if !answer.succeeded() {
+                tracing::warn!(?answer, "the escalation tick failed");
             }
         }
         match stream.poll().await {

@@ -7,14 +7,15 @@
 //!
 //! Times are unix milliseconds, as in the rest of the engine.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::incident::Transition;
 use crate::engine::schedule::CompiledSchedule;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::check_id;
-use crate::model::{Incident, IncidentStatus};
+use crate::model::{Incident, IncidentStatus, Responder};
 use crate::rules::conditions::{ConditionGroups, Field, Matcher, Subject};
 
 pub const MAX_RULES: usize = 20;
@@ -234,13 +235,27 @@ impl Level {
 impl CompiledEscalation {
     /// The first enabled rule whose `if` matches the incident.
     pub fn choose(&self, incident: &Incident) -> Option<&EscalationRule> {
+        self.choose_for(
+            incident.severity.as_str(),
+            &incident.title,
+            &incident.labels,
+        )
+    }
+
+    /// [`Self::choose`] on an incident's severity, title and labels.
+    pub fn choose_for(
+        &self,
+        severity: &str,
+        title: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<&EscalationRule> {
         let subject = Subject {
-            severity: incident.severity.as_str(),
-            title: &incident.title,
+            severity,
+            title,
             description: "",
             alert_key: "",
             integration_id: None,
-            labels: &incident.labels,
+            labels,
         };
         self.rules
             .iter()
@@ -402,6 +417,108 @@ pub fn start(
         version: 0,
     };
     Some(step(&chain, facts, Input::Tick, now_ms, lookup))
+}
+
+/// The chain a new incident starts with, before any page: the first
+/// matching rule's, due when its delay ends (the tick pages level 1; with no
+/// delay, at its next run). A flapping incident's chain pages nobody.
+/// `None` when no rule matches.
+pub fn begin(
+    rules: &CompiledEscalation,
+    severity: &str,
+    title: &str,
+    labels: &BTreeMap<String, String>,
+    flapping: bool,
+    now_ms: i64,
+) -> Option<Chain> {
+    let rule = rules.choose_for(severity, title, labels)?.clone();
+    let (state, due_at_ms) = if flapping {
+        (ChainState::Suppressed, None)
+    } else {
+        let due = now_ms + i64::from(rule.delay_minutes) * MINUTE_MS;
+        (ChainState::Delaying, Some(due))
+    };
+    Some(Chain {
+        rule,
+        state,
+        level: None,
+        round: 0,
+        due_at_ms,
+        version: 1,
+    })
+}
+
+/// The chain after a person's action, without paging: a level that becomes
+/// due (a reopen without delay) is paged by the next tick, which resolves
+/// its members. Unchanged (same version) when the input means nothing here.
+pub fn told(chain: &Chain, input: Input, now_ms: i64) -> Chain {
+    let mut next = chain.clone();
+    if next.state != ChainState::Suppressed {
+        apply(&mut next, input, now_ms);
+    }
+    if next != *chain {
+        next.version = chain.version + 1;
+    }
+    next
+}
+
+/// What a person's action on the incident tells its chain.
+pub fn input_for(transition: Transition) -> Option<Input> {
+    match transition {
+        Transition::Ack => Some(Input::Ack),
+        Transition::Unack => Some(Input::Unack),
+        Transition::Resolve(_) => Some(Input::Close),
+        Transition::Reopen => Some(Input::Reopen),
+        _ => None,
+    }
+}
+
+/// The incident's responders once `page` went out at `now_ms`: the level's
+/// members, none acknowledged yet.
+pub fn responders_for(page: &Page, now_ms: i64) -> Vec<Responder> {
+    page.member_ids
+        .iter()
+        .map(|member_id| Responder {
+            member_id: member_id.clone(),
+            level: page.level,
+            assigned_at: now_ms.div_euclid(1000),
+            acknowledged_at: None,
+        })
+        .collect()
+}
+
+/// The responders after `member_id` acknowledged at `now_ms` (through its
+/// link); `None` when that member is not among them.
+pub fn responder_acknowledged(
+    responders: &[Responder],
+    member_id: &str,
+    now_ms: i64,
+) -> Option<Vec<Responder>> {
+    responders
+        .iter()
+        .any(|r| r.member_id == member_id)
+        .then(|| {
+            responders
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if r.member_id == member_id && r.acknowledged_at.is_none() {
+                        r.acknowledged_at = Some(now_ms.div_euclid(1000));
+                    }
+                    r
+                })
+                .collect()
+        })
+}
+
+impl Page {
+    /// Its timeline transition.
+    pub fn transition(&self) -> Transition {
+        match self.kind {
+            PageKind::Assign => Transition::Assign,
+            PageKind::Escalate => Transition::Escalate,
+        }
+    }
 }
 
 /// Apply one input at `now_ms`, then page the level that is due, if any.

@@ -39,6 +39,10 @@ pub enum Transition {
     Storm(u32),
     /// An alert key flaps: the incident is marked (`i_m_flapping`).
     Flapping,
+    /// Its escalation paged level 1 of a round (`i_assign`).
+    Assign,
+    /// Its escalation paged a later level (`i_escalate`).
+    Escalate,
 }
 
 impl Transition {
@@ -54,6 +58,8 @@ impl Transition {
             Self::Comment => "i_comm",
             Self::Storm(_) => "i_storm",
             Self::Flapping => "i_m_flapping",
+            Self::Assign => "i_assign",
+            Self::Escalate => "i_escalate",
         }
     }
 
@@ -68,9 +74,11 @@ impl Transition {
     }
 }
 
-/// Every timeline type, in the order SPEC section 11 lists them: the
-/// default event types of a webhook.
-pub const INCIDENT_EVENT_TYPES: [&str; 9] = [
+/// Every timeline type, in the order SPEC section 11 lists them, then the
+/// on-call ones of section 14 (`i_assign`, `i_escalate`: a level of an
+/// escalation chain began, recorded by the escalation tick): the default
+/// event types of a webhook.
+pub const INCIDENT_EVENT_TYPES: [&str; 11] = [
     "i_new",
     "a_merge",
     "i_ack",
@@ -80,6 +88,8 @@ pub const INCIDENT_EVENT_TYPES: [&str; 9] = [
     "i_comm",
     "i_storm",
     "i_m_flapping",
+    "i_assign",
+    "i_escalate",
 ];
 
 /// The thresholds an incident's `alert_count` passed going from `old` to

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::escalation::{responders_for, Chain, Decision};
 use super::incident::{accepts_alert, recovery_closes, ClosedBy, Transition};
 use crate::domain::event::EventStatus;
 use crate::error::ApiResult;
 use crate::hashing::random_hex;
-use crate::model::{Grouping, IncidentStatus, WindowType};
+use crate::model::{Grouping, IncidentStatus, Responder, WindowType};
 
 /// One timeline entry. Its `id` is the `event_id` webhooks send for it.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,6 +156,20 @@ pub enum Effect {
     ContinueResolve,
     /// Only the timeline changes (a comment).
     Note,
+    /// Only its escalation chain changes (a tick): see [`ChainChange`].
+    Escalation,
+}
+
+/// An incident's escalation chain as a step writes it, beside its effect:
+/// kept on the incident item, written only if its version is still the one
+/// read, so two ticks (or a tick and an ack) never both write a level.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainChange {
+    /// The version read; `None` for the chain an opening starts.
+    pub expected_version: Option<u64>,
+    pub chain: Chain,
+    /// The incident's responders from now on, when they change.
+    pub responders: Option<Vec<Responder>>,
 }
 
 /// One change to one incident, as the engine decided it.
@@ -167,6 +182,8 @@ pub struct IncidentStep {
     /// What the timeline records (and the stream and webhooks carry).
     pub entries: Vec<TimelineEntry>,
     pub at_ms: i64,
+    /// Its escalation chain, when this step changes it.
+    pub chain: Option<ChainChange>,
 }
 
 impl IncidentStep {
@@ -178,11 +195,18 @@ impl IncidentStep {
             effect,
             entries: Vec::new(),
             at_ms,
+            chain: None,
         }
     }
 
     fn recording(mut self, entries: Vec<TimelineEntry>) -> Self {
         self.entries = entries;
+        self
+    }
+
+    /// The same step, also writing its escalation chain.
+    pub fn with_chain(mut self, chain: Option<ChainChange>) -> Self {
+        self.chain = chain;
         self
     }
 
@@ -394,6 +418,47 @@ pub fn storm(
         )
         .recording(entries),
     ))
+}
+
+/// An escalation tick's decision on a chain read at `before`: the chain
+/// changes (and, when a level is paged, the responders), and a page records
+/// `i_assign` or `i_escalate` with its level, round, members and methods;
+/// `members` (an array) says who they are, for IM mentions.
+pub fn escalation_tick(
+    incident_id: &str,
+    channel_id: &str,
+    before: &Chain,
+    decision: Decision,
+    members: Value,
+    now_ms: i64,
+) -> ApiResult<IncidentStep> {
+    let mut entries = Vec::new();
+    let mut responders = None;
+    if let Some(page) = &decision.page {
+        let detail = json!({
+            "level": page.level,
+            "round": page.round,
+            "member_ids": page.member_ids,
+            "via": page.via,
+            "members": members,
+        });
+        entries.push(TimelineEntry::new(page.transition(), detail, now_ms, 0)?);
+        responders = Some(responders_for(page, now_ms));
+    }
+    let change = ChainChange {
+        expected_version: Some(before.version),
+        chain: decision.chain,
+        responders,
+    };
+    Ok(IncidentStep::new(
+        incident_id,
+        channel_id,
+        Guard::Exists,
+        Effect::Escalation,
+        now_ms,
+    )
+    .recording(entries)
+    .with_chain(Some(change)))
 }
 
 /// A comment on the timeline (`i_comm`); `extra` adds who wrote it.

@@ -368,6 +368,7 @@ fn event_rules<'a>(
         // A recovery still withdraws its alert from the inhibition sources.
         return EventRules {
             sources: &setup.rules.inhibit,
+            escalation: Some(&setup.escalation),
             ..EventRules::default()
         };
     }
@@ -378,6 +379,7 @@ fn event_rules<'a>(
         )),
         inhibit: setup.rules.inhibit_rules_for(&subject),
         sources: &setup.rules.inhibit,
+        escalation: Some(&setup.escalation),
     }
 }
 

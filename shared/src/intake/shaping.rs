@@ -108,7 +108,7 @@ pub async fn channel_setup(app: Shaping<'_>, channel_id: &str) -> ApiResult<Arc<
             }
         }
     }
-    let (channel, rules) = app
+    let (channel, rules, escalation) = app
         .store
         .channel_with_rules(channel_id, now_ms() / 1000)
         .await?
@@ -117,9 +117,15 @@ pub async fn channel_setup(app: Shaping<'_>, channel_id: &str) -> ApiResult<Arc<
                 "channel_id: channel {channel_id} of this integration no longer exists"
             ))
         })?;
+    // Rules stored were valid when written: one that no longer compiles
+    // (a newer version's field) pages nobody rather than refusing pushes.
+    let escalation = escalation
+        .and_then(|rules| rules.compile().ok())
+        .unwrap_or_default();
     let setup = Arc::new(ChannelSetup {
         channel,
         rules: ChannelRules::compile(&rules),
+        escalation,
     });
     if let Ok(mut cache) = app.caches.channels.lock() {
         cache.insert(channel_id.to_string(), (Instant::now(), Arc::clone(&setup)));

@@ -139,6 +139,38 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<AckClaim, NotFound
     })
 }
 
+/// How long a link sent now works: 7 days less a minute, so that a
+/// verifier whose clock lags the issuer's by up to a minute does not take a
+/// fresh link for one issued further ahead than [`verify`] allows.
+pub const LINK_LIFETIME_SECS: i64 = MAX_LIFETIME_SECS - 60;
+
+/// The path under the public base URL that serves the links (api/ack.rs).
+pub const ACK_PATH_PREFIX: &str = "/ack/";
+
+/// The link for `member_id` to acknowledge `incident_id`:
+/// `{public_base_url}/ack/{token}`, working for [`LINK_LIFETIME_SECS`] from
+/// `now_ms` (unix ms) or until the incident closes (checked at use).
+/// `secret` is [`crate::store::Store::ack_link_secret`].
+pub fn ack_url(
+    public_base_url: &str,
+    secret: &[u8],
+    incident_id: &str,
+    member_id: &str,
+    now_ms: i64,
+) -> ApiResult<String> {
+    let token = issue(
+        secret,
+        incident_id,
+        member_id,
+        now_ms.div_euclid(1000),
+        LINK_LIFETIME_SECS,
+    )?;
+    Ok(format!(
+        "{}{ACK_PATH_PREFIX}{token}",
+        public_base_url.trim_end_matches('/')
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +241,26 @@ mod tests {
         let week = issue(SECRET, "i", "m", NOW, MAX_LIFETIME_SECS).unwrap();
         assert!(verify(SECRET, &week, NOW).is_ok());
         assert_eq!(verify(SECRET, &week, NOW - 1), Err(NotFound));
+    }
+
+    #[test]
+    fn an_ack_url_carries_a_token_for_its_incident_and_member() {
+        let now_ms = NOW * 1000 + 999;
+        let url = ack_url("https://x.example/", SECRET, "inc1", "mem1", now_ms).unwrap();
+        let token = url.strip_prefix("https://x.example/ack/").unwrap();
+        let claim = verify(SECRET, token, NOW).unwrap();
+        assert_eq!(
+            (claim.incident_id.as_str(), claim.member_id.as_str()),
+            ("inc1", "mem1")
+        );
+        assert_eq!(claim.expires_at, NOW + LINK_LIFETIME_SECS);
+        // Accepted by a verifier a minute behind, refused once expired.
+        assert!(verify(SECRET, token, NOW - 60).is_ok());
+        assert_eq!(
+            verify(SECRET, token, NOW + LINK_LIFETIME_SECS),
+            Err(NotFound)
+        );
+        assert!(ack_url("https://x.example", b"short", "inc1", "mem1", now_ms).is_err());
     }
 
     #[test]

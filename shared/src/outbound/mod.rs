@@ -12,6 +12,8 @@
 
 pub mod ack_link;
 pub mod config;
+pub mod email;
+pub mod escalate;
 pub mod event;
 pub mod kinds;
 pub mod notify;

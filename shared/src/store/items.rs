@@ -370,6 +370,10 @@ pub fn item_to_incident(item: &Item) -> ApiResult<Incident> {
         closed_at: get_opt_n(item, "closed_at"),
         storm_level: get_opt_n(item, "storm_level").unwrap_or(0),
         flapping: get_bool(item, "flapping").unwrap_or(false),
+        responders: get_opt_s(item, "responders")
+            .map(|json| serde_json::from_str(&json).map_err(|_| corrupt("responders")))
+            .transpose()?
+            .unwrap_or_default(),
         alerts: None,
     })
 }

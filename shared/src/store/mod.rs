@@ -37,6 +37,9 @@
 //! | delivery (TTL 7 days) or queued resend | `DLV#{webhook}` | `D#{delivery}` / `R#{delivery}` |
 //! | delivery waiting in its lane (retries.rs) | `DLV#{webhook}` | `Q#{incident}#{sequence:0>40}#{delivery}` |
 //! | lane marker, due for its next attempt | `DLV#{webhook}` | `L#{incident}` |
+//! | a channel's escalation rules (escalations.rs) | `CH#{channel}` | `ESCALATION` |
+//! | notification of a member by a level | `INC#{incident}` | `NOTIF#{at_ms:015}#{n:02}#{member}#{via}` |
+//! | ack link signing key (config/ack_secret.rs) | `CONFIG` | `ACK_LINK_SECRET` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
 //! records by `ALERT#{alert}`, channels by `CHANNELS`, integrations by
@@ -47,12 +50,14 @@
 //! own, see alerts/inhibition.rs); still declared, since one stack update may
 //! create or delete only one index and this release creates gsi4.
 //! `gsi4` (gsi4pk, gsi4sk): the due index, sparse, keys only: what waits for
-//! a time, by `DUE#{kind}` and due time (retries.rs).
+//! a time, by `DUE#{kind}` and due time: deliveries (retries.rs), incidents
+//! whose escalation chain is due and emails to send (escalations.rs).
 
 pub mod alerts;
 pub mod config;
 pub mod db;
 pub mod deliveries;
+pub mod escalations;
 pub mod incidents;
 pub mod items;
 pub mod ratelimit;
@@ -101,6 +106,8 @@ pub struct Store {
     pub sweep_budget: Duration,
     /// Alert records a sweep reads per page.
     pub sweep_page: i32,
+    /// The ack link signing key, once read (config/ack_secret.rs).
+    pub(crate) ack_secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 impl Store {
@@ -116,6 +123,7 @@ impl Store {
             leases: Arc::default(),
             sweep_budget: incidents::lifecycle::SWEEP_BUDGET,
             sweep_page: incidents::lifecycle::SWEEP_PAGE,
+            ack_secret: Arc::default(),
         }
     }
 

@@ -10,7 +10,7 @@
   const REFRESH_SECONDS = 15;
   const KINDS = ['standard', 'blueking', 'aliyun-prometheus', 'jiankongbao', 'prometheus', 'grafana',
     'zabbix', 'pagerduty', 'n9e', 'aws-cloudwatch', 'sentry'];
-  const INCIDENT_EVENTS = ['i_new', 'a_merge', 'i_ack', 'i_unack', 'i_rslv', 'i_reopen', 'i_comm', 'i_storm', 'i_m_flapping'];
+  const INCIDENT_EVENTS = ['i_new', 'a_merge', 'i_ack', 'i_unack', 'i_rslv', 'i_reopen', 'i_comm', 'i_storm', 'i_m_flapping', 'i_assign', 'i_escalate'];
   const ALERT_EVENTS = ['a_new', 'a_update', 'a_close'];
   const WEBHOOK_KINDS = ['generic', 'slack', 'feishu', 'dingtalk', 'wecom'];
   const CODE_WORDS = {
@@ -396,7 +396,16 @@
     i_comm: (d) => `Comment: ${d.text}`,
     i_storm: (d) => `Alert storm: ${d.threshold} alerts`,
     i_m_flapping: () => 'Marked as flapping',
+    i_assign: (d) => `Level ${d.level} paged: ${memberNames(d)}`,
+    i_escalate: (d) => `Escalated to level ${d.level}: ${memberNames(d)}`,
   };
+
+  // The members a page named, by name when the entry says who they are.
+  function memberNames(d) {
+    const names = (d.members || []).map((m) => m.name || m.member_id);
+    const list = names.length ? names : (d.member_ids || []);
+    return list.length ? list.join(', ') : 'nobody on call';
+  }
 
   async function incidentPage(id) {
     const [inc] = await Promise.all([api('GET', `/api/incidents/${encodeURIComponent(id)}`), loadChannels()]);
@@ -445,7 +454,18 @@
       h('dt', {}, 'Storm level'), h('dd', {}, inc.storm_level ? `${inc.storm_level} alerts` : 'none'),
       h('dt', {}, 'Flapping'), h('dd', {}, inc.flapping ? 'yes: webhooks stay quiet for it' : 'no'),
       h('dt', {}, 'Labels'), h('dd', {}, chips(inc.labels)),
+      h('dt', {}, 'Responders'), h('dd', { id: 'responders' }, (inc.responders || []).length
+        ? (inc.responders || []).map((r) => h('div', {}, h('code', {}, r.member_id), ` level ${r.level}, paged ${when(r.assigned_at)}`,
+          r.acknowledged_at ? `, acknowledged ${when(r.acknowledged_at)}` : ''))
+        : 'nobody paged'),
       h('dt', {}, 'Incident id'), h('dd', {}, h('code', {}, inc.incident_id)));
+
+    const notificationRows = h('tbody');
+    const notes = await api('GET', `${path}/notifications`);
+    for (const n of notes.items) {
+      notificationRows.append(h('tr', {}, h('td', {}, when(n.at)), h('td', {}, h('code', {}, n.member_id)), h('td', { class: 'num' }, n.level),
+        h('td', {}, n.via), h('td', {}, h('span', { class: `badge nt-${n.status}` }, n.status)), h('td', { class: 'num' }, n.attempts), h('td', {}, n.error || '')));
+    }
 
     const alertRows = h('tbody');
     for (const alert of inc.alerts || []) {
@@ -504,6 +524,11 @@
         h('thead', {}, h('tr', {}, ['Severity', 'State', 'Title', 'Alert key'].map((t) => h('th', { scope: 'col' }, t)),
           h('th', { scope: 'col', class: 'num' }, 'Events'), h('th', { scope: 'col' }, 'Labels'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Events')))),
         alertRows),
+      h('h3', {}, 'Notifications'),
+      notes.items.length ? h('table', { id: 'notifications' }, h('caption', { class: 'visually-hidden' }, 'Who the escalation notified'),
+        h('thead', {}, h('tr', {}, ['Paged', 'Member'].map((t) => h('th', { scope: 'col' }, t)), h('th', { scope: 'col', class: 'num' }, 'Level'),
+          ['Via', 'Status'].map((t) => h('th', { scope: 'col' }, t)), h('th', { scope: 'col', class: 'num' }, 'Attempts'), h('th', { scope: 'col' }, 'Error'))),
+        notificationRows) : h('p', { class: 'muted', id: 'notifications' }, 'Nobody was notified (no escalation rule matched, or no level is due yet).'),
       h('h3', {}, 'Timeline'), timeline, h('p', {}, more));
     await loadTimeline();
   }
@@ -672,10 +697,41 @@
     } }, 'Delete channel');
 
     const sections = await Promise.all(['drop', 'silence', 'inhibit'].map((kind) => ruleSection(ch.channel_id, kind)));
+    const escalation = await escalationSection(ch.channel_id);
     show(h('p', {}, h('a', { href: '#/channels' }, '← All channels')),
       h('h2', {}, `Channel ${ch.name}`),
       h('p', { class: 'muted' }, 'Channel id ', h('code', {}, ch.channel_id), ' · ', h('a', { href: `#/incidents?status=Triggered%2CProcessing&channel_id=${ch.channel_id}` }, 'its open incidents')),
-      settings, sections, h('p', { 'data-needs': 'admin' }, del));
+      settings, sections, escalation, h('p', { 'data-needs': 'admin' }, del));
+  }
+
+  // A channel's escalation rules (SPEC 14): each rule in words, and the
+  // whole list as JSON to edit.
+  function escalationSummary(rule) {
+    const levels = rule.levels.map((l, i) => {
+      const who = [...(l.targets.member_ids || []).map((m) => `member ${m}`), ...(l.targets.schedule_ids || []).map((s) => `schedule ${s}`)].join(', ');
+      return `level ${i + 1}: ${who} by ${(l.notify || ['email', 'im']).join(' and ')}, next after ${l.escalate_after_minutes} min`;
+    });
+    const when = rule.if ? `if ${conditionsText(rule.if)}` : 'every incident';
+    return `${rule.enabled === false ? '(disabled) ' : ''}${when}; wait ${rule.delay_minutes || 0} min; ${levels.join('; ')}; repeat ${rule.repeat || 0}×; while ${(rule.escalate_when || 'not_acked').replace('_', ' ')}`;
+  }
+
+  async function escalationSection(channelId) {
+    const path = `/api/channels/${channelId}/escalation`;
+    const current = await api('GET', path);
+    const list = h('ol', { id: 'escalation-rules' }, current.rules.map((r) => h('li', {}, h('strong', {}, r.name), ': ', escalationSummary(r))));
+    const text = h('textarea', { id: 'escalation-json', rows: 10, spellcheck: 'false' }, pretty(current));
+    const form = h('form', { 'data-needs': 'admin', onsubmit: async (ev) => {
+      ev.preventDefault();
+      const saved = await act(ev.submitter, () => api('PUT', path, parseJson(text.value, 'Escalation rules (JSON)')),
+        'Escalation rules saved: incidents opened from now on use them.');
+      if (saved) {
+        list.replaceChildren(...saved.rules.map((r) => h('li', {}, h('strong', {}, r.name), ': ', escalationSummary(r))));
+        empty.hidden = saved.rules.length > 0;
+      }
+    } }, field('Escalation rules (JSON)', text, 'The first enabled rule whose if matches a new incident is its chain; levels name member_ids and schedule_ids (SPEC 14).'),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'escalation-save' }, 'Save escalation rules')));
+    const empty = h('p', { class: 'muted', hidden: current.rules.length > 0 }, 'No escalation rules: incidents page nobody.');
+    return h('section', { class: 'card', 'aria-labelledby': 'escalation-h' }, h('h3', { id: 'escalation-h' }, 'Escalation'), empty, list, form);
   }
 
   // ---------------------------------------------------------------- integrations
@@ -916,16 +972,16 @@
     ['feishu_open_id', 'Feishu open_id', 'ou_ followed by letters and digits'],
     ['dingtalk_mobile', 'DingTalk mobile', 'digits, + and - allowed'],
     ['wecom_user_id', 'WeCom user id', '']];
-  let memberNames = new Map();
+  let knownMembers = new Map();
   let memberColours = new Map();
 
   async function loadMembers() {
     const data = await api('GET', '/api/members');
-    memberNames = new Map(data.items.map((m) => [m.member_id, m.name]));
+    knownMembers = new Map(data.items.map((m) => [m.member_id, m.name]));
     memberColours = new Map(data.items.map((m, i) => [m.member_id, MEMBER_COLOURS[i % MEMBER_COLOURS.length]]));
     return data.items;
   }
-  function memberName(id) { return memberNames.get(id) || id; }
+  function memberName(id) { return knownMembers.get(id) || id; }
 
   /** A delete button that asks once more before it acts. */
   function armedButton(label, really, attrs, work) {

@@ -1,9 +1,13 @@
 //! Feishu/Lark custom bot: a `text` message; with a secret, signed in the
-//! body with its `timestamp` (seconds) and `sign` scheme.
+//! body with its `timestamp` (seconds) and `sign` scheme. A paged member
+//! (`i_assign`, `i_escalate`) is mentioned after their name with the text
+//! message's tag `<at user_id="ou_…"></at>` (the custom bot's documented
+//! form: the attribute is `user_id` and takes an open id; Feishu fills in
+//! the name).
 
 use serde_json::{json, Value};
 
-use super::{json_request, neutralise_markdown, summary, Context, Kind, Markup, OutRequest};
+use super::{json_request, neutralise_markdown, summary, Context, ImIds, Kind, Markup, OutRequest};
 use crate::outbound::config::Webhook;
 use crate::outbound::sign::feishu_sign;
 
@@ -12,7 +16,14 @@ pub struct Feishu;
 const MARKUP: Markup = Markup {
     bold: ("", ""),
     escape: neutralise_markdown,
+    mention: feishu_mention,
 };
+
+fn feishu_mention(im: &ImIds) -> Option<String> {
+    im.feishu_open_id
+        .as_ref()
+        .map(|id| format!("<at user_id=\"{id}\"></at>"))
+}
 
 impl Kind for Feishu {
     fn request(&self, hook: &Webhook, body: &Value, now_ms: i64, ctx: &Context) -> OutRequest {
@@ -62,5 +73,39 @@ mod tests {
             assert_inert(text, 4, MARKDOWN_FORBIDDEN);
             assert!(!text.contains("<at"));
         }
+    }
+
+    fn sent_text(b: &Value) -> String {
+        let h = hook(WebhookKind::Feishu, "https://open.feishu.cn/x", None);
+        let req = Feishu.request(&h, b, 0, &Context::default());
+        let sent: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(sent["msg_type"], "text");
+        sent["content"]["text"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_paged_member_is_mentioned_by_open_id() {
+        use super::super::tests::paging_body;
+        let text = sent_text(&paging_body("i_assign", &["email", "im"]));
+        assert_eq!(
+            text.lines().nth(1),
+            Some("Level 1: assigned to Alice Example <at user_id=\"ou_7d8a6e6df7621556ce0d21922b676706\"></at>, Bob")
+        );
+        let text = sent_text(&paging_body("i_escalate", &["email"]));
+        assert_eq!(
+            text.lines().nth(1),
+            Some("escalated to level 2: Alice Example, Bob")
+        );
+    }
+
+    #[test]
+    fn a_paged_name_or_id_cannot_mention_or_link() {
+        use super::super::tests::hostile_paging_body;
+        let text = sent_text(&hostile_paging_body());
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert_eq!(text.matches("<at").count(), 1, "{text}");
+        assert!(text.contains("Bob <at user_id=\"ou_b0b\"></at>"));
+        assert!(!text.contains("<at user_id=\"all") && !text.contains("@all"));
+        assert!(!text.contains("]("));
     }
 }

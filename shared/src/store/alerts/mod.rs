@@ -31,6 +31,7 @@ pub mod merge;
 pub mod route_memory;
 use crate::domain::event::StandardEvent;
 use crate::domain::mark::Mark;
+use crate::engine::escalation::{self, CompiledEscalation};
 use crate::engine::step;
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
@@ -90,6 +91,8 @@ pub struct EventRules<'a> {
     /// as a source of those whose `source_if` it matches (recoveries too: they
     /// withdraw it).
     pub sources: &'a [CompiledInhibit],
+    /// The channel's escalation rules: a new incident starts its chain.
+    pub escalation: Option<&'a CompiledEscalation>,
 }
 
 /// Why a write did not happen.
@@ -118,6 +121,8 @@ struct Hints<'r> {
     inhibition: Option<Verdict>,
     /// The channel's inhibit rules, for the index of inhibition sources.
     sources: &'r [CompiledInhibit],
+    /// The channel's escalation rules.
+    escalation: Option<&'r CompiledEscalation>,
 }
 
 impl Store {
@@ -147,6 +152,7 @@ impl Store {
         let fp = engine::fingerprint(ev);
         let mut hints = Hints {
             sources: rules.sources,
+            escalation: rules.escalation,
             ..Hints::default()
         };
         let started = Instant::now();
@@ -717,8 +723,24 @@ impl Store {
             group_key: group.clone(),
             flapping,
         };
+        // SPEC 14: the chain starts with the incident, in the same write.
+        let chain = hints.escalation.and_then(|rules| {
+            escalation::begin(
+                rules,
+                opening.severity.as_str(),
+                &opening.title,
+                &opening.labels,
+                opening.flapping,
+                now_ms,
+            )
+        });
         let opens =
-            step::open_incident(&incident_id, &channel.channel_id, opening, entries, now_ms);
+            step::open_incident(&incident_id, &channel.channel_id, opening, entries, now_ms)
+                .with_chain(chain.map(|chain| step::ChainChange {
+                    expected_version: None,
+                    chain,
+                    responders: None,
+                }));
         items.extend(self.step_items(&opens).map_err(WriteFailure::Fatal)?);
         if let Some(g) = &group {
             let mut pointer = key(group_pk(&channel.channel_id, g), "GROUP");

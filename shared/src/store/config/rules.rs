@@ -5,9 +5,11 @@
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 
+use crate::engine::escalation::EscalationRules;
 use crate::error::{ApiError, ApiResult};
 use crate::model::Channel;
 use crate::rules::channel::{RuleBody, RuleKind, StoredRule};
+use crate::store::escalations::{escalation_from_item, ESCALATION_SK};
 use crate::store::items::*;
 use crate::store::{storage_error, Store};
 
@@ -57,12 +59,13 @@ fn item_to_rule(item: &Item, now_s: i64) -> ApiResult<Option<StoredRule>> {
 }
 
 impl Store {
-    /// The channel and every live rule of it, strongly consistent.
+    /// The channel, every live rule of it and its escalation rules, strongly
+    /// consistent.
     pub async fn channel_with_rules(
         &self,
         channel_id: &str,
         now_s: i64,
-    ) -> ApiResult<Option<(Channel, Vec<StoredRule>)>> {
+    ) -> ApiResult<Option<(Channel, Vec<StoredRule>, Option<EscalationRules>)>> {
         let items = self.query_all(None, "pk", channel_pk(channel_id)).await?;
         let Some(channel) = items
             .iter()
@@ -80,7 +83,12 @@ impl Store {
             }
         }
         rules.sort_by_key(|r| r.position);
-        Ok(Some((item_to_channel(channel)?, rules)))
+        let escalation = items
+            .iter()
+            .find(|i| get_opt_s(i, "sk").as_deref() == Some(ESCALATION_SK))
+            .map(escalation_from_item)
+            .transpose()?;
+        Ok(Some((item_to_channel(channel)?, rules, escalation)))
     }
 
     /// One kind of a channel's rules, in position order.

@@ -12,7 +12,9 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem, Update};
 
-use crate::engine::schedule::Schedule;
+use std::collections::HashMap;
+
+use crate::engine::schedule::{CompiledSchedule, Schedule};
 use crate::error::{ApiError, ApiResult};
 use crate::store::config::members::member_reference;
 use crate::store::db::{backoff, Cancelled};
@@ -218,6 +220,30 @@ impl Store {
             .iter()
             .map(item_to_schedule)
             .collect()
+    }
+
+    /// The schedules of `ids` that exist, compiled, by id: one BatchGetItem
+    /// per 100 distinct ids. A stored schedule that no longer compiles (a
+    /// time zone the tz database dropped, say) is left out and logged: it
+    /// has nobody on call.
+    pub async fn load_compiled_schedules(
+        &self,
+        ids: &[String],
+    ) -> ApiResult<HashMap<String, CompiledSchedule>> {
+        let mut out = HashMap::new();
+        for st in self.batch_get_schedules(ids).await? {
+            match st.schedule.compile() {
+                Ok(compiled) => {
+                    out.insert(st.schedule_id, compiled);
+                }
+                Err(e) => tracing::error!(
+                    schedule_id = %st.schedule_id,
+                    error = e.message(),
+                    "stored schedule does not compile"
+                ),
+            }
+        }
+        Ok(out)
     }
 
     /// `Ok(false)` when no schedule has this id.

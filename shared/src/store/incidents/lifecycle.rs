@@ -14,12 +14,45 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::StreamExt;
 
+use crate::engine::escalation;
 use crate::engine::step;
 use crate::engine::{self, Action, Refusal, Transition};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Incident;
+use crate::store::escalations::chain_of;
 use crate::store::items::*;
 use crate::store::{storage_error, Store};
+
+/// What a person's action tells the incident's escalation chain (SPEC 14):
+/// ack stops a `not_acked` chain, unack resumes it, close stops any, reopen
+/// restarts it; a member acknowledging through its link is marked among the
+/// responders. `None`: the incident has no chain, or nothing changes.
+fn chain_told(
+    item: &Item,
+    incident: &Incident,
+    transition: Transition,
+    detail: &serde_json::Value,
+    now_ms: i64,
+) -> ApiResult<Option<step::ChainChange>> {
+    let (Some(chain), Some(input)) = (chain_of(item)?, escalation::input_for(transition)) else {
+        return Ok(None);
+    };
+    let next = escalation::told(&chain, input, now_ms);
+    let member = detail
+        .pointer("/actor/member_id")
+        .and_then(|m| m.as_str())
+        .filter(|_| transition == Transition::Ack);
+    let responders =
+        member.and_then(|m| escalation::responder_acknowledged(&incident.responders, m, now_ms));
+    if next.version == chain.version && responders.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(step::ChainChange {
+        expected_version: Some(chain.version),
+        chain: next,
+        responders,
+    }))
+}
 
 /// Alerts closed at once by a manual resolve.
 const SWEEP_CONCURRENCY: usize = 32;
@@ -53,7 +86,10 @@ impl Store {
         now_ms: i64,
     ) -> ApiResult<Incident> {
         for _ in 0..5 {
-            let incident = self.require_incident(incident_id).await?;
+            let item = self.get_incident_item(incident_id).await?.ok_or_else(|| {
+                ApiError::ResourceNotFound(format!("incident {incident_id} does not exist"))
+            })?;
+            let incident = item_to_incident(&item)?;
             let change = match engine::decide_action(incident.status, action) {
                 Ok(Some(change)) => change,
                 Ok(None) if action == Action::Resolve => {
@@ -81,7 +117,14 @@ impl Store {
                 change,
                 detail.clone(),
                 now_ms,
-            )?;
+            )?
+            .with_chain(chain_told(
+                &item,
+                &incident,
+                change.transition,
+                &detail,
+                now_ms,
+            )?);
             if self.write_step(&step).await? {
                 return self.require_incident(incident_id).await;
             }

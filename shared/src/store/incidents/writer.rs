@@ -15,11 +15,12 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 
-use crate::engine::step::{ActiveAlerts, Effect, Guard, IncidentStep};
+use crate::engine::step::{ActiveAlerts, ChainChange, Effect, Guard, IncidentStep};
 use crate::engine::{ClosedBy, Transition};
 use crate::error::ApiResult;
 use crate::model::IncidentStatus;
 use crate::store::db::Cancelled;
+use crate::store::escalations::chain_due_keys;
 use crate::store::incidents::timeline::changes_value;
 use crate::store::items::*;
 use crate::store::{build_error, Store};
@@ -110,9 +111,58 @@ fn set_status(step: &IncidentStep, to: IncidentStatus, e: &mut Expression) {
     e.value(":scope_all", s(incident_scope_all(to)));
 }
 
+fn json_string(value: &impl serde::Serialize, what: &str) -> ApiResult<AttributeValue> {
+    serde_json::to_string(value)
+        .map(s)
+        .map_err(|e| crate::error::ApiError::internal(format!("could not encode {what}: {e}")))
+}
+
+/// The chain's attributes: the chain itself, its version (the condition of
+/// the next write) and, while it waits for a time, its entry in the due index.
+fn chain_attributes(step: &IncidentStep, change: &ChainChange) -> ApiResult<Item> {
+    let mut item = Item::new();
+    item.insert("escalation".into(), json_string(&change.chain, "a chain")?);
+    item.insert("esc_version".into(), n(change.chain.version as i64));
+    if let Some(due) = change.chain.due_at_ms {
+        let (pk, sk) = chain_due_keys(due, &step.incident_id);
+        item.insert("gsi4pk".into(), s(pk));
+        item.insert("gsi4sk".into(), s(sk));
+    }
+    if let Some(responders) = &change.responders {
+        item.insert("responders".into(), json_string(responders, "responders")?);
+    }
+    Ok(item)
+}
+
+/// The chain's write, beside the effect's: only if its version is still
+/// the one read.
+fn chain_update(step: &IncidentStep, change: &ChainChange, e: &mut Expression) -> ApiResult<()> {
+    if let Some(version) = change.expected_version {
+        e.condition = format!("({}) AND esc_version = :esc_read", e.condition);
+        e.value(":esc_read", n(version as i64));
+    }
+    let attributes = chain_attributes(step, change)?;
+    for (name, set, placeholder) in [
+        ("escalation", "escalation = :esc", ":esc"),
+        ("esc_version", "esc_version = :esc_version", ":esc_version"),
+        ("gsi4pk", "gsi4pk = :esc_due_pk", ":esc_due_pk"),
+        ("gsi4sk", "gsi4sk = :esc_due_sk", ":esc_due_sk"),
+        ("responders", "responders = :responders", ":responders"),
+    ] {
+        if let Some(value) = attributes.get(name) {
+            e.set.push(set);
+            e.value(placeholder, value.clone());
+        }
+    }
+    if change.chain.due_at_ms.is_none() {
+        e.remove.extend(["gsi4pk", "gsi4sk"]);
+    }
+    Ok(())
+}
+
 /// The effect as an update of the incident item (not for `Open`, a put, nor
 /// `Unchanged`, a condition check).
-fn effect_update(step: &IncidentStep, e: &mut Expression) {
+fn effect_update(step: &IncidentStep, e: &mut Expression) -> ApiResult<()> {
     let now_s = step.at_ms / 1000;
     match &step.effect {
         Effect::Open(_) | Effect::Unchanged => {}
@@ -203,6 +253,10 @@ fn effect_update(step: &IncidentStep, e: &mut Expression) {
             e.add.push("resolving :one");
             e.value(":one", n(1));
         }
+        Effect::Escalation => {}
+    }
+    if let Some(change) = &step.chain {
+        chain_update(step, change, e)?;
     }
     if !step.entries.is_empty() {
         e.set.push("changes = :changes");
@@ -211,6 +265,7 @@ fn effect_update(step: &IncidentStep, e: &mut Expression) {
     if e.set.contains(&"updated_at = :now") || e.set.contains(&"closed_at = :now") {
         e.value(":now", n(now_s));
     }
+    Ok(())
 }
 
 impl Store {
@@ -235,6 +290,9 @@ impl Store {
             if opening.flapping {
                 item.insert("flapping".into(), b(true));
             }
+            if let Some(change) = &step.chain {
+                item.extend(chain_attributes(step, change)?);
+            }
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(item))
@@ -244,7 +302,7 @@ impl Store {
                 .map_err(build_error)?;
             return Ok(TransactWriteItem::builder().put(put).build());
         }
-        effect_update(step, &mut e);
+        effect_update(step, &mut e)?;
         let names = e
             .uses_status
             .then(|| HashMap::from([("#st".to_string(), "status".to_string())]));

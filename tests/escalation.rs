@@ -1,0 +1,302 @@
+//! SPEC 14, the escalation chain against DynamoDB Local: a chain opens with
+//! its incident, the tick pages each level once (also when two instances
+//! run the same tick), ack stops it, unack resumes it, close stops it,
+//! reopen restarts it, and a blip inside the delay pages nobody. Time is
+//! simulated: the tick takes `now`.
+
+use std::collections::BTreeSet;
+
+use integration_tests::iam::{self, Function};
+use integration_tests::template::TEMPLATE;
+use integration_tests::*;
+use serde_json::{json, Value};
+use shared::app::App;
+use shared::outbound::escalate::{Escalator, TickReport};
+
+const MINUTE: i64 = 60_000;
+
+fn escalator() -> Escalator {
+    Escalator {
+        mailer: None,
+        public_base_url: "http://console.test".into(),
+    }
+}
+
+async fn tick(app: &App, now_ms: i64) -> TickReport {
+    let app = iam::as_function(app, Function::Escalate);
+    escalator().tick(&app, now_ms).await.expect("tick")
+}
+
+fn now_ms() -> i64 {
+    shared::store::now_ms()
+}
+
+/// Two levels: a member at once, another one minute later.
+fn two_levels(extra: Value) -> Value {
+    let mut rule = json!({
+        "name": "default",
+        "levels": [
+            {"targets": {"member_ids": ["m_first"]}, "notify": ["im"], "escalate_after_minutes": 1},
+            {"targets": {"member_ids": ["m_second"]}, "notify": ["im"], "escalate_after_minutes": 10}
+        ]
+    });
+    if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
+        r.extend(e.clone());
+    }
+    json!({ "rules": [rule] })
+}
+
+async fn channel_with_escalation(app: &App, rules: Value) -> Setup {
+    let s = standard_setup(app).await;
+    api_ok(
+        app,
+        "PUT",
+        &format!("/api/channels/{}/escalation", s.channel_id),
+        Some(rules),
+    )
+    .await;
+    s
+}
+
+async fn open_incident(app: &App, s: &Setup, key: &str) -> String {
+    let data = push_ok(
+        app,
+        &s.integration_key,
+        &json!({"title_rule": format!("{key} down"), "event_status": "Critical", "alert_key": key}),
+    )
+    .await;
+    data["incident_id"]
+        .as_str()
+        .expect("incident_id")
+        .to_string()
+}
+
+/// The timeline's paging entries: (type, level).
+async fn pages(app: &App, incident_id: &str) -> Vec<(String, i64)> {
+    let data = api_ok(
+        app,
+        "GET",
+        &format!("/api/incidents/{incident_id}/timeline?limit=100"),
+        None,
+    )
+    .await;
+    data["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| matches!(e["type"].as_str(), Some("i_assign" | "i_escalate")))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_string(),
+                e["detail"]["level"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+async fn notifications(app: &App, incident_id: &str) -> Vec<Value> {
+    let data = api_ok(
+        app,
+        "GET",
+        &format!("/api/incidents/{incident_id}/notifications"),
+        None,
+    )
+    .await;
+    data["items"].as_array().expect("items").clone()
+}
+
+fn assign(level: i64) -> (String, i64) {
+    ("i_assign".into(), level)
+}
+
+fn escalate(level: i64) -> (String, i64) {
+    ("i_escalate".into(), level)
+}
+
+#[tokio::test]
+async fn a_two_level_chain_pages_level_one_at_once_and_level_two_a_minute_later() {
+    let app = test_app().await;
+    let s = channel_with_escalation(&app, two_levels(json!({}))).await;
+    let id = open_incident(&app, &s, "db-1").await;
+    let t0 = now_ms();
+
+    let first = tick(&app, t0).await;
+    assert_eq!((first.chains, first.pages), (1, 1));
+    assert_eq!(pages(&app, &id).await, vec![assign(1)]);
+    let incident = api_ok(&app, "GET", &format!("/api/incidents/{id}"), None).await;
+    assert_eq!(incident["responders"][0]["member_id"], "m_first");
+    assert_eq!(incident["responders"][0]["level"], 1);
+
+    // Not yet due: nothing happens, nothing is read beyond the due index.
+    let early = tick(&app, t0 + 30_000).await;
+    assert_eq!((early.chains, early.pages), (0, 0));
+
+    tick(&app, t0 + MINUTE + 1_000).await;
+    assert_eq!(pages(&app, &id).await, vec![assign(1), escalate(2)]);
+    let incident = api_ok(&app, "GET", &format!("/api/incidents/{id}"), None).await;
+    assert_eq!(incident["responders"][0]["member_id"], "m_second");
+
+    // Each level's member was notified once; without an IM webhook the
+    // notification says why it failed.
+    let notes = notifications(&app, &id).await;
+    let who: Vec<(&str, i64)> = notes
+        .iter()
+        .map(|n| {
+            (
+                n["member_id"].as_str().unwrap_or_default(),
+                n["level"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(who, vec![("m_first", 1), ("m_second", 2)]);
+    assert!(notes.iter().all(|n| n["status"] == "failed"));
+
+    // After the last level (no repeat) the chain is exhausted: no more pages.
+    tick(&app, t0 + 30 * MINUTE).await;
+    tick(&app, t0 + 60 * MINUTE).await;
+    assert_eq!(pages(&app, &id).await, vec![assign(1), escalate(2)]);
+}
+
+#[tokio::test]
+async fn ack_stops_the_chain_unack_resumes_it_with_a_fresh_timer_and_reopen_restarts_it() {
+    let app = test_app().await;
+    let s = channel_with_escalation(&app, two_levels(json!({}))).await;
+    let id = open_incident(&app, &s, "db-2").await;
+    let t0 = now_ms();
+    tick(&app, t0).await;
+
+    api_ok(&app, "POST", &format!("/api/incidents/{id}/ack"), None).await;
+    tick(&app, t0 + 5 * MINUTE).await;
+    assert_eq!(pages(&app, &id).await, vec![assign(1)], "ack stops it");
+
+    // Unack: level 1's full wait from now, then level 2.
+    api_ok(&app, "POST", &format!("/api/incidents/{id}/unack"), None).await;
+    let unacked = now_ms();
+    tick(&app, unacked + 30_000).await;
+    assert_eq!(pages(&app, &id).await, vec![assign(1)], "a fresh timer");
+    tick(&app, unacked + MINUTE + 1_000).await;
+    assert_eq!(pages(&app, &id).await, vec![assign(1), escalate(2)]);
+
+    // Close stops it; reopen starts it again at level 1.
+    api_ok(&app, "POST", &format!("/api/incidents/{id}/resolve"), None).await;
+    tick(&app, unacked + 20 * MINUTE).await;
+    assert_eq!(pages(&app, &id).await, vec![assign(1), escalate(2)]);
+    api_ok(&app, "POST", &format!("/api/incidents/{id}/reopen"), None).await;
+    // (Simulated time runs ahead of the clock: the timeline sorts by it.)
+    tick(&app, unacked + 21 * MINUTE).await;
+    assert_eq!(
+        pages(&app, &id).await,
+        vec![assign(1), escalate(2), assign(1)]
+    );
+}
+
+#[tokio::test]
+async fn an_incident_that_closes_within_its_delay_pages_nobody() {
+    let app = test_app().await;
+    let s = channel_with_escalation(&app, two_levels(json!({"delay_minutes": 5}))).await;
+    let id = open_incident(&app, &s, "blip").await;
+    let t0 = now_ms();
+    tick(&app, t0).await;
+    tick(&app, t0 + 2 * MINUTE).await;
+    // It recovers (the channel closes incidents whose alerts all recovered).
+    push_ok(
+        &app,
+        &s.integration_key,
+        &json!({"title_rule": "blip", "event_status": "Ok", "alert_key": "blip"}),
+    )
+    .await;
+    let closed = api_ok(&app, "GET", &format!("/api/incidents/{id}"), None).await;
+    assert_eq!(closed["status"], "Closed");
+    tick(&app, t0 + 6 * MINUTE).await;
+    tick(&app, t0 + 20 * MINUTE).await;
+    assert!(pages(&app, &id).await.is_empty());
+    assert!(notifications(&app, &id).await.is_empty());
+}
+
+#[tokio::test]
+async fn no_matching_rule_means_no_chain_and_a_flapping_incident_pages_nobody() {
+    let app = test_app().await;
+    let rules = two_levels(json!({"if": [[{"key": "severity", "oper": "IN", "vals": ["Info"]}]]}));
+    let s = channel_with_escalation(&app, rules).await;
+    let id = open_incident(&app, &s, "critical-only").await;
+    let report = tick(&app, now_ms() + MINUTE).await;
+    assert_eq!(report.chains, 0, "no rule matched: no chain is due");
+    assert!(pages(&app, &id).await.is_empty());
+}
+
+/// SPEC 14/16: two instances run the same ticks over many incidents at
+/// once; every level is paged exactly once and notified once per member.
+#[tokio::test]
+async fn two_racing_ticks_page_each_level_once() {
+    let app = test_app().await;
+    let other = another_instance(&app).await;
+    let s = channel_with_escalation(&app, two_levels(json!({}))).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(open_incident(&app, &s, &format!("race-{i}")).await);
+    }
+    let t0 = now_ms();
+    for at in [t0, t0 + MINUTE + 1_000, t0 + 2 * MINUTE] {
+        let (a, b) = tokio::join!(tick(&app, at), tick(&other, at));
+        assert!(a.pages + b.pages <= ids.len());
+    }
+    for id in &ids {
+        assert_eq!(pages(&app, id).await, vec![assign(1), escalate(2)], "{id}");
+        assert_eq!(notifications(&app, id).await.len(), 2, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn escalation_rules_are_validated_and_refusals_write_nothing() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    let path = format!("/api/channels/{}/escalation", s.channel_id);
+    let bad = json!({"rules": [{"name": "x", "levels": [
+        {"targets": {"member_ids": ["m_a"]}, "escalate_after_minutes": 0}]}]});
+    let out = api(&app, "PUT", &path, Some(bad)).await;
+    assert_eq!(out.status, 400);
+    assert!(
+        out.body
+            .contains("rules[0].levels[0].escalate_after_minutes: must be 1 to 720"),
+        "{}",
+        out.body
+    );
+    let read = api_ok(&app, "GET", &path, None).await;
+    assert_eq!(read, json!({"rules": []}));
+    let missing = api(
+        &app,
+        "PUT",
+        "/api/channels/nochannel/escalation",
+        Some(two_levels(json!({}))),
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+}
+
+/// SPEC 16: the escalate function's policy grants exactly what a tick sends.
+#[tokio::test]
+async fn the_escalate_function_is_granted_exactly_what_a_tick_sends() {
+    let app = test_app().await;
+    let s = channel_with_escalation(&app, two_levels(json!({}))).await;
+    let id = open_incident(&app, &s, "perm").await;
+    let t0 = now_ms();
+    tick(&app, t0).await;
+    tick(&app, t0 + MINUTE + 1_000).await;
+    assert_eq!(pages(&app, &id).await.len(), 2);
+    let refused: Vec<String> = iam::denied()
+        .into_iter()
+        .filter(|d| d.starts_with("Escalate"))
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:?}");
+    let sent: BTreeSet<String> = iam::sent(Function::Escalate)
+        .iter()
+        .map(|n| n.action.clone())
+        .collect();
+    for (id, (binary, grant)) in iam::grants() {
+        if !Function::Escalate.owns(&binary) {
+            continue;
+        }
+        let missing: Vec<_> = sent.difference(&grant.actions).collect();
+        assert!(missing.is_empty(), "{TEMPLATE}: {id} lacks {missing:?}");
+    }
+}

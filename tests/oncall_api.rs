@@ -821,3 +821,68 @@ fn the_feed_is_routed_to_the_management_function() {
             |(pattern, methods)| *pattern == shared::api::oncall::ICAL_PATH && *methods == ["GET"]
         ));
 }
+
+/// The escalation tick resolves a schedule target to whoever is on call at
+/// that moment, and finds that member's address: a level naming a schedule
+/// pages the schedule's current member by email (failed here, with the
+/// reason, since the test configures no SMTP server), never "no such member".
+#[tokio::test]
+async fn the_tick_pages_the_schedules_on_call_member_by_email() {
+    use integration_tests::iam::{self, Function};
+    let _logs = capture_logs();
+    let app = test_app().await;
+    let (alice, bob, _) = three_members(&app).await;
+    let now_ms = shared::store::now_ms();
+    let made = api_ok(
+        &app,
+        "POST",
+        "/api/schedules",
+        Some(json!({"name": "primary", "time_zone": "UTC",
+                    "layers": [daily_layer(&[&alice, &bob], now_ms / 1000 - HOUR)]})),
+    )
+    .await;
+    let sid = made["schedule_id"].as_str().unwrap();
+    let setup = standard_setup(&app).await;
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/channels/{}/escalation", setup.channel_id),
+        Some(json!({"rules": [{"name": "on call", "levels": [
+            {"targets": {"schedule_ids": [sid]}, "notify": ["email"], "escalate_after_minutes": 5}]}]})),
+    )
+    .await;
+    let pushed = push_ok(
+        &app,
+        &setup.integration_key,
+        &json!({"title_rule": "db down", "event_status": "Critical", "alert_key": "db"}),
+    )
+    .await;
+    let incident_id = pushed["incident_id"].as_str().unwrap();
+    let escalator = shared::outbound::escalate::Escalator {
+        mailer: None,
+        public_base_url: "http://console.test".into(),
+    };
+    let tick_app = iam::as_function(&app, Function::Escalate);
+    // The chain is due from the incident's opening, after `now_ms` above.
+    let report = escalator
+        .tick(&tick_app, shared::store::now_ms())
+        .await
+        .expect("tick");
+    assert_eq!(report.pages, 1);
+    let incident = api_ok(&app, "GET", &format!("/api/incidents/{incident_id}"), None).await;
+    assert_eq!(incident["responders"][0]["member_id"], alice.as_str());
+    let notes = api_ok(
+        &app,
+        "GET",
+        &format!("/api/incidents/{incident_id}/notifications"),
+        None,
+    )
+    .await;
+    let notes = notes["items"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["member_id"], alice.as_str());
+    assert_eq!(notes[0]["via"], "email");
+    let error = notes[0]["error"].as_str().unwrap_or_default();
+    assert!(!error.contains("no such member"), "{error}");
+    assert!(!error.contains("no email"), "{error}");
+}

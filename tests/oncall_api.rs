@@ -886,3 +886,51 @@ async fn the_tick_pages_the_schedules_on_call_member_by_email() {
     assert!(!error.contains("no such member"), "{error}");
     assert!(!error.contains("no email"), "{error}");
 }
+
+/// What each on-call call asks of DynamoDB, counted by the store's meter
+/// (docs/oncall.md states these figures).
+#[tokio::test]
+async fn dynamodb_requests_per_call() {
+    let _logs = capture_logs();
+    let app = test_app().await;
+    let (a, b, _) = three_members(&app).await;
+    let requests = || {
+        app.store
+            .meter
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = requests();
+    let made = api_ok(
+        &app,
+        "POST",
+        "/api/schedules",
+        Some(json!({"name": "primary", "time_zone": "UTC", "layers": [daily_layer(&[&a, &b], 0)]})),
+    )
+    .await;
+    // The app key's GetItem, the members' BatchGetItem, the transaction.
+    assert_eq!(requests() - before, 3, "create");
+    let sid = made["schedule_id"].as_str().unwrap();
+    let url = made["ical_url"].as_str().unwrap();
+    for (path, expected, what) in [
+        (format!("/api/schedules/{sid}/oncall"), 2, "oncall"),
+        (format!("/api/schedules/{sid}/shifts"), 2, "shifts"),
+    ] {
+        let before = requests();
+        api_ok(&app, "GET", &path, None).await;
+        assert_eq!(requests() - before, expected, "{what}: key + schedule");
+    }
+    let before = requests();
+    assert_eq!(fetch(&app, &feed_path(url)).await.status, 200);
+    assert_eq!(requests() - before, 2, "feed: schedule + members' names");
+    let before = requests();
+    assert_eq!(
+        api(&app, "DELETE", &format!("/api/members/{a}"), None)
+            .await
+            .status,
+        400
+    );
+    // Key, the member's ref_version, the schedules' listing (a gsi1 Query
+    // and a BatchGetItem).
+    assert_eq!(requests() - before, 4, "a refused member delete");
+}

@@ -693,6 +693,10 @@ async fn the_ical_feed_answers_its_token_only() {
     not_found(&fetch(&app, &format!("/ical/0123456789abcdef/{token}.ics")).await);
     not_found(&fetch(&app, &format!("/ical/{sid}/short")).await);
     not_found(&fetch(&app, &format!("/ical/{sid}/{}", "g".repeat(48))).await);
+    // The public table serves only what it names: a path that merely fits
+    // another public pattern is not answered with some other page.
+    let odd = fetch(&app, "//ack/not-a-link").await;
+    assert_ne!(odd.status, 200, "{}", odd.body);
     let post = call_api(&app, Inbound::new("POST", &feed_path(&url))).await;
     assert_eq!(refused(&post).1, "MethodNotAllowed");
 

@@ -113,16 +113,18 @@ async fn serve_public(app: &App, req: &Inbound, request_id: &str) -> Option<Outb
             ApiError::MethodNotAllowed(format!("method: {pattern} takes {}", methods.join(", ")));
         return Some(respond(request_id, Err(refused)));
     }
-    if pattern == oncall::ICAL_PATH {
+    let page = match pattern {
         // Boxed, like the on-call routes below: keeps this future shallow.
-        return Some(Box::pin(oncall::serve_ical(app, &segments, request_id)).await);
-    }
+        oncall::ICAL_PATH => {
+            return Some(Box::pin(oncall::serve_ical(app, &segments, request_id)).await)
+        }
+        CONSOLE_PATH => console::page(),
+        OPENAPI_PATH => openapi::document(),
+        // `/ack/{token}` is served before this table is read (`ack`).
+        _ => return None,
+    };
     tracing::info!(status = 200, "request served");
-    Some(if pattern == CONSOLE_PATH {
-        console::page()
-    } else {
-        openapi::document()
-    })
+    Some(page)
 }
 
 /// The method for the logs: a known one, or `other` (a method is free text).

@@ -31,13 +31,26 @@ fn now_ms() -> i64 {
     shared::store::now_ms()
 }
 
-/// Two levels: a member at once, another one minute later.
-fn two_levels(extra: Value) -> Value {
+/// A member, by name; answers its id.
+async fn member(app: &App, name: &str) -> String {
+    let made = api_ok(
+        app,
+        "POST",
+        "/api/members",
+        Some(json!({"name": name, "email": format!("{}@example.com", name.to_lowercase())})),
+    )
+    .await;
+    made["member_id"].as_str().expect("member_id").to_string()
+}
+
+/// Two levels: a member at once, another one minute later (IM only: these
+/// tests are about the chain; email has its own in tests/oncall_api.rs).
+fn two_levels(first: &str, second: &str, extra: Value) -> Value {
     let mut rule = json!({
         "name": "default",
         "levels": [
-            {"targets": {"member_ids": ["m_first"]}, "notify": ["im"], "escalate_after_minutes": 1},
-            {"targets": {"member_ids": ["m_second"]}, "notify": ["im"], "escalate_after_minutes": 10}
+            {"targets": {"member_ids": [first]}, "notify": ["im"], "escalate_after_minutes": 1},
+            {"targets": {"member_ids": [second]}, "notify": ["im"], "escalate_after_minutes": 10}
         ]
     });
     if let (Some(r), Some(e)) = (rule.as_object_mut(), extra.as_object()) {
@@ -46,7 +59,13 @@ fn two_levels(extra: Value) -> Value {
     json!({ "rules": [rule] })
 }
 
-async fn channel_with_escalation(app: &App, rules: Value) -> Setup {
+/// A channel whose rule pages Alice, then Bob; `extra` adds to the rule.
+async fn channel_with_escalation(app: &App, extra: Value) -> Setup {
+    let (alice, bob) = (member(app, "Alice").await, member(app, "Bob").await);
+    channel_with_rules(app, two_levels(&alice, &bob, extra)).await
+}
+
+async fn channel_with_rules(app: &App, rules: Value) -> Setup {
     let s = standard_setup(app).await;
     api_ok(
         app,
@@ -116,7 +135,8 @@ fn escalate(level: i64) -> (String, i64) {
 #[tokio::test]
 async fn a_two_level_chain_pages_level_one_at_once_and_level_two_a_minute_later() {
     let app = test_app().await;
-    let s = channel_with_escalation(&app, two_levels(json!({}))).await;
+    let (alice, bob) = (member(&app, "Alice").await, member(&app, "Bob").await);
+    let s = channel_with_rules(&app, two_levels(&alice, &bob, json!({}))).await;
     let id = open_incident(&app, &s, "db-1").await;
     let t0 = now_ms();
 
@@ -124,7 +144,7 @@ async fn a_two_level_chain_pages_level_one_at_once_and_level_two_a_minute_later(
     assert_eq!((first.chains, first.pages), (1, 1));
     assert_eq!(pages(&app, &id).await, vec![assign(1)]);
     let incident = api_ok(&app, "GET", &format!("/api/incidents/{id}"), None).await;
-    assert_eq!(incident["responders"][0]["member_id"], "m_first");
+    assert_eq!(incident["responders"][0]["member_id"], alice.as_str());
     assert_eq!(incident["responders"][0]["level"], 1);
 
     // Not yet due: nothing happens, nothing is read beyond the due index.
@@ -134,7 +154,7 @@ async fn a_two_level_chain_pages_level_one_at_once_and_level_two_a_minute_later(
     tick(&app, t0 + MINUTE + 1_000).await;
     assert_eq!(pages(&app, &id).await, vec![assign(1), escalate(2)]);
     let incident = api_ok(&app, "GET", &format!("/api/incidents/{id}"), None).await;
-    assert_eq!(incident["responders"][0]["member_id"], "m_second");
+    assert_eq!(incident["responders"][0]["member_id"], bob.as_str());
 
     // Each level's member was notified once; without an IM webhook the
     // notification says why it failed.
@@ -148,7 +168,7 @@ async fn a_two_level_chain_pages_level_one_at_once_and_level_two_a_minute_later(
             )
         })
         .collect();
-    assert_eq!(who, vec![("m_first", 1), ("m_second", 2)]);
+    assert_eq!(who, vec![(alice.as_str(), 1), (bob.as_str(), 2)]);
     assert!(notes.iter().all(|n| n["status"] == "failed"));
 
     // After the last level (no repeat) the chain is exhausted: no more pages.
@@ -160,7 +180,7 @@ async fn a_two_level_chain_pages_level_one_at_once_and_level_two_a_minute_later(
 #[tokio::test]
 async fn ack_stops_the_chain_unack_resumes_it_with_a_fresh_timer_and_reopen_restarts_it() {
     let app = test_app().await;
-    let s = channel_with_escalation(&app, two_levels(json!({}))).await;
+    let s = channel_with_escalation(&app, json!({})).await;
     let id = open_incident(&app, &s, "db-2").await;
     let t0 = now_ms();
     tick(&app, t0).await;
@@ -193,7 +213,7 @@ async fn ack_stops_the_chain_unack_resumes_it_with_a_fresh_timer_and_reopen_rest
 #[tokio::test]
 async fn an_incident_that_closes_within_its_delay_pages_nobody() {
     let app = test_app().await;
-    let s = channel_with_escalation(&app, two_levels(json!({"delay_minutes": 5}))).await;
+    let s = channel_with_escalation(&app, json!({"delay_minutes": 5})).await;
     let id = open_incident(&app, &s, "blip").await;
     let t0 = now_ms();
     tick(&app, t0).await;
@@ -216,8 +236,11 @@ async fn an_incident_that_closes_within_its_delay_pages_nobody() {
 #[tokio::test]
 async fn no_matching_rule_means_no_chain_and_a_flapping_incident_pages_nobody() {
     let app = test_app().await;
-    let rules = two_levels(json!({"if": [[{"key": "severity", "oper": "IN", "vals": ["Info"]}]]}));
-    let s = channel_with_escalation(&app, rules).await;
+    let s = channel_with_escalation(
+        &app,
+        json!({"if": [[{"key": "severity", "oper": "IN", "vals": ["Info"]}]]}),
+    )
+    .await;
     let id = open_incident(&app, &s, "critical-only").await;
     let report = tick(&app, now_ms() + MINUTE).await;
     assert_eq!(report.chains, 0, "no rule matched: no chain is due");
@@ -230,7 +253,7 @@ async fn no_matching_rule_means_no_chain_and_a_flapping_incident_pages_nobody() 
 async fn two_racing_ticks_page_each_level_once() {
     let app = test_app().await;
     let other = another_instance(&app).await;
-    let s = channel_with_escalation(&app, two_levels(json!({}))).await;
+    let s = channel_with_escalation(&app, json!({})).await;
     let mut ids = Vec::new();
     for i in 0..12 {
         ids.push(open_incident(&app, &s, &format!("race-{i}")).await);
@@ -250,34 +273,70 @@ async fn two_racing_ticks_page_each_level_once() {
 async fn escalation_rules_are_validated_and_refusals_write_nothing() {
     let app = test_app().await;
     let s = standard_setup(&app).await;
+    let alice = member(&app, "Alice").await;
     let path = format!("/api/channels/{}/escalation", s.channel_id);
+    let refused = |body: Value| {
+        let (app, path) = (&app, &path);
+        async move {
+            let out = api(app, "PUT", path, Some(body)).await;
+            assert_eq!(out.status, 400, "{}", out.body);
+            out.body
+        }
+    };
     let bad = json!({"rules": [{"name": "x", "levels": [
-        {"targets": {"member_ids": ["m_a"]}, "escalate_after_minutes": 0}]}]});
-    let out = api(&app, "PUT", &path, Some(bad)).await;
-    assert_eq!(out.status, 400);
-    assert!(
-        out.body
-            .contains("rules[0].levels[0].escalate_after_minutes: must be 1 to 720"),
-        "{}",
-        out.body
-    );
+        {"targets": {"member_ids": [alice]}, "escalate_after_minutes": 0}]}]});
+    assert!(refused(bad)
+        .await
+        .contains("rules[0].levels[0].escalate_after_minutes: must be 1 to 720"));
+    let unknown = json!({"rules": [{"name": "x", "levels": [
+        {"targets": {"member_ids": [alice, "nosuchmember"]}, "escalate_after_minutes": 5},
+        {"targets": {"schedule_ids": ["nosuchschedule"]}, "escalate_after_minutes": 5}]}]});
+    assert!(refused(unknown)
+        .await
+        .contains("rules[0].levels[0].targets.member_ids[1]: no such member"));
+    let no_schedule = json!({"rules": [{"name": "x", "levels": [
+        {"targets": {"schedule_ids": ["nosuchschedule"]}, "escalate_after_minutes": 5}]}]});
+    assert!(refused(no_schedule)
+        .await
+        .contains("rules[0].levels[0].targets.schedule_ids[0]: no such schedule"));
     let read = api_ok(&app, "GET", &path, None).await;
-    assert_eq!(read, json!({"rules": []}));
+    assert_eq!(read, json!({"rules": []}), "refusals write nothing");
     let missing = api(
         &app,
         "PUT",
         "/api/channels/nochannel/escalation",
-        Some(two_levels(json!({}))),
+        Some(two_levels(&alice, &alice, json!({}))),
     )
     .await;
     assert_eq!(missing.status, 404);
+
+    // A member the rules name cannot be deleted; the refusal says where.
+    api_ok(
+        &app,
+        "PUT",
+        &path,
+        Some(two_levels(&alice, &alice, json!({}))),
+    )
+    .await;
+    let out = api(&app, "DELETE", &format!("/api/members/{alice}"), None).await;
+    assert_eq!(out.status, 400, "{}", out.body);
+    assert!(
+        out.body.contains(&format!(
+            "channels/{}/escalation.rules[0].levels[0].targets.member_ids[0]",
+            s.channel_id
+        )),
+        "{}",
+        out.body
+    );
+    api_ok(&app, "PUT", &path, Some(json!({"rules": []}))).await;
+    api_ok(&app, "DELETE", &format!("/api/members/{alice}"), None).await;
 }
 
 /// SPEC 16: the escalate function's policy grants exactly what a tick sends.
 #[tokio::test]
 async fn the_escalate_function_is_granted_exactly_what_a_tick_sends() {
     let app = test_app().await;
-    let s = channel_with_escalation(&app, two_levels(json!({}))).await;
+    let s = channel_with_escalation(&app, json!({})).await;
     let id = open_incident(&app, &s, "perm").await;
     let t0 = now_ms();
     tick(&app, t0).await;

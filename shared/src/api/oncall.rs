@@ -171,6 +171,9 @@ async fn patch_member(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
 /// `None` when nowhere. Reads every schedule (their listing).
 // Escalation rules name members too: they are checked here when they land.
 pub async fn member_in_use(app: &App, member_id: &str) -> ApiResult<Option<String>> {
+    if let Some(place) = super::escalation::member_used_by_escalation(app, member_id).await? {
+        return Ok(Some(place));
+    }
     for st in app.store.list_schedules().await? {
         if let Some((place, _)) = st
             .schedule
@@ -388,10 +391,11 @@ async fn patch_schedule(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> 
     Ok(schedule_view(&st))
 }
 
-/// Where a schedule is still named; `None` when nowhere. Only escalation
-/// rules name schedules, and they add their check here when they land.
-pub async fn schedule_in_use(_app: &App, _schedule_id: &str) -> ApiResult<Option<String>> {
-    Ok(None)
+/// Where a schedule is still named (only escalation rules name schedules);
+/// `None` when nowhere. A rule written concurrently is not guarded: the tick
+/// treats a schedule that is gone as nobody on call.
+pub async fn schedule_in_use(app: &App, schedule_id: &str) -> ApiResult<Option<String>> {
+    super::escalation::schedule_used_by_escalation(app, schedule_id).await
 }
 
 async fn delete_schedule(app: &App, id: &str) -> ApiResult<Value> {

@@ -12,12 +12,16 @@
 //! A tick finds due chains with one Query of the due index
 //! (`gsi4pk = DUE#escalation AND gsi4sk <= now`), never a scan.
 
+use std::collections::BTreeSet;
+
 use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem};
 
 use crate::engine::escalation::{Chain, EscalationRules, Via};
 use crate::engine::step::IncidentStep;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Incident, Notification};
+use crate::store::config::members::member_reference;
+use crate::store::config::schedules::{schedule_pk, SCHEDULE_SK};
 use crate::store::db::Cancelled;
 use crate::store::items::*;
 use crate::store::retries::GSI4;
@@ -91,8 +95,23 @@ impl Store {
         }
     }
 
-    /// Replace a channel's escalation rules; `Ok(false)` when the channel
-    /// does not exist (nothing written).
+    /// Every channel's escalation rules (for "still used by" when a member
+    /// or schedule is deleted: rare, one GetItem per channel).
+    pub async fn all_escalation_rules(&self) -> ApiResult<Vec<(String, EscalationRules)>> {
+        let mut out = Vec::new();
+        for channel in self.list_channels().await? {
+            let rules = self.get_escalation_rules(&channel.channel_id).await?;
+            if !rules.rules.is_empty() {
+                out.push((channel.channel_id, rules));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replace a channel's escalation rules, in one transaction that checks
+    /// the channel and every schedule exist and references every member (a
+    /// member delete racing this write is refused, store/config/members.rs).
+    /// `Ok(false)` when one of them is gone (nothing written).
     pub async fn put_escalation_rules(
         &self,
         channel_id: &str,
@@ -113,11 +132,33 @@ impl Store {
             .set_item(Some(item))
             .build()
             .map_err(build_error)?;
-        self.transact_plain(vec![
+        let mut items = vec![
             TransactWriteItem::builder().condition_check(check).build(),
             TransactWriteItem::builder().put(put).build(),
-        ])
-        .await
+        ];
+        let members: BTreeSet<&str> = rules
+            .member_places()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        for member_id in members {
+            items.push(member_reference(&self.table, member_id)?);
+        }
+        let schedules: BTreeSet<&str> = rules
+            .schedule_places()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        for schedule_id in schedules {
+            let exists = aws_sdk_dynamodb::types::ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(schedule_pk(schedule_id), SCHEDULE_SK)))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().condition_check(exists).build());
+        }
+        self.transact_plain(items).await
     }
 
     // ---- chains ----

@@ -266,6 +266,7 @@ impl Escalator {
                     ),
                 };
                 out.push(NewNotification {
+                    name: contact.map(|c| c.name.clone()).unwrap_or_default(),
                     member_id: member_id.clone(),
                     via: *via,
                     level: page.level,
@@ -350,7 +351,7 @@ impl Escalator {
         let ack_url = ack_url(app, base, &incident.incident_id, &email.member_id, now_ms).await?;
         Ok(PageEmail {
             to: email.address.clone(),
-            member_name: String::new(),
+            member_name: email.name.clone(),
             incident_id: incident.incident_id.clone(),
             title: incident.title.clone(),
             severity: incident.severity.as_str().to_string(),

@@ -63,6 +63,8 @@ pub struct NewNotification {
     pub error: Option<String>,
     /// The email address (email only).
     pub address: Option<String>,
+    /// The member's name, for the email's greeting.
+    pub name: String,
 }
 
 /// An email notification waiting to be sent.
@@ -72,6 +74,7 @@ pub struct PendingEmail {
     pub sk: String,
     pub member_id: String,
     pub address: String,
+    pub name: String,
     pub level: usize,
     pub attempts: u32,
     /// The due-index sort key it was claimed under.
@@ -225,6 +228,7 @@ impl Store {
             let mut item = key(incident_pk(&step.incident_id), &sk);
             item.extend([
                 ("member_id".to_string(), s(&note.member_id)),
+                ("name".to_string(), s(&note.name)),
                 ("via".to_string(), s(via_name(note.via))),
                 ("level".to_string(), n(note.level as i64)),
                 ("status".to_string(), s(note.status)),
@@ -250,6 +254,7 @@ impl Store {
                         sk: sk.clone(),
                         member_id: note.member_id.clone(),
                         address: address.clone(),
+                        name: note.name.clone(),
                         level: note.level,
                         attempts: 0,
                         due_sk,
@@ -413,6 +418,7 @@ fn pending_email(incident_id: &str, item: &Item) -> Option<PendingEmail> {
         sk: get_opt_s(item, "sk")?,
         member_id: get_opt_s(item, "member_id")?,
         address: get_opt_s(item, "address")?,
+        name: get_opt_s(item, "name").unwrap_or_default(),
         level: get_opt_n(item, "level")? as usize,
         attempts: get_opt_n(item, "attempts").unwrap_or(0) as u32,
         due_sk: get_opt_s(item, "gsi4sk")?,

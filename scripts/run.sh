@@ -15,6 +15,10 @@
 #                      (default http://localhost:$PORT)
 #   ALLOW_PRIVATE_WEBHOOK_TARGETS  webhooks may reach loopback and private
 #                      addresses (default true here; false when deployed)
+#   SMTP_URL           the mail server of email pages (default: a local SMTP
+#                      server, scripts/smtp_sink.py, that prints every message
+#                      into .cache/smtp-run.log; docs/email.md)
+#   SMTP_FROM          their sender (default alert-intake <alerts@localhost>)
 #   CONCURRENCY        instances per function in cargo lambda watch (default 4)
 #   RUST_LOG           log filter of the functions (default info)
 #   WATCH_RUST_LOG     log filter of cargo lambda watch itself (default warn:
@@ -59,6 +63,7 @@ fi
 DDB_PID=
 WATCH_PID=
 PUMP_PID=
+SMTP_PID=
 child=
 
 # Stops cargo lambda watch (it stops its function instances on SIGTERM) and
@@ -68,6 +73,7 @@ cleanup() {
   local _
   [ -z "$child" ] || kill -TERM -- "-$child" 2>/dev/null || true
   [ -z "$PUMP_PID" ] || kill -TERM -- "-$PUMP_PID" 2>/dev/null || true
+  [ -z "$SMTP_PID" ] || kill -TERM -- "-$SMTP_PID" 2>/dev/null || true
   if [ -n "$WATCH_PID" ] && kill -0 "$WATCH_PID" 2>/dev/null; then
     echo
     echo "run: stopping cargo lambda watch and DynamoDB Local"
@@ -98,6 +104,25 @@ fg_run() {
 echo "== DynamoDB Local on 127.0.0.1:$DYNAMODB_PORT (in memory; log: .cache/dynamodb-run.log)"
 ddb_start "$DYNAMODB_PORT" "$root/.cache/dynamodb-run.log"
 ddb_export_env "$DYNAMODB_PORT"
+
+# Email pages go to a local SMTP server that prints each message, unless
+# SMTP_URL names a real one.
+if [ -z "${SMTP_URL:-}" ]; then
+  smtp_port=$(free_port)
+  echo "== local SMTP server on 127.0.0.1:$smtp_port (prints every message into .cache/smtp-run.log)"
+  setsid "$root/.cache/venv/bin/python" "$root/scripts/smtp_sink.py" --port "$smtp_port" >"$root/.cache/smtp-run.log" 2>&1 &
+  SMTP_PID=$!
+  for _ in $(seq 1 100); do
+    port_open "$smtp_port" && break
+    sleep 0.1
+  done
+  port_open "$smtp_port" || die "the local SMTP server did not listen within 10 s (see .cache/smtp-run.log)"
+  SMTP_URL="smtp://127.0.0.1:$smtp_port"
+  mail_info="printed by the local SMTP server: tail -f .cache/smtp-run.log"
+else
+  mail_info="sent through SMTP_URL from the environment"
+fi
+SMTP_FROM=${SMTP_FROM:-alert-intake <alerts@localhost>}
 
 functions=()
 for manifest in functions/*/Cargo.toml; do
@@ -153,7 +178,7 @@ env_file="$root/.cache/watch.env"
 PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://localhost:$PORT}
 # Local receivers (a listener on this machine) are the point of `make run`.
 ALLOW_PRIVATE_WEBHOOK_TARGETS=${ALLOW_PRIVATE_WEBHOOK_TARGETS:-true}
-for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY PUBLIC_BASE_URL ALLOW_PRIVATE_WEBHOOK_TARGETS; do
+for v in TABLE_NAME RUST_LOG AWS_ENDPOINT_URL_DYNAMODB AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY PUBLIC_BASE_URL ALLOW_PRIVATE_WEBHOOK_TARGETS SMTP_URL SMTP_FROM; do
   [[ ${!v} != *"'"* ]] || die "$v must not contain a single quote"
   printf "%s='%s'\n" "$v" "${!v}" >>"$env_file"
 done
@@ -207,6 +232,7 @@ banner="$root/.cache/run-info.txt"
   echo "  OpenAPI:       http://localhost:$PORT/api/openapi.json"
   echo "  table:         $TABLE_NAME on $AWS_ENDPOINT_URL_DYNAMODB"
   echo "  demo channel:  $channel_id"
+  echo "  email pages:   $mail_info"
   echo "  integration:   $integration_key"
   echo
   echo "# push a firing event (standard integration):"

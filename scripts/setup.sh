@@ -14,6 +14,9 @@ want_pip=()
 [ -x "$venv/bin/cargo-lambda" ] || want_pip+=("cargo-lambda")
 "$venv/bin/python" -c 'import importlib.metadata as m; assert m.version("cfn-lint") == "1.53.3"' 2>/dev/null \
   || want_pip+=("cfn-lint==1.53.3")
+# The local SMTP server of `make run` and the email tests (scripts/smtp_sink.py).
+"$venv/bin/python" -c 'import importlib.metadata as m; assert m.version("aiosmtpd") == "1.4.6"' 2>/dev/null \
+  || want_pip+=("aiosmtpd==1.4.6")
 if [ ${#want_pip[@]} -gt 0 ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${want_pip[@]}"
 fi
@@ -31,13 +34,15 @@ command -v java >/dev/null || { echo "setup: java (17+) is required for DynamoDB
 # JavaScript engine, with its headers for the C harness that runs the Zabbix
 # media type (tests/zabbix_media_type.rs). Node runs it too (npm needs it already).
 # And the browser the console is tested in (tests/console_browser.rs):
-# chromium and its WebDriver, chromium-driver.
+# chromium and its WebDriver, chromium-driver. And openssl (tests/email.rs).
 if [ "${1:-}" = "test" ]; then
   want_apt=()
   command -v prometheus-alertmanager >/dev/null || want_apt+=("prometheus-alertmanager")
   [ -f /usr/include/duktape.h ] || want_apt+=("duktape-dev")
   command -v chromium >/dev/null || want_apt+=("chromium")
   command -v chromedriver >/dev/null || want_apt+=("chromium-driver")
+  # The email tests make their SMTP server's self-signed certificate with it.
+  command -v openssl >/dev/null || want_apt+=("openssl")
   if [ ${#want_apt[@]} -gt 0 ]; then
     sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)

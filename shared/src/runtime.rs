@@ -157,7 +157,7 @@ pub fn serve_escalate() -> Result<(), Error> {
 
     runtime()?.block_on(async {
         let app = app().await?;
-        let escalator = Arc::new(crate::outbound::escalate::Escalator::from_env()?);
+        let escalator = Arc::new(crate::outbound::escalate::Escalator::from_env().await?);
         lambda_runtime::run(lambda_runtime::service_fn(
             move |ev: LambdaEvent<serde_json::Value>| {
                 let (app, escalator) = (Arc::clone(&app), Arc::clone(&escalator));

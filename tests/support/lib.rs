@@ -10,6 +10,7 @@ pub mod iam;
 pub mod invariants;
 pub mod openapi;
 pub mod receiver;
+pub mod smtp;
 pub mod template;
 
 use std::collections::HashMap;
@@ -40,7 +41,8 @@ pub fn fixture(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
 }
 
-fn ensure_local_credentials() {
+/// Sets local SDK credentials and a region where unset; fails without DynamoDB Local's endpoint.
+pub fn ensure_local_credentials() {
     assert!(
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
         "AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with `make test`, which starts DynamoDB Local"

@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::domain::delivery::WebhookKind;
-use crate::engine::escalation::{self, Chain, Facts, Input, Page, Via};
+use crate::engine::escalation::{self, Chain, Facts, Input, Page, PageKind, Via};
 use crate::engine::schedule::CompiledSchedule;
 use crate::engine::step;
 use crate::error::ApiResult;
 use crate::model::Incident;
-use crate::outbound::email::{Mailer, PageEmail};
+use crate::outbound::email::{Mailer, PageEmail, SendFailure, NOT_CONFIGURED};
 use crate::store::escalations::{NewNotification, PendingEmail, EMAIL_ATTEMPTS};
 
 /// Due chains read per Query, and Queries per tick at most.
@@ -73,8 +73,10 @@ pub struct Contact {
 }
 
 impl Escalator {
-    pub fn from_env() -> Result<Escalator, String> {
-        let mailer = Mailer::from_env().map_err(|e| e.to_string())?.map(Arc::new);
+    /// Once per cold start: the mailer loads its root certificates and
+    /// reads the SMTP password's secret.
+    pub async fn from_env() -> ApiResult<Escalator> {
+        let mailer = Mailer::from_env().await?.map(Arc::new);
         Ok(Escalator {
             mailer,
             public_base_url: std::env::var("PUBLIC_BASE_URL").unwrap_or_default(),
@@ -242,11 +244,9 @@ impl Escalator {
                         Some("no such member (deleted?)".to_string()),
                         None,
                     ),
-                    (Via::Email, Some(_)) if self.mailer.is_none() => (
-                        "failed",
-                        Some("email is not configured: SMTP_URL is not set".to_string()),
-                        None,
-                    ),
+                    (Via::Email, Some(_)) if self.mailer.is_none() => {
+                        ("failed", Some(NOT_CONFIGURED.to_string()), None)
+                    }
                     (Via::Email, Some(c)) if c.email.is_empty() => (
                         "failed",
                         Some("the member has no email address".to_string()),
@@ -290,18 +290,14 @@ impl Escalator {
         let mut report = TickReport::default();
         let Some(mailer) = &self.mailer else {
             app.store
-                .finish_email(
-                    email,
-                    Err("email is not configured: SMTP_URL is not set".into()),
-                    None,
-                )
+                .finish_email(email, Err(NOT_CONFIGURED.into()), None)
                 .await?;
             report.emails_failed = 1;
             return Ok(report);
         };
         let outcome = match &message {
             Some(message) => mailer.send(message).await,
-            None => Err(crate::outbound::email::SendFailure {
+            None => Err(SendFailure {
                 transient: false,
                 reason: "the incident no longer exists".into(),
             }),
@@ -359,6 +355,12 @@ impl Escalator {
             labels: incident.labels.clone(),
             console_url: format!("{base}/console#/incidents/{}", incident.incident_id),
             ack_url,
+            // Level 1 opens every round (SPEC 14's i_assign); later levels escalate.
+            kind: if email.level <= 1 {
+                PageKind::Assign
+            } else {
+                PageKind::Escalate
+            },
             level: email.level,
         })
     }

@@ -8,7 +8,7 @@
 //! reach. A delivery that cannot be made now waits in its (webhook,
 //! incident) queue and is tried again on [`retry`]'s schedule by the notify
 //! function's scheduled run. [`stream`] reads DynamoDB Local's stream for
-//! tests and `make run`.
+//! tests and `make run`. [`email`] pages on-call members over SMTP (SPEC 14).
 
 pub mod ack_link;
 pub mod config;

@@ -119,7 +119,8 @@ fn python() -> PathBuf {
     python
 }
 
-fn free_port() -> u16 {
+/// A port where nothing listens yet (connections to it are refused).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -161,15 +162,23 @@ impl SmtpSink {
         SmtpSink::start_with(SinkTls::None, None)
     }
 
+    /// A plain server on this port: a mail server coming back where it was.
+    pub fn start_at(port: u16) -> SmtpSink {
+        SmtpSink::start_on(port, SinkTls::None, None)
+    }
+
     /// A server with this TLS mode, requiring `auth` (user, password) if given.
     pub fn start_with(tls: SinkTls, auth: Option<(&str, &str)>) -> SmtpSink {
+        SmtpSink::start_on(free_port(), tls, auth)
+    }
+
+    fn start_on(port: u16, tls: SinkTls, auth: Option<(&str, &str)>) -> SmtpSink {
         let python = python();
         let dir = std::env::temp_dir().join(format!(
             "smtp-sink-{}",
             shared::hashing::random_hex(8).expect("randomness")
         ));
         std::fs::create_dir_all(&dir).expect("the sink's folder");
-        let port = free_port();
         let mut cmd = Command::new(python);
         cmd.arg(workspace().join("scripts/smtp_sink.py"))
             .args(["--port", &port.to_string()])

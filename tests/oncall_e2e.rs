@@ -1,0 +1,287 @@
+//! SPEC 14 end to end against DynamoDB Local, a real SMTP server
+//! (scripts/smtp_sink.py) and a Slack receiver fed by the table's stream:
+//! a push opens an incident; the tick emails level 1's member at once and
+//! mentions them in Slack; a minute later level 2 pages the schedule's
+//! on-call member; the link in the first email, POSTed, acknowledges as
+//! that member and the chain pages nobody more. A second test: a mail server that
+//! is down when the page goes out gets it when it comes back.
+
+use integration_tests::iam::{self, Function};
+use integration_tests::receiver::{Behaviour, Receiver};
+use integration_tests::smtp::{free_port, SinkMessage, SmtpSink};
+use integration_tests::*;
+use serde_json::{json, Value};
+use shared::app::App;
+use shared::intake::http::Inbound;
+use shared::outbound::email::{Mailer, SmtpConfig};
+use shared::outbound::escalate::{Escalator, TickReport};
+use shared::store::now_ms;
+
+const MINUTE: i64 = 60_000;
+const HOUR_S: i64 = 3_600;
+const BASE: &str = "https://oncall.example";
+
+fn escalator(smtp_url: &str) -> Escalator {
+    let config = SmtpConfig::from_url(smtp_url, None).expect("an SMTP URL");
+    Escalator {
+        mailer: Some(std::sync::Arc::new(
+            Mailer::new(config, "On-call <oncall@example.com>").expect("a mailer"),
+        )),
+        public_base_url: BASE.into(),
+    }
+}
+
+async fn tick(escalator: &Escalator, app: &App, at_ms: i64) -> TickReport {
+    let app = iam::as_function(app, Function::Escalate);
+    escalator.tick(&app, at_ms).await.expect("tick")
+}
+
+async fn member(app: &App, name: &str, slack: &str) -> String {
+    let made = api_ok(
+        app,
+        "POST",
+        "/api/members",
+        Some(
+            json!({"name": name, "email": format!("{}@example.com", name.to_lowercase()),
+                    "im": {"slack_user_id": slack}}),
+        ),
+    )
+    .await;
+    made["member_id"].as_str().expect("member_id").to_string()
+}
+
+/// A schedule with one daily rotation of `member`, started an hour ago.
+async fn schedule_of(app: &App, member_id: &str) -> String {
+    let start = now_ms() / 1000 - HOUR_S;
+    let made = api_ok(
+        app,
+        "POST",
+        "/api/schedules",
+        Some(json!({"name": "primary", "time_zone": "UTC", "layers": [{
+            "name": "daily", "start": start, "shift": {"unit": "days", "length": 1},
+            "member_ids": [member_id]}]})),
+    )
+    .await;
+    made["schedule_id"]
+        .as_str()
+        .expect("schedule_id")
+        .to_string()
+}
+
+/// The ack link in an email's body, as a path the management handler takes.
+fn ack_path(message: &SinkMessage) -> String {
+    let body = message.decoded();
+    let start = body
+        .find(&format!("{BASE}/ack/"))
+        .unwrap_or_else(|| panic!("no ack link in:\n{body}"));
+    let link: String = body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "/:._-~".contains(*c))
+        .collect();
+    link[BASE.len()..].to_string()
+}
+
+/// The Slack messages received so far: (text).
+fn slack_texts(rx: &Receiver) -> Vec<String> {
+    rx.bodies()
+        .iter()
+        .map(|b| b["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn notifications(app: &App, id: &str) -> Vec<Value> {
+    api_ok(
+        app,
+        "GET",
+        &format!("/api/incidents/{id}/notifications"),
+        None,
+    )
+    .await["items"]
+        .as_array()
+        .expect("items")
+        .clone()
+}
+
+#[tokio::test]
+async fn a_page_by_email_and_slack_escalates_to_the_schedule_and_is_acked_from_an_email() {
+    let app = test_app_with_stream().await;
+    let sink = SmtpSink::start();
+    let slack = Receiver::start(Behaviour::Status(200)).await;
+    let mut pump = Pump::new(&app).await;
+    let escalator = escalator(&sink.url());
+
+    let alice = member(&app, "Alice", "U0ALICE").await;
+    let bob = member(&app, "Bob", "U0BOB").await;
+    let primary = schedule_of(&app, &bob).await;
+    let s = standard_setup(&app).await;
+    api_ok(
+        &app,
+        "POST",
+        "/api/webhooks",
+        Some(
+            json!({"name": "pager room", "kind": "slack", "url": format!("{}/slack", slack.url),
+                    "event_types": ["i_assign", "i_escalate"]}),
+        ),
+    )
+    .await;
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/channels/{}/escalation", s.channel_id),
+        Some(json!({"rules": [{"name": "default", "levels": [
+            {"targets": {"member_ids": [alice]}, "notify": ["email", "im"], "escalate_after_minutes": 1},
+            {"targets": {"schedule_ids": [primary]}, "notify": ["email", "im"], "escalate_after_minutes": 10}
+        ]}]})),
+    )
+    .await;
+    let pushed = push_ok(
+        &app,
+        &s.integration_key,
+        &json!({"title_rule": "checkout errors", "event_status": "Critical", "alert_key": "co"}),
+    )
+    .await;
+    let id = pushed["incident_id"]
+        .as_str()
+        .expect("incident_id")
+        .to_string();
+    let t0 = now_ms();
+
+    // Level 1 at once: Alice by email and by name in Slack.
+    let first = tick(&escalator, &app, t0).await;
+    assert_eq!((first.pages, first.emails_sent), (1, 1), "{first:?}");
+    let mail = sink.wait_for(1).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].rcpt_tos, ["alice@example.com"]);
+    assert!(mail[0]
+        .header("Subject")
+        .is_some_and(|s| s.contains("checkout errors")));
+    pump.run().await;
+    let texts = slack_texts(&slack);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("<@U0ALICE>"), "{}", texts[0]);
+
+    // Not before the level's minute is up.
+    let early = tick(&escalator, &app, t0 + 30_000).await;
+    assert_eq!(early.pages, 0);
+
+    // Level 2: the schedule's on-call member, Bob.
+    let second = tick(&escalator, &app, t0 + MINUTE + 1_000).await;
+    assert_eq!((second.pages, second.emails_sent), (1, 1), "{second:?}");
+    let mail = sink.wait_for(2).await;
+    assert_eq!(mail.len(), 2);
+    assert_eq!(mail[1].rcpt_tos, ["bob@example.com"]);
+    pump.run().await;
+    let texts = slack_texts(&slack);
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].contains("<@U0BOB>") && !texts[1].contains("<@U0ALICE>"));
+
+    // Alice acknowledges from her email: the incident is hers, the chain
+    // stops. (Bob's link was signed at the simulated minute, 61 s ahead of
+    // the handler's real clock, which a link may not be.)
+    let path = ack_path(&mail[0]);
+    let out = call_api(
+        &app,
+        Inbound::new("POST", &path).header("content-type", "application/x-www-form-urlencoded"),
+    )
+    .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    let incident = api_ok(&app, "GET", &format!("/api/incidents/{id}"), None).await;
+    assert_eq!(incident["status"], "Processing");
+    let timeline = api_ok(
+        &app,
+        "GET",
+        &format!("/api/incidents/{id}/timeline?limit=100"),
+        None,
+    )
+    .await;
+    let acks: Vec<&Value> = timeline["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["type"] == "i_ack")
+        .collect();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["detail"]["actor"], json!({"member_id": alice}));
+
+    let later = tick(&escalator, &app, t0 + 30 * MINUTE).await;
+    assert_eq!(later.pages, 0);
+    assert_eq!(sink.messages().len(), 2, "nobody else is paged");
+
+    // Every notification is in the history, each sent once.
+    let notes = notifications(&app, &id).await;
+    let seen: Vec<(String, String, String)> = notes
+        .iter()
+        .map(|n| {
+            (
+                n["member_id"].as_str().unwrap_or_default().to_string(),
+                n["via"].as_str().unwrap_or_default().to_string(),
+                n["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let mut want = vec![
+        (alice.clone(), "email".to_string(), "sent".to_string()),
+        (alice.clone(), "im".to_string(), "sent".to_string()),
+        (bob.clone(), "email".to_string(), "sent".to_string()),
+        (bob.clone(), "im".to_string(), "sent".to_string()),
+    ];
+    let mut seen_sorted = seen.clone();
+    seen_sorted.sort();
+    want.sort();
+    assert_eq!(seen_sorted, want, "{notes:?}");
+}
+
+#[tokio::test]
+async fn an_email_that_finds_the_mail_server_down_is_sent_when_it_comes_back() {
+    let app = test_app().await;
+    let port = free_port();
+    let escalator = escalator(&format!("smtp://127.0.0.1:{port}"));
+    let alice = member(&app, "Alice", "U0ALICE").await;
+    let s = standard_setup(&app).await;
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/channels/{}/escalation", s.channel_id),
+        Some(json!({"rules": [{"name": "default", "levels": [
+            {"targets": {"member_ids": [alice]}, "notify": ["email"], "escalate_after_minutes": 30}
+        ]}]})),
+    )
+    .await;
+    let pushed = push_ok(
+        &app,
+        &s.integration_key,
+        &json!({"title_rule": "queue stuck", "event_status": "Warning", "alert_key": "q"}),
+    )
+    .await;
+    let id = pushed["incident_id"]
+        .as_str()
+        .expect("incident_id")
+        .to_string();
+    let t0 = now_ms();
+
+    // Nothing listens: the email waits for a retry, and says why.
+    let first = tick(&escalator, &app, t0).await;
+    assert_eq!((first.pages, first.emails_retrying), (1, 1), "{first:?}");
+    let notes = notifications(&app, &id).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["status"], "pending", "{notes:?}");
+    assert_eq!(notes[0]["attempts"], 1, "{notes:?}");
+    assert!(notes[0]["error"].as_str().is_some_and(|e| !e.is_empty()));
+
+    // The server is back where it was; the retry a minute later delivers it once.
+    let sink = SmtpSink::start_at(port);
+    let not_yet = tick(&escalator, &app, t0 + 30_000).await;
+    assert_eq!(not_yet.emails_sent, 0, "not before its retry time");
+    let retried = tick(&escalator, &app, t0 + MINUTE + 1_000).await;
+    assert_eq!((retried.pages, retried.emails_sent), (0, 1), "{retried:?}");
+    let mail = sink.wait_for(1).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].rcpt_tos, ["alice@example.com"]);
+    let notes = notifications(&app, &id).await;
+    assert_eq!(notes[0]["status"], "sent", "{notes:?}");
+    assert_eq!(notes[0]["attempts"], 2, "{notes:?}");
+
+    let again = tick(&escalator, &app, t0 + 10 * MINUTE).await;
+    assert_eq!(again.emails_sent, 0);
+    assert_eq!(sink.messages().len(), 1);
+}

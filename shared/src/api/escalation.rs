@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::{incident_not_found, json_body, not_found, path_id};
+use super::{incident_not_found, json_body, not_found, pages, path_id, MAX_PAGE};
 use crate::app::App;
 use crate::engine::escalation::EscalationRules;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::http::Inbound;
 use crate::intake::integrations::from_value;
+use crate::store::escalations::is_notification_cursor;
 
 pub async fn put_rules(app: &App, channel_id: &str, req: &Inbound) -> ApiResult<Value> {
     let channel_id = path_id("channel_id", channel_id)?;
@@ -107,12 +108,18 @@ async fn used_by_escalation(
     Ok(None)
 }
 
-pub async fn notifications(app: &App, incident_id: &str) -> ApiResult<Value> {
+/// `GET /api/incidents/{id}/notifications?limit=&cursor=`: oldest first,
+/// at most 100 a page.
+pub async fn notifications(app: &App, incident_id: &str, req: &Inbound) -> ApiResult<Value> {
     let incident_id = path_id("incident_id", incident_id)?;
+    let (after, limit) = pages::cursor_and_limit(req, is_notification_cursor, MAX_PAGE)?;
     app.store
         .require_incident(incident_id)
         .await
         .map_err(incident_not_found)?;
-    let items = app.store.notifications(incident_id).await?;
-    Ok(json!({ "items": items, "next_cursor": null }))
+    let (items, next) = app
+        .store
+        .notifications(incident_id, limit, after.as_deref())
+        .await?;
+    Ok(json!({ "items": items, "next_cursor": next.as_deref().map(pages::encode) }))
 }

@@ -62,7 +62,7 @@ fn is_event_cursor(sk: &str) -> bool {
             .all(|(i, b)| i == 15 || b.is_ascii_digit())
 }
 
-fn cursor_and_limit(
+pub(super) fn cursor_and_limit(
     req: &Inbound,
     issued: fn(&str) -> bool,
     default: usize,

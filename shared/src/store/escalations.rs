@@ -37,7 +37,8 @@ const NOTIFICATION_PREFIX: &str = "NOTIF#";
 /// How long a tick holds an email it is sending: if it dies, the next tick
 /// after this sends it.
 pub const SEND_CLAIM_MS: i64 = 120_000;
-/// Attempts at one email before it is `failed` for good (about 30 minutes).
+/// Attempts at one email before it is `failed` for good: retries 1, 2, 4
+/// and 8 minutes apart, so the last is about 15 minutes after the first.
 pub const EMAIL_ATTEMPTS: u32 = 5;
 
 /// The due index's keys of a chain due at `due_ms`.
@@ -219,7 +220,7 @@ impl Store {
         let mut pending = Vec::new();
         for (i, note) in notifications.iter().enumerate() {
             let sk = format!(
-                "{NOTIFICATION_PREFIX}{:015}#{:02}#{}#{}",
+                "{NOTIFICATION_PREFIX}{:015}#{:03}#{}#{}",
                 step.at_ms,
                 i,
                 note.member_id,
@@ -373,19 +374,37 @@ impl Store {
         }
     }
 
-    /// An incident's notifications, oldest first.
-    pub async fn notifications(&self, incident_id: &str) -> ApiResult<Vec<Notification>> {
-        let query = self
+    /// One page of an incident's notifications, oldest first, after
+    /// `cursor` (the sort key of the last one of the previous page).
+    pub async fn notifications(
+        &self,
+        incident_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> ApiResult<(Vec<Notification>, Option<String>)> {
+        let pk = incident_pk(incident_id);
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(incident_pk(incident_id)))
+            .expression_attribute_values(":pk", s(&pk))
             .expression_attribute_values(":prefix", s(NOTIFICATION_PREFIX))
-            .consistent_read(true);
-        self.all_pages(query)
-            .await?
+            .consistent_read(true)
+            .limit(limit as i32 + 1);
+        if let Some(c) = cursor {
+            query = query.set_exclusive_start_key(Some(key(pk, c)));
+        }
+        let page = query.send().await.map_err(|e| storage_error("Query", e))?;
+        let items = page.items();
+        let next = if items.len() > limit {
+            items.get(limit - 1).and_then(|i| get_opt_s(i, "sk"))
+        } else {
+            None
+        };
+        let list = items
             .iter()
+            .take(limit)
             .map(|item| {
                 Ok(Notification {
                     member_id: get_s(item, "member_id")?,
@@ -397,8 +416,21 @@ impl Store {
                     error: get_opt_s(item, "error"),
                 })
             })
-            .collect()
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok((list, next))
     }
+}
+
+/// Whether `sk` is a notification's sort key
+/// (`NOTIF#{at_ms:015}#{n:03}#{member_id}#{via}`): a cursor the API issued.
+pub fn is_notification_cursor(sk: &str) -> bool {
+    let Some(rest) = sk.strip_prefix(NOTIFICATION_PREFIX) else {
+        return false;
+    };
+    let digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit());
+    matches!(rest.split('#').collect::<Vec<_>>().as_slice(), [ms, n, member, via]
+        if digits(ms, 15) && digits(n, 3) && crate::ids::is_valid_id(member)
+            && matches!(*via, "email" | "im"))
 }
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
@@ -438,4 +470,27 @@ pub fn chain_of(item: &Item) -> ApiResult<Option<Chain>> {
 pub fn escalation_from_item(item: &Item) -> ApiResult<EscalationRules> {
     serde_json::from_str(&get_s(item, "rules")?)
         .map_err(|_| ApiError::internal("stored escalation rules do not parse"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_notification_cursor;
+
+    #[test]
+    fn only_notification_sort_keys_are_cursors() {
+        assert!(is_notification_cursor(
+            "NOTIF#001764900000000#007#m_alice#email"
+        ));
+        assert!(is_notification_cursor("NOTIF#001764900000000#120#m_bob#im"));
+        for not in [
+            "NOTIF#001764900000000#07#m_alice#email",
+            "NOTIF#1764900000000#007#m_alice#email",
+            "NOTIF#001764900000000#007#m_alice#sms",
+            "NOTIF#001764900000000#007#m#alice#im",
+            "TL#001764900000000#00#abc",
+            "NOTIF#",
+        ] {
+            assert!(!is_notification_cursor(not), "{not}");
+        }
+    }
 }

@@ -23,6 +23,9 @@ echo
 echo "== webhook delivery end to end and the notify function's DynamoDB cost (DynamoDB Local on port $port)"
 cargo bench -p integration-tests --bench delivery
 echo
+echo "== on-call escalation: DynamoDB requests per tick and per paged incident (DynamoDB Local on port $port, local SMTP server)"
+cargo bench -p integration-tests --bench escalation
+echo
 echo "== cold start: each function's release binary against a local runtime API emulator"
 # The bench profile: release code generation without the per-binary fat LTO
 # (4 minutes a binary here); cargo puts it in target/release, where the bench reads.

@@ -3,6 +3,8 @@
 //! scanners open links), `POST` acknowledges as the link's member, and
 //! every bad link is the same 404 that names nothing and writes nothing.
 //! Also: the signing key is made once, whichever instances race to make it.
+//! Every test logs to a subscriber of its own ([`capture_logs`]): one test
+//! reads the API span's fields.
 
 use integration_tests::*;
 use serde_json::{json, Value};
@@ -79,6 +81,7 @@ async fn status(app: &App, incident: &str) -> String {
 
 #[tokio::test]
 async fn get_shows_the_incident_and_changes_nothing() {
+    let _logs = capture_logs();
     let app = test_app().await;
     let id = incident(&app, "disk full on db1").await;
     let path = link(&app, &id).await;
@@ -111,6 +114,7 @@ async fn get_shows_the_incident_and_changes_nothing() {
 
 #[tokio::test]
 async fn post_acknowledges_as_the_member_and_again_is_fine() {
+    let _logs = capture_logs();
     let app = test_app().await;
     let id = incident(&app, "api latency").await;
     let path = link(&app, &id).await;
@@ -160,6 +164,7 @@ async fn post_acknowledges_as_the_member_and_again_is_fine() {
 /// nothing written, for GET and POST alike.
 #[tokio::test]
 async fn bad_links_are_one_404_that_names_nothing_and_writes_nothing() {
+    let _logs = capture_logs();
     let app = test_app().await;
     let title = "payments down";
     let id = incident(&app, title).await;
@@ -212,6 +217,7 @@ async fn bad_links_are_one_404_that_names_nothing_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_closed_incidents_link_is_404() {
+    let _logs = capture_logs();
     let app = test_app().await;
     let id = incident(&app, "queue backlog").await;
     let path = link(&app, &id).await;
@@ -232,6 +238,7 @@ async fn a_closed_incidents_link_is_404() {
 
 #[tokio::test]
 async fn the_page_escapes_the_incident() {
+    let _logs = capture_logs();
     let app = test_app().await;
     let id = incident(&app, "<script>alert('x')</script> & \"quoted\"").await;
     let path = link(&app, &id).await;
@@ -276,6 +283,7 @@ async fn other_methods_are_refused_and_the_token_is_never_logged() {
 /// then read once per process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_instances_agree_on_one_signing_key() {
+    let _logs = capture_logs();
     let app = test_app().await;
     let mut instances = Vec::new();
     for _ in 0..6 {

@@ -39,15 +39,6 @@ fn daily_layer(member_ids: &[&str], start: i64) -> Value {
     json!({"name": "daily", "member_ids": member_ids, "start": start, "shift": {"unit": "days", "length": 1}})
 }
 
-/// Every test of this binary logs to a subscriber of its own thread (as in
-/// tests/access.rs): a thread without one would make tracing cache the API
-/// span as disabled for all, and the feed test reads the span's fields.
-fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
-    let logs = CapturedLogs::default();
-    let guard = logs.install();
-    (logs, guard)
-}
-
 fn refused(out: &Outbound) -> (u16, String, String) {
     let v = out.json();
     (

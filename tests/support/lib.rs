@@ -163,6 +163,16 @@ pub async fn recorded_instance(app: &App) -> (App, RequestLog) {
 #[derive(Clone, Debug, Default)]
 pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
+/// This thread's logs captured until the guard is dropped. A test binary
+/// whose tests read the API span's fields calls this first in every test:
+/// a test thread without a subscriber would let tracing cache the span's
+/// callsite as disabled (`Interest::never`), for every thread, at times.
+pub fn capture_logs() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+    let logs = CapturedLogs::default();
+    let guard = logs.install();
+    (logs, guard)
+}
+
 impl CapturedLogs {
     /// Captures this thread's logs until the guard is dropped.
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {

@@ -942,15 +942,18 @@ async fn the_on_call_pages_in_a_real_browser() {
     browser.wait_text("#members", "bob@example.org");
     browser.assert_accessible("members");
     let members = api_ok(&app, "GET", "/api/members", None).await;
-    let ids: Vec<String> = members["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["member_id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids.len(), 2);
-    assert_eq!(members["items"][0]["im"]["slack_user_id"], "U024BE7LH");
-    let (alice, bob) = (&ids[0], &ids[1]);
+    let items = members["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    // By name: two members made in the same second list in either order.
+    let named = |name: &str| {
+        items
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no member {name}: {members}"))
+    };
+    assert_eq!(named("Alice")["im"]["slack_user_id"], "U024BE7LH");
+    let alice = &named("Alice")["member_id"].as_str().unwrap().to_string();
+    let bob = &named("Bob")["member_id"].as_str().unwrap().to_string();
 
     // A schedule from JSON: daily Alice/Bob, Bob alone on a restricted
     // second layer, an override of Alice.

@@ -38,7 +38,7 @@
 //! | delivery waiting in its lane (retries.rs) | `DLV#{webhook}` | `Q#{incident}#{sequence:0>40}#{delivery}` |
 //! | lane marker, due for its next attempt | `DLV#{webhook}` | `L#{incident}` |
 //! | a channel's escalation rules (escalations.rs) | `CH#{channel}` | `ESCALATION` |
-//! | notification of a member by a level | `INC#{incident}` | `NOTIF#{at_ms:015}#{n:02}#{member}#{via}` |
+//! | notification of a member by a level | `INC#{incident}` | `NOTIF#{at_ms:015}#{n:03}#{member}#{via}` |
 //! | ack link signing key (config/ack_secret.rs) | `CONFIG` | `ACK_LINK_SECRET` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert

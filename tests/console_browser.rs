@@ -1105,3 +1105,75 @@ async fn the_on_call_pages_in_a_real_browser() {
     assert_eq!(left["items"].as_array().unwrap().len(), 1);
     assert_eq!(left["items"][0]["name"], "Bob");
 }
+
+/// A channel's escalation rules saved from its page (a refusal in words
+/// first), then an incident's page: who is paged now and the notifications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_rules_responders_and_notifications_in_a_real_browser() {
+    let Some((chromedriver, chromium)) =
+        browser_tools("escalation_rules_responders_and_notifications_in_a_real_browser")
+    else {
+        return;
+    };
+    let app = test_app().await;
+    let bob = api_ok(
+        &app,
+        "POST",
+        "/api/members",
+        Some(json!({"name": "Bob", "email": "bob@example.org"})),
+    )
+    .await["member_id"]
+        .as_str()
+        .expect("member_id")
+        .to_string();
+    let setup = standard_setup(&app).await;
+    let front = http_front::start(app.clone()).await;
+    let base = front.base_url.clone();
+    let browser = Browser::start(&chromedriver, chromium.as_deref());
+    sign_in(&browser, &base);
+
+    browser.goto(&format!("{base}/console#/channels/{}", setup.channel_id));
+    browser.wait_text("#escalation-h", "Escalation");
+    let rules = |member: &str| {
+        json!({"rules": [{"name": "day shift", "levels": [
+            {"targets": {"member_ids": [member]}, "notify": ["email"], "escalate_after_minutes": 5}]}]})
+        .to_string()
+    };
+    browser.type_into("#escalation-json", &rules("m_nobody"));
+    browser.click("#escalation-save");
+    browser.wait_text(
+        "#flash",
+        "rules[0].levels[0].targets.member_ids[0]: no such member",
+    );
+    browser.type_into("#escalation-json", &rules(&bob));
+    browser.click("#escalation-save");
+    browser.wait_text("#notice", "Escalation rules saved");
+    browser.wait_text(
+        "#escalation-rules",
+        &format!("level 1: member {bob} by email, next after 5 min"),
+    );
+    browser.assert_accessible("channel with escalation rules");
+
+    let pushed = push_ok(
+        &app,
+        &setup.integration_key,
+        &json!({"title_rule": "disk full", "event_status": "Critical", "alert_key": "disk"}),
+    )
+    .await;
+    let incident = pushed["incident_id"].as_str().expect("incident_id");
+    let escalator = shared::outbound::escalate::Escalator {
+        mailer: None,
+        public_base_url: base.clone(),
+    };
+    let report = escalator
+        .tick(&app, shared::domain::time::now_ms())
+        .await
+        .expect("tick");
+    assert_eq!(report.pages, 1);
+
+    browser.goto(&format!("{base}/console#/incidents/{incident}"));
+    browser.wait_text("#responders", &format!("{bob} level 1"));
+    browser.wait_text("#notifications", "email is not configured");
+    browser.wait_text("#timeline", "Level 1 paged: Bob");
+    browser.assert_accessible("incident with notifications");
+}

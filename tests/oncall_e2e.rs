@@ -1,7 +1,7 @@
 //! SPEC 14 end to end against DynamoDB Local, a real SMTP server
-//! (scripts/smtp_sink.py) and a Slack receiver fed by the table's stream:
-//! a push opens an incident; the tick emails level 1's member at once and
-//! mentions them in Slack; a minute later level 2 pages the schedule's
+//! (scripts/smtp_sink.py) and a receiver of Slack, Feishu, DingTalk and WeCom
+//! webhooks fed by the table's stream: a push opens an incident; the tick
+//! emails level 1's member at once and mentions them on each platform; a minute later level 2 pages the schedule's
 //! on-call member; the link in the first email, POSTed, acknowledges as
 //! that member and the chain pages nobody more. A second test: a mail server that
 //! is down when the page goes out gets it when it comes back.
@@ -36,14 +36,19 @@ async fn tick(escalator: &Escalator, app: &App, at_ms: i64) -> TickReport {
     escalator.tick(&app, at_ms).await.expect("tick")
 }
 
-async fn member(app: &App, name: &str, slack: &str) -> String {
+/// A member with an id on each IM platform: `n` tells them apart.
+async fn member(app: &App, name: &str, n: u8) -> String {
+    let lower = name.to_lowercase();
     let made = api_ok(
         app,
         "POST",
         "/api/members",
         Some(
-            json!({"name": name, "email": format!("{}@example.com", name.to_lowercase()),
-                    "im": {"slack_user_id": slack}}),
+            json!({"name": name, "email": format!("{lower}@example.com"),
+                    "im": {"slack_user_id": format!("U0{}", name.to_uppercase()),
+                           "feishu_open_id": format!("ou_{lower}"),
+                           "dingtalk_mobile": format!("1380000000{n}"),
+                           "wecom_user_id": format!("{lower}.w")}}),
         ),
     )
     .await;
@@ -81,12 +86,41 @@ fn ack_path(message: &SinkMessage) -> String {
     link[BASE.len()..].to_string()
 }
 
-/// The Slack messages received so far: (text).
-fn slack_texts(rx: &Receiver) -> Vec<String> {
-    rx.bodies()
+/// The bodies each IM kind's webhook received, in order.
+fn bodies_of(rx: &Receiver, kind: &str) -> Vec<Value> {
+    rx.received()
         .iter()
-        .map(|b| b["text"].as_str().unwrap_or_default().to_string())
+        .filter(|r| r.target.ends_with(&format!("/{kind}")))
+        .map(|r| r.json())
         .collect()
+}
+
+/// Each IM kind mentions the paged member in its own syntax, and only them.
+fn assert_mentioned(rx: &Receiver, page: usize, name: &str, n: u8, other: &str) {
+    let lower = name.to_lowercase();
+    let slack = &bodies_of(rx, "slack")[page];
+    let text = slack["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("<@U0{}>", name.to_uppercase())),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("<@U0{}>", other.to_uppercase())));
+    let feishu = &bodies_of(rx, "feishu")[page];
+    let text = feishu["content"]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("<at user_id=\"ou_{lower}\"></at>")),
+        "{text}"
+    );
+    let dingtalk = &bodies_of(rx, "dingtalk")[page];
+    assert_eq!(
+        dingtalk["at"],
+        json!({"atMobiles": [format!("1380000000{n}")], "isAtAll": false})
+    );
+    let wecom = &bodies_of(rx, "wecom")[page];
+    assert_eq!(
+        wecom["text"]["mentioned_list"],
+        json!([format!("{lower}.w")])
+    );
 }
 
 async fn notifications(app: &App, id: &str) -> Vec<Value> {
@@ -103,27 +137,29 @@ async fn notifications(app: &App, id: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn a_page_by_email_and_slack_escalates_to_the_schedule_and_is_acked_from_an_email() {
+async fn a_page_by_email_and_im_escalates_to_the_schedule_and_is_acked_from_an_email() {
     let app = test_app_with_stream().await;
     let sink = SmtpSink::start();
-    let slack = Receiver::start(Behaviour::Status(200)).await;
+    let im = Receiver::start(Behaviour::Status(200)).await;
     let mut pump = Pump::new(&app).await;
     let escalator = escalator(&sink.url());
 
-    let alice = member(&app, "Alice", "U0ALICE").await;
-    let bob = member(&app, "Bob", "U0BOB").await;
+    let alice = member(&app, "Alice", 1).await;
+    let bob = member(&app, "Bob", 2).await;
     let primary = schedule_of(&app, &bob).await;
     let s = standard_setup(&app).await;
-    api_ok(
-        &app,
-        "POST",
-        "/api/webhooks",
-        Some(
-            json!({"name": "pager room", "kind": "slack", "url": format!("{}/slack", slack.url),
-                    "event_types": ["i_assign", "i_escalate"]}),
-        ),
-    )
-    .await;
+    for kind in ["slack", "feishu", "dingtalk", "wecom"] {
+        api_ok(
+            &app,
+            "POST",
+            "/api/webhooks",
+            Some(
+                json!({"name": kind, "kind": kind, "url": format!("{}/{kind}", im.url),
+                        "event_types": ["i_assign", "i_escalate"]}),
+            ),
+        )
+        .await;
+    }
     api_ok(
         &app,
         "PUT",
@@ -156,9 +192,8 @@ async fn a_page_by_email_and_slack_escalates_to_the_schedule_and_is_acked_from_a
         .header("Subject")
         .is_some_and(|s| s.contains("checkout errors")));
     pump.run().await;
-    let texts = slack_texts(&slack);
-    assert_eq!(texts.len(), 1, "{texts:?}");
-    assert!(texts[0].contains("<@U0ALICE>"), "{}", texts[0]);
+    assert_eq!(im.received().len(), 4, "one message per IM webhook");
+    assert_mentioned(&im, 0, "Alice", 1, "Bob");
 
     // Not before the level's minute is up.
     let early = tick(&escalator, &app, t0 + 30_000).await;
@@ -171,9 +206,8 @@ async fn a_page_by_email_and_slack_escalates_to_the_schedule_and_is_acked_from_a
     assert_eq!(mail.len(), 2);
     assert_eq!(mail[1].rcpt_tos, ["bob@example.com"]);
     pump.run().await;
-    let texts = slack_texts(&slack);
-    assert_eq!(texts.len(), 2, "{texts:?}");
-    assert!(texts[1].contains("<@U0BOB>") && !texts[1].contains("<@U0ALICE>"));
+    assert_eq!(im.received().len(), 8);
+    assert_mentioned(&im, 1, "Bob", 2, "Alice");
 
     // Alice acknowledges from her email: the incident is hers, the chain
     // stops. (Bob's link was signed at the simulated minute, 61 s ahead of
@@ -236,7 +270,7 @@ async fn an_email_that_finds_the_mail_server_down_is_sent_when_it_comes_back() {
     let app = test_app().await;
     let port = free_port();
     let escalator = escalator(&format!("smtp://127.0.0.1:{port}"));
-    let alice = member(&app, "Alice", "U0ALICE").await;
+    let alice = member(&app, "Alice", 1).await;
     let s = standard_setup(&app).await;
     api_ok(
         &app,

@@ -248,6 +248,11 @@ banner="$root/.cache/run-info.txt"
   echo
   echo "# recover it (event_status Ok):"
   echo "curl -sS -X POST '$push_url' -H 'Content-Type: application/json' -d '$ok'"
+  echo
+  echo "# on-call: a member, and an escalation rule that pages her by email (and IM mention) when the demo channel opens an incident:"
+  echo "MEMBER=\$(curl -sS -X POST 'http://localhost:$PORT/api/members' -H 'Authorization: Bearer $app_key' -H 'Content-Type: application/json' -d '{\"name\":\"Alice\",\"email\":\"alice@example.com\"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data\"][\"member_id\"])')"
+  echo "curl -sS -X PUT 'http://localhost:$PORT/api/channels/$channel_id/escalation' -H 'Authorization: Bearer $app_key' -H 'Content-Type: application/json' -d '{\"rules\":[{\"name\":\"default\",\"levels\":[{\"targets\":{\"member_ids\":[\"'\"\$MEMBER\"'\"]},\"escalate_after_minutes\":5}]}]}'"
+  echo "# ... then push the firing event above: within seconds the page is in the mail ($mail_info), with its acknowledgement link"
   # Each vendor's sample payloads, from the fixtures kept in the repository.
   DEMO="$demo" BASE="http://localhost:$PORT" FIXTURES="$root/shared/fixtures" python3 -c '
 import json, os

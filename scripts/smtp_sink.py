@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A local SMTP server for `make run` and the email tests (aiosmtpd, from the
 tools venv .cache/venv that scripts/setup.sh fills). It prints every message
-it receives and, with --out FILE, also appends each as one JSON line:
+it receives (headers and the plain-text part, decoded) and, with --out FILE, also appends each as one JSON line:
 {"mail_from", "rcpt_tos", "data", "tls", "login"}.
 
   scripts/smtp_sink.py [--port 2525] [--out FILE] [--starttls CERT KEY | --tls CERT KEY]
@@ -15,6 +15,8 @@ with 451, so a sender's handling of permanent and transient failures can be
 seen. Runs until stopped (Ctrl-C or SIGTERM)."""
 import argparse
 import asyncio
+import email
+import email.policy
 import json
 import logging
 import signal
@@ -23,6 +25,20 @@ import sys
 import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+def readable(raw):
+    """The headers a person reads and the plain-text part, decoded (links
+    whole, not cut by quoted-printable soft breaks); the raw message if it
+    does not parse."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        head = "\n".join("%s: %s" % (h, msg[h]) for h in ("From", "To", "Subject", "Date") if msg[h])
+        part = msg.get_body(preferencelist=("plain", "html"))
+        body = part.get_content() if part is not None else ""
+        return "%s\n\n%s" % (head, body.rstrip())
+    except Exception:  # noqa: BLE001 - a sink shows whatever it got
+        return raw.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 class Sink:
@@ -45,7 +61,7 @@ class Sink:
         if isinstance(session.auth_data, LoginPassword):
             login = session.auth_data.login.decode("utf-8", "replace")
         print("---- mail from %s to %s ----" % (envelope.mail_from, ", ".join(envelope.rcpt_tos)))
-        print(data.replace("\r\n", "\n"), flush=True)
+        print(readable(envelope.content), flush=True)
         if self.out:
             record = {
                 "mail_from": envelope.mail_from,

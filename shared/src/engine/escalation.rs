@@ -223,6 +223,15 @@ impl Level {
                 "{at}.notify: at least one of email, im"
             )));
         }
+        // Each method once: a page writes one notification per member and
+        // method, and its transaction must stay under DynamoDB's 100 items.
+        for (k, via) in self.notify.iter().enumerate() {
+            if self.notify[..k].contains(via) {
+                return Err(ApiError::invalid(format!(
+                    "{at}.notify[{k}]: each method at most once"
+                )));
+            }
+        }
         if !(1..=MAX_ESCALATE_AFTER_MINUTES).contains(&self.escalate_after_minutes) {
             return Err(ApiError::invalid(format!(
                 "{at}.escalate_after_minutes: must be 1 to {MAX_ESCALATE_AFTER_MINUTES}"
@@ -1075,6 +1084,11 @@ mod tests {
                 "/rules/0/levels/0/notify",
                 json!([]),
                 "rules[0].levels[0].notify:",
+            ),
+            (
+                "/rules/0/levels/0/notify",
+                json!(["email", "im", "email"]),
+                "rules[0].levels[0].notify[2]: each method at most once",
             ),
             (
                 "/rules/0/if/0/0/key",

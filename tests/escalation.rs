@@ -406,3 +406,40 @@ async fn the_notifications_history_is_paged() {
         assert_eq!(out.status, 400, "{bad}: {}", out.body);
     }
 }
+
+/// A chain whose step keeps failing stays due, and must not hide the chains
+/// behind it: 101 broken chains (a full page of the due index and one
+/// more) ahead of 3 good ones, and one tick pages the 3.
+#[tokio::test]
+async fn chains_that_keep_failing_do_not_hide_the_ones_behind_them() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let app = test_app().await;
+    let s = channel_with_escalation(&app, json!({})).await;
+    let mut broken = Vec::new();
+    for i in 0..101 {
+        broken.push(open_incident(&app, &s, &format!("broken-{i}")).await);
+    }
+    let mut good = Vec::new();
+    for i in 0..3 {
+        good.push(open_incident(&app, &s, &format!("good-{i}")).await);
+    }
+    for id in &broken {
+        // A chain this version cannot read: its step fails on every tick.
+        app.store
+            .client()
+            .update_item()
+            .table_name(app.store.table())
+            .key("pk", AttributeValue::S(format!("INC#{id}")))
+            .key("sk", AttributeValue::S("INCIDENT".into()))
+            .update_expression("SET escalation = :bad")
+            .expression_attribute_values(":bad", AttributeValue::S("not a chain".into()))
+            .send()
+            .await
+            .expect("break the chain");
+    }
+    let report = tick(&app, now_ms()).await;
+    assert_eq!(report.pages, 3, "{report:?}");
+    for id in &good {
+        assert_eq!(pages(&app, id).await, vec![assign(1)], "{id}");
+    }
+}

@@ -319,3 +319,94 @@ async fn an_email_that_finds_the_mail_server_down_is_sent_when_it_comes_back() {
     assert_eq!(again.emails_sent, 0);
     assert_eq!(sink.messages().len(), 1);
 }
+
+/// An email waiting for its retry pages nobody once the incident is
+/// acknowledged (the chain stops at an ack): it is recorded `failed` with
+/// the reason, and nothing is sent.
+#[tokio::test]
+async fn a_retry_after_the_ack_sends_nothing_and_says_why() {
+    let app = test_app().await;
+    let port = free_port();
+    let escalator = escalator(&format!("smtp://127.0.0.1:{port}"));
+    let alice = member(&app, "Alice", 1).await;
+    let s = standard_setup(&app).await;
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/channels/{}/escalation", s.channel_id),
+        Some(json!({"rules": [{"name": "default", "levels": [
+            {"targets": {"member_ids": [alice]}, "notify": ["email"], "escalate_after_minutes": 30}
+        ]}]})),
+    )
+    .await;
+    let pushed = push_ok(
+        &app,
+        &s.integration_key,
+        &json!({"title_rule": "queue stuck", "event_status": "Warning", "alert_key": "q"}),
+    )
+    .await;
+    let id = pushed["incident_id"]
+        .as_str()
+        .expect("incident_id")
+        .to_string();
+    let t0 = now_ms();
+    assert_eq!(tick(&escalator, &app, t0).await.emails_retrying, 1);
+    api_ok(&app, "POST", &format!("/api/incidents/{id}/ack"), None).await;
+
+    let sink = SmtpSink::start_at(port);
+    let retried = tick(&escalator, &app, t0 + MINUTE + 1_000).await;
+    assert_eq!(
+        (retried.emails_sent, retried.emails_failed),
+        (0, 1),
+        "{retried:?}"
+    );
+    let notes = notifications(&app, &id).await;
+    assert_eq!(notes[0]["status"], "failed", "{notes:?}");
+    assert!(notes[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("acknowledged")));
+    assert!(sink.messages().is_empty());
+}
+
+/// Two instances run the same ticks while the mail server is down, then
+/// again when it is back: each email goes out once.
+#[tokio::test]
+async fn racing_ticks_send_each_retried_email_once() {
+    let app = test_app().await;
+    let other = another_instance(&app).await;
+    let port = free_port();
+    let escalator = escalator(&format!("smtp://127.0.0.1:{port}"));
+    let alice = member(&app, "Alice", 1).await;
+    let s = standard_setup(&app).await;
+    api_ok(
+        &app,
+        "PUT",
+        &format!("/api/channels/{}/escalation", s.channel_id),
+        Some(json!({"rules": [{"name": "default", "levels": [
+            {"targets": {"member_ids": [alice]}, "notify": ["email"], "escalate_after_minutes": 30}
+        ]}]})),
+    )
+    .await;
+    let incidents = 10;
+    for i in 0..incidents {
+        push_ok(
+            &app,
+            &s.integration_key,
+            &json!({"title_rule": format!("disk {i}"), "event_status": "Warning", "alert_key": format!("d{i}")}),
+        )
+        .await;
+    }
+    let t0 = now_ms();
+    let (a, b) = tokio::join!(tick(&escalator, &app, t0), tick(&escalator, &other, t0));
+    assert_eq!(a.pages + b.pages, incidents);
+    assert_eq!(a.emails_retrying + b.emails_retrying, incidents);
+
+    let sink = SmtpSink::start_at(port);
+    let at = t0 + MINUTE + 1_000;
+    let (a, b) = tokio::join!(tick(&escalator, &app, at), tick(&escalator, &other, at));
+    assert_eq!(a.emails_sent + b.emails_sent, incidents, "{a:?} {b:?}");
+    let again = tick(&escalator, &app, at + 10 * MINUTE).await;
+    assert_eq!(again.emails_sent, 0);
+    assert_eq!(sink.wait_for(incidents).await.len(), incidents);
+    assert_eq!(sink.messages().len(), incidents, "each email once");
+}

@@ -423,10 +423,14 @@ pub fn storm(
 /// An escalation tick's decision on a chain read at `before`: the chain
 /// changes (and, when a level is paged, the responders), and a page records
 /// `i_assign` or `i_escalate` with its level, round, members and methods;
-/// `members` (an array) says who they are, for IM mentions.
+/// `members` (an array) says who they are, for IM mentions. Guarded by the
+/// status it was decided on as well as the chain's version: an automatic
+/// close (or an ack) landing meanwhile does not bump the version, and must
+/// not be paged over.
 pub fn escalation_tick(
     incident_id: &str,
     channel_id: &str,
+    status: IncidentStatus,
     before: &Chain,
     decision: Decision,
     members: Value,
@@ -453,7 +457,7 @@ pub fn escalation_tick(
     Ok(IncidentStep::new(
         incident_id,
         channel_id,
-        Guard::Exists,
+        Guard::Status(status),
         Effect::Escalation,
         now_ms,
     )

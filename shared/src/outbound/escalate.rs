@@ -19,11 +19,11 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::domain::delivery::WebhookKind;
-use crate::engine::escalation::{self, Chain, Facts, Input, Page, PageKind, Via};
+use crate::engine::escalation::{self, Chain, EscalateWhen, Facts, Input, Page, PageKind, Via};
 use crate::engine::schedule::CompiledSchedule;
 use crate::engine::step;
 use crate::error::ApiResult;
-use crate::model::Incident;
+use crate::model::{Incident, IncidentStatus};
 use crate::outbound::email::{Mailer, PageEmail, SendFailure, NOT_CONFIGURED};
 use crate::store::escalations::{NewNotification, PendingEmail, EMAIL_ATTEMPTS};
 
@@ -86,8 +86,9 @@ impl Escalator {
     /// One tick at `now_ms`.
     pub async fn tick(&self, app: &App, now_ms: i64) -> ApiResult<TickReport> {
         let mut report = TickReport::default();
+        let mut after = None;
         for _ in 0..DUE_PAGES_PER_TICK {
-            let due = app.store.due_chains(now_ms, DUE_PAGE).await?;
+            let (due, last) = app.store.due_chains(now_ms, DUE_PAGE, after).await?;
             let results: Vec<ApiResult<TickReport>> = futures_util::stream::iter(due.iter())
                 .map(|incident_id| self.step_chain(app, incident_id, now_ms))
                 .buffer_unordered(CONCURRENCY)
@@ -101,26 +102,69 @@ impl Escalator {
                     Err(e) => tracing::error!(error = %e, "an escalation step failed"),
                 }
             }
-            if due.len() < DUE_PAGE as usize {
-                break;
+            // The next page starts after this one: chains that failed stay
+            // due and are not read again by this tick.
+            match last {
+                Some(key) => after = Some(key),
+                None => break,
             }
         }
         let emails = app.store.claim_due_emails(now_ms, DUE_PAGE).await?;
         for email in emails {
-            // A retry (or the email of a tick that died): the incident as it is now.
-            let message = match app.store.get_incident(&email.incident_id).await? {
-                Some(incident) => {
-                    let channel_name = channel_name(app, &incident).await?;
-                    Some(
-                        self.compose(&incident, &channel_name, &email, app, now_ms)
-                            .await?,
-                    )
-                }
-                None => None,
-            };
-            report.add(self.send_email(app, &email, message, now_ms).await?);
+            // One email's trouble does not stop the others: its claim runs
+            // out and a later tick tries it again.
+            match self.retry_email(app, &email, now_ms).await {
+                Ok(one) => report.add(one),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    incident_id = %email.incident_id,
+                    "an escalation email could not be retried"
+                ),
+            }
         }
         Ok(report)
+    }
+
+    /// A claimed email whose retry is due (or whose tick died), composed
+    /// from the incident as it is now. An incident closed since, or
+    /// acknowledged under a chain that stops at an ack, pages nobody more:
+    /// the email is recorded `failed` with that reason.
+    async fn retry_email(
+        &self,
+        app: &App,
+        email: &PendingEmail,
+        now_ms: i64,
+    ) -> ApiResult<TickReport> {
+        let Some((incident, chain)) = app.store.incident_with_chain(&email.incident_id).await?
+        else {
+            return self.send_email(app, email, None, now_ms).await;
+        };
+        let stopped = match incident.status {
+            IncidentStatus::Closed => Some("the incident closed before the email could be sent"),
+            IncidentStatus::Processing
+                if chain
+                    .as_ref()
+                    .is_some_and(|c| c.rule.escalate_when == EscalateWhen::NotAcked) =>
+            {
+                Some("the incident was acknowledged before the email could be sent")
+            }
+            _ => None,
+        };
+        if let Some(reason) = stopped {
+            app.store
+                .finish_email(email, Err(reason.to_string()), None)
+                .await?;
+            crate::metrics::notification("failed");
+            return Ok(TickReport {
+                emails_failed: 1,
+                ..TickReport::default()
+            });
+        }
+        let channel_name = channel_name(app, &incident).await?;
+        let message = self
+            .compose(&incident, &channel_name, email, app, now_ms)
+            .await?;
+        self.send_email(app, email, Some(message), now_ms).await
     }
 
     /// Step one due chain; a page is written with its notifications, then
@@ -154,6 +198,7 @@ impl Escalator {
         let step = step::escalation_tick(
             incident_id,
             &incident.channel_id,
+            incident.status,
             &chain,
             decision,
             members,
@@ -170,6 +215,17 @@ impl Escalator {
         }
         if let Some(page) = paged {
             report.pages = 1;
+            if page.member_ids.is_empty() {
+                // A schedule with a gap, or one deleted: the level counts as
+                // paged and the chain moves on after its wait. Said loudly,
+                // and counted as a failed notification (its alarm sees it).
+                crate::metrics::notification("failed");
+                tracing::warn!(
+                    incident_id,
+                    level = page.level,
+                    "an escalation level paged nobody: its targets resolve to no member now"
+                );
+            }
             // How late the level went out: the tick's period plus any backlog.
             if let Some(due) = chain.due_at_ms {
                 crate::metrics::escalation_lag(now_ms - due);

@@ -12,7 +12,7 @@
 //! A tick finds due chains with one Query of the due index
 //! (`gsi4pk = DUE#escalation AND gsi4sk <= now`), never a scan.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{Put, ReturnConsumedCapacity, TransactWriteItem};
 
@@ -167,16 +167,31 @@ impl Store {
 
     // ---- chains ----
 
-    /// Incidents whose chain is due at `now_ms`, earliest first: one Query.
-    pub async fn due_chains(&self, now_ms: i64, limit: i32) -> ApiResult<Vec<String>> {
-        let items = self.due_page(DUE_ESCALATIONS, now_ms, limit).await?;
-        Ok(items
+    /// Incidents whose chain is due at `now_ms`, earliest first: one Query,
+    /// after `after` (the previous page's last key). Answers the ids and
+    /// this page's last key when there may be more: a chain whose step
+    /// keeps failing stays due, and must not hide the ones behind it.
+    pub async fn due_chains(
+        &self,
+        now_ms: i64,
+        limit: i32,
+        after: Option<Item>,
+    ) -> ApiResult<(Vec<String>, Option<Item>)> {
+        let (items, last) = self.due_page(DUE_ESCALATIONS, now_ms, limit, after).await?;
+        let ids = items
             .iter()
             .filter_map(|item| Some(get_opt_s(item, "pk")?.strip_prefix("INC#")?.to_string()))
-            .collect())
+            .collect();
+        Ok((ids, last))
     }
 
-    async fn due_page(&self, partition: &str, now_ms: i64, limit: i32) -> ApiResult<Vec<Item>> {
+    async fn due_page(
+        &self,
+        partition: &str,
+        now_ms: i64,
+        limit: i32,
+        after: Option<Item>,
+    ) -> ApiResult<(Vec<Item>, Option<Item>)> {
         let page = self
             .client
             .query()
@@ -187,12 +202,13 @@ impl Store {
             // Every sort key of a due time at or before now sorts below this.
             .expression_attribute_values(":now", s(format!("{now_ms:015}#~")))
             .limit(limit)
+            .set_exclusive_start_key(after)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await
             .map_err(|e| storage_error("Query", e))?;
         self.count(Units::Read, page.consumed_capacity());
-        Ok(page.items().to_vec())
+        Ok((page.items().to_vec(), page.last_evaluated_key().cloned()))
     }
 
     /// An incident and its chain, read strongly (one GetItem).
@@ -282,7 +298,21 @@ impl Store {
     /// due): one Query of the due index, then each claimed by a
     /// conditional write so that two ticks send an email once.
     pub async fn claim_due_emails(&self, now_ms: i64, limit: i32) -> ApiResult<Vec<PendingEmail>> {
-        let listed = self.due_page(DUE_NOTIFICATIONS, now_ms, limit).await?;
+        let (listed, _) = self
+            .due_page(DUE_NOTIFICATIONS, now_ms, limit, None)
+            .await?;
+        // The claim is conditional on the due key the Query listed (due by
+        // now), not the one the read finds: another tick may have claimed it
+        // in between, and its claim must hold.
+        let listed_due: HashMap<(String, String), String> = listed
+            .iter()
+            .filter_map(|i| {
+                Some((
+                    (get_opt_s(i, "pk")?, get_opt_s(i, "sk")?),
+                    get_opt_s(i, "gsi4sk")?,
+                ))
+            })
+            .collect();
         let items = self.items_listed(&listed).await?;
         let mut claimed = Vec::new();
         for item in &items {
@@ -294,6 +324,13 @@ impl Store {
             let Some(mut email) = pending_email(&incident_id, item) else {
                 continue;
             };
+            let Some(seen) = listed_due.get(&(incident_pk(&incident_id), email.sk.clone())) else {
+                continue;
+            };
+            if *seen != email.due_sk {
+                // Claimed (or rescheduled) since the Query: not ours.
+                continue;
+            }
             let until = now_ms + SEND_CLAIM_MS;
             let due_sk = notification_due_sk(until, &incident_id, &email.sk);
             let result = self

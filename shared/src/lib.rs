@@ -12,16 +12,19 @@
 //!
 //! Under them all, the ground floor: [`domain`] (the standard event, marks,
 //! outcomes, the clock), [`json`] (decoding that names the field), [`ids`],
-//! [`hashing`], [`error`] (the one error type) and
+//! [`hashing`], [`html`] (escaping), [`aws`] (the SDK configuration),
+//! [`error`] (the one error type) and
 //! [`metrics`] (the service's own metrics, written into its log lines). [`model`] holds the records
 //! the API shows; [`app`] and [`runtime`] wire a function together.
 
 pub mod api;
 pub mod app;
+pub mod aws;
 pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod hashing;
+pub mod html;
 pub mod ids;
 pub mod intake;
 pub mod json;

@@ -30,6 +30,7 @@ use crate::app::App;
 use crate::domain::time::now_ms;
 use crate::engine::Action;
 use crate::error::{ApiError, ApiResult};
+use crate::html::escape;
 use crate::intake::http::{respond, Inbound, Outbound};
 use crate::model::{Incident, IncidentStatus};
 use crate::outbound::ack_link::{verify, AckClaim, ACK_PATH_PREFIX};
@@ -214,33 +215,9 @@ fn html(status: u16, heading: &str, body: &str) -> Outbound {
     }
 }
 
-/// Text placed in HTML, as text or in a quoted attribute.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_leaves_no_markup() {
-        assert_eq!(
-            escape("<script>alert('x')</script> & \"q\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
-        );
-    }
 
     #[test]
     fn pages_are_self_contained_and_confined() {

@@ -276,21 +276,6 @@ fn cut(s: &str, max_chars: usize) -> String {
     out
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 impl PageEmail {
     /// Subject `[<severity>] <title>`, a plain-text body and its HTML twin
     /// (every value escaped; no external resources).
@@ -336,7 +321,7 @@ impl PageEmail {
         ));
         text.push_str(&format!("\nIncident {}\n", one_line(&self.incident_id)));
 
-        let e = |s: &str| escape_html(s);
+        let e = |s: &str| crate::html::escape(s);
         let mut html = String::from(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head><body style=\"font-family:sans-serif\">\n",
         );
@@ -601,23 +586,11 @@ pub fn password_from_secret(value: &str) -> ApiResult<String> {
 /// GetSecretValue on the secret `SMTP_PASSWORD_SECRET` names (ARN or name),
 /// over the same rustls + ring HTTP client as the table's.
 async fn read_secret_password(secret_id: String) -> ApiResult<String> {
-    use aws_config::timeout::TimeoutConfig;
-    use aws_smithy_http_client::tls;
-
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let timeouts = TimeoutConfig::builder()
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(8))
         .build();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .timeout_config(timeouts)
-        .load()
-        .await;
+    let config = crate::aws::sdk_config(timeouts).await;
     let client = aws_sdk_secretsmanager::Client::new(&config);
     let out = client
         .get_secret_value()

@@ -392,35 +392,22 @@ pub(crate) async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
 
-/// Build the DynamoDB client once per cold start. One rustls+ring TLS stack;
-/// `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local. Timeouts are tight
+/// Build the DynamoDB client once per cold start (crate::aws: the one TLS
+/// stack); `AWS_ENDPOINT_URL_DYNAMODB` points it at DynamoDB Local. Timeouts are tight
 /// so that an unreachable database turns into a prompt 500, never a hang.
 pub async fn client_from_env() -> Client {
-    use aws_config::timeout::TimeoutConfig;
-    use aws_smithy_http_client::tls;
-
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
     let secs = |name: &str, default: u64| {
         std::env::var(name)
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(Duration::from_secs(default), Duration::from_secs)
     };
-    let timeouts = TimeoutConfig::builder()
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(secs("DYNAMODB_ATTEMPT_TIMEOUT_SECS", 3))
         .operation_timeout(secs("DYNAMODB_OPERATION_TIMEOUT_SECS", 8))
         .build();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .timeout_config(timeouts)
-        .load()
-        .await;
-    Client::new(&config)
+    Client::new(&crate::aws::sdk_config(timeouts).await)
 }
 
 /// Turn an SDK failure into the caller-visible error, logging the detail.

@@ -123,6 +123,21 @@ fn assert_mentioned(rx: &Receiver, page: usize, name: &str, n: u8, other: &str) 
     );
 }
 
+/// A channel whose one level emails `member`, then waits 30 minutes.
+async fn emailing(app: &App, member: &str) -> Setup {
+    let s = standard_setup(app).await;
+    api_ok(
+        app,
+        "PUT",
+        &format!("/api/channels/{}/escalation", s.channel_id),
+        Some(json!({"rules": [{"name": "default", "levels": [
+            {"targets": {"member_ids": [member]}, "notify": ["email"], "escalate_after_minutes": 30}
+        ]}]})),
+    )
+    .await;
+    s
+}
+
 async fn notifications(app: &App, id: &str) -> Vec<Value> {
     api_ok(
         app,
@@ -271,16 +286,7 @@ async fn an_email_that_finds_the_mail_server_down_is_sent_when_it_comes_back() {
     let port = free_port();
     let escalator = escalator(&format!("smtp://127.0.0.1:{port}"));
     let alice = member(&app, "Alice", 1).await;
-    let s = standard_setup(&app).await;
-    api_ok(
-        &app,
-        "PUT",
-        &format!("/api/channels/{}/escalation", s.channel_id),
-        Some(json!({"rules": [{"name": "default", "levels": [
-            {"targets": {"member_ids": [alice]}, "notify": ["email"], "escalate_after_minutes": 30}
-        ]}]})),
-    )
-    .await;
+    let s = emailing(&app, &alice).await;
     let pushed = push_ok(
         &app,
         &s.integration_key,
@@ -329,16 +335,7 @@ async fn a_retry_after_the_ack_sends_nothing_and_says_why() {
     let port = free_port();
     let escalator = escalator(&format!("smtp://127.0.0.1:{port}"));
     let alice = member(&app, "Alice", 1).await;
-    let s = standard_setup(&app).await;
-    api_ok(
-        &app,
-        "PUT",
-        &format!("/api/channels/{}/escalation", s.channel_id),
-        Some(json!({"rules": [{"name": "default", "levels": [
-            {"targets": {"member_ids": [alice]}, "notify": ["email"], "escalate_after_minutes": 30}
-        ]}]})),
-    )
-    .await;
+    let s = emailing(&app, &alice).await;
     let pushed = push_ok(
         &app,
         &s.integration_key,
@@ -377,16 +374,7 @@ async fn racing_ticks_send_each_retried_email_once() {
     let port = free_port();
     let escalator = escalator(&format!("smtp://127.0.0.1:{port}"));
     let alice = member(&app, "Alice", 1).await;
-    let s = standard_setup(&app).await;
-    api_ok(
-        &app,
-        "PUT",
-        &format!("/api/channels/{}/escalation", s.channel_id),
-        Some(json!({"rules": [{"name": "default", "levels": [
-            {"targets": {"member_ids": [alice]}, "notify": ["email"], "escalate_after_minutes": 30}
-        ]}]})),
-    )
-    .await;
+    let s = emailing(&app, &alice).await;
     let incidents = 10;
     for i in 0..incidents {
         push_ok(

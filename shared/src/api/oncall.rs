@@ -62,9 +62,7 @@ pub(super) async fn route(
         (["api", "schedules", id, "oncall"], "GET") => oncall(app, id, req).await,
         (["api", "schedules", id, "shifts"], "GET") => shifts(app, id, req).await,
         (["api", "schedules", id, "rotate-ical"], "POST") => rotate_ical(app, id, req).await,
-        _ => Err(ApiError::internal(
-            "the route table and the on-call handlers disagree",
-        )),
+        _ => Err(super::unrouted()),
     }
 }
 

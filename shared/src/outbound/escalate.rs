@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::domain::delivery::WebhookKind;
+use crate::domain::delivery::{Webhook, WebhookKind};
 use crate::engine::escalation::{self, Chain, EscalateWhen, Facts, Input, Page, PageKind, Via};
 use crate::engine::schedule::CompiledSchedule;
 use crate::engine::step;
@@ -26,6 +26,8 @@ use crate::error::ApiResult;
 use crate::model::{Incident, IncidentStatus};
 use crate::outbound::email::{Mailer, PageEmail, SendFailure, NOT_CONFIGURED};
 use crate::store::escalations::{NewNotification, PendingEmail, EMAIL_ATTEMPTS};
+
+type WebhooksOnce = tokio::sync::OnceCell<Vec<Webhook>>;
 
 /// Due chains read per Query, and Queries per tick at most.
 const DUE_PAGE: i32 = 100;
@@ -87,10 +89,12 @@ impl Escalator {
     pub async fn tick(&self, app: &App, now_ms: i64) -> ApiResult<TickReport> {
         let mut report = TickReport::default();
         let mut after = None;
+        // The webhooks, read once per tick and only if a page wants IM.
+        let webhooks = WebhooksOnce::new();
         for _ in 0..DUE_PAGES_PER_TICK {
             let (due, last) = app.store.due_chains(now_ms, DUE_PAGE, after).await?;
             let results: Vec<ApiResult<TickReport>> = futures_util::stream::iter(due.iter())
-                .map(|incident_id| self.step_chain(app, incident_id, now_ms))
+                .map(|incident_id| self.step_chain(app, incident_id, &webhooks, now_ms))
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
@@ -169,7 +173,13 @@ impl Escalator {
 
     /// Step one due chain; a page is written with its notifications, then
     /// its emails are sent.
-    async fn step_chain(&self, app: &App, incident_id: &str, now_ms: i64) -> ApiResult<TickReport> {
+    async fn step_chain(
+        &self,
+        app: &App,
+        incident_id: &str,
+        webhooks: &WebhooksOnce,
+        now_ms: i64,
+    ) -> ApiResult<TickReport> {
         let mut report = TickReport::default();
         let Some((incident, Some(chain))) = app.store.incident_with_chain(incident_id).await?
         else {
@@ -187,7 +197,10 @@ impl Escalator {
             None => HashMap::new(),
         };
         let notifications = match &decision.page {
-            Some(page) => self.notifications(app, &incident, page, &contacts).await?,
+            Some(page) => {
+                self.notifications(app, &incident, page, &contacts, webhooks)
+                    .await?
+            }
             None => Vec::new(),
         };
         let members = match &decision.page {
@@ -276,11 +289,12 @@ impl Escalator {
         incident: &Incident,
         page: &Page,
         contacts: &HashMap<String, Contact>,
+        webhooks: &WebhooksOnce,
     ) -> ApiResult<Vec<NewNotification>> {
         let event_type = page.kind.timeline_type();
         let im_hooks = if page.via.contains(&Via::Im) {
-            app.store
-                .list_webhooks()
+            webhooks
+                .get_or_try_init(|| app.store.list_webhooks())
                 .await?
                 .iter()
                 .filter(|h| {

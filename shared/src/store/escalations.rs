@@ -419,29 +419,16 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> ApiResult<(Vec<Notification>, Option<String>)> {
-        let pk = incident_pk(incident_id);
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":prefix", s(NOTIFICATION_PREFIX))
-            .consistent_read(true)
-            .limit(limit as i32 + 1);
-        if let Some(c) = cursor {
-            query = query.set_exclusive_start_key(Some(key(pk, c)));
-        }
-        let page = query.send().await.map_err(|e| storage_error("Query", e))?;
-        let items = page.items();
-        let next = if items.len() > limit {
-            items.get(limit - 1).and_then(|i| get_opt_s(i, "sk"))
-        } else {
-            None
-        };
+        let (items, next) = self
+            .partition_page(
+                incident_pk(incident_id),
+                Some(NOTIFICATION_PREFIX),
+                cursor,
+                limit,
+            )
+            .await?;
         let list = items
             .iter()
-            .take(limit)
             .map(|item| {
                 Ok(Notification {
                     member_id: get_s(item, "member_id")?,

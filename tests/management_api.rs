@@ -968,3 +968,87 @@ async fn an_incident_of_250_alerts_and_an_alert_of_120_events_page_100_at_a_time
     assert_eq!(out.status, 400);
     assert!(out.body.contains("cursor"));
 }
+
+/// An alert's first event is held on its record, not as an item of its own:
+/// pages of one event still walk the whole history in order, and a
+/// superseded alert's final snapshot keeps its first event.
+#[tokio::test]
+async fn the_first_event_lives_on_the_alert_record_and_pages_like_the_rest() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    let base = shared::store::now_ms() / 1000 - 3600;
+    let event = |description: &str, status: &str, t: i64| {
+        json!({"title_rule": "disk full", "event_status": status, "alert_key": "db",
+               "description": description, "event_time": base + t})
+    };
+    let first = push_ok(&app, &s.integration_key, &event("one", "Critical", 0)).await;
+    let alert_id = first["alert_id"].as_str().unwrap().to_string();
+    let event_items =
+        |items: &[std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>]| {
+            items
+                .iter()
+                .filter(|i| {
+                    i["pk"]
+                        .as_s()
+                        .is_ok_and(|pk| pk == &format!("EV#{alert_id}"))
+                })
+                .count()
+        };
+    assert_eq!(
+        event_items(&scan_all(&app).await),
+        0,
+        "no item for the first event"
+    );
+    push_ok(&app, &s.integration_key, &event("two", "Critical", 1)).await;
+    push_ok(&app, &s.integration_key, &event("three", "Warning", 2)).await;
+    assert_eq!(event_items(&scan_all(&app).await), 2);
+
+    // Pages of one: the first event, then each stored one, then the end.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let query = match &cursor {
+            Some(c) => format!("?limit=1&cursor={c}"),
+            None => "?limit=1".to_string(),
+        };
+        let page = api_ok(
+            &app,
+            "GET",
+            &format!("/api/alerts/{alert_id}/events{query}"),
+            None,
+        )
+        .await;
+        for e in page["items"].as_array().unwrap() {
+            seen.push(e["description"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["one", "two", "three"]);
+
+    // The alert recovers; the key fires again: a new alert supersedes it,
+    // and its record, now the final snapshot, still shows its first event.
+    push_ok(&app, &s.integration_key, &event("", "Ok", 3)).await;
+    let next = push_ok(&app, &s.integration_key, &event("again", "Critical", 4)).await;
+    assert_ne!(next["alert_id"], json!(alert_id));
+    let old = api_ok(&app, "GET", &format!("/api/alerts/{alert_id}"), None).await;
+    let history: Vec<&str> = old["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["description"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(history, ["one", "two", "three", ""], "{old}");
+    assert_eq!(old["active"], false);
+    let new_alert = api_ok(
+        &app,
+        "GET",
+        &format!("/api/alerts/{}", next["alert_id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(new_alert["events"].as_array().unwrap().len(), 1);
+    assert_eq!(new_alert["events"][0]["description"], "again");
+}

@@ -281,6 +281,16 @@ async fn a_silence_marks_the_alert_out_of_incidents_and_the_mark_lifts_after_its
     assert_eq!(alert["silenced"], false);
     assert_eq!(alert["incident_id"], json!(incident_id));
     assert_eq!(alert["event_count"], 4);
+    // It kept its history when its record moved into the incident: the
+    // first event (held on the record) and the change (the lifting repeat
+    // is a duplicate of it, counted, not stored).
+    let history: Vec<&str> = alert["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["description"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(history, ["", "now worse"], "{alert}");
     // It recovers and closes its incident like any alert.
     assert_eq!(
         outcome(&push_ok(&app, &s.integration_key, &ok("db")).await),

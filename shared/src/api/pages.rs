@@ -128,10 +128,11 @@ pub(super) async fn get_alert(app: &App, id: &str) -> ApiResult<Value> {
 pub(super) async fn alert_events(app: &App, id: &str, req: &Inbound) -> ApiResult<Value> {
     let id = path_id("alert_id", id)?;
     let (after, limit) = cursor_and_limit(req, is_event_cursor, PAGE_OF_EVENTS)?;
-    if app.store.find_alert(id).await?.is_none() {
-        return Err(not_found("alert_id", "alert"));
-    }
-    let (items, next) = app.store.alert_events(id, after.as_deref(), limit).await?;
+    let (items, next) = app
+        .store
+        .alert_events(id, after.as_deref(), limit)
+        .await?
+        .ok_or_else(|| not_found("alert_id", "alert"))?;
     Ok(json!({"items": items, "next_cursor": next.as_deref().map(encode)}))
 }
 

@@ -259,18 +259,80 @@ pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
     })
 }
 
-/// The alert record in its incident's partition. While its alert is live it
-/// only points at the head; once the head moves to a newer alert it holds the
-/// final snapshot (`archived`).
+/// The final snapshot of an alert whose head moved on to a newer alert: the
+/// head's fields under the record's keys. Written over the live record with
+/// an update, so the first event it holds stays.
 pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
     let mut item = head_to_item(h);
     item.remove("source_keys");
-    item.insert("pk".into(), s(alert_record_pk(h)));
-    item.insert("sk".into(), s(alert_record_sk(&h.alert_id)));
-    item.insert("gsi1pk".into(), s(format!("ALERT#{}", h.alert_id)));
-    item.insert("gsi1sk".into(), s("ALERT"));
+    item.extend(record_keys(h));
     item.insert("archived".into(), b(archived));
     item
+}
+
+fn record_keys(h: &AlertHead) -> Item {
+    let mut item = key(alert_record_pk(h), alert_record_sk(&h.alert_id));
+    item.insert("gsi1pk".into(), s(format!("ALERT#{}", h.alert_id)));
+    item.insert("gsi1sk".into(), s("ALERT"));
+    item
+}
+
+/// The record of a live alert: where its head is (reads follow it there),
+/// and its first event (`first_event`), which is therefore not an item of
+/// its own: one item fewer in the transaction that opens an alert. Later
+/// events are items of the alert's history partition.
+pub fn live_record(h: &AlertHead, first_event: Option<AttributeValue>) -> Item {
+    let mut item = record_keys(h);
+    item.extend([
+        ("channel_id".to_string(), s(&h.channel_id)),
+        ("alert_key".to_string(), s(&h.alert_key)),
+        ("alert_id".to_string(), s(&h.alert_id)),
+        ("incident_id".to_string(), s(&h.incident_id)),
+        ("archived".to_string(), b(false)),
+    ]);
+    if let Some(first) = first_event {
+        item.insert(FIRST_EVENT.into(), first);
+    }
+    item
+}
+
+/// The attribute of a record that holds its alert's first event.
+pub const FIRST_EVENT: &str = "first_event";
+
+/// Where an event sorts in its alert's history: event time, then its place.
+pub fn event_sk(event_time_ms: i64, sequence: i64) -> String {
+    format!("{event_time_ms:015}#{sequence:010}")
+}
+
+fn event_fields(ev: &crate::domain::event::StandardEvent) -> [(String, AttributeValue); 6] {
+    [
+        ("event_status".to_string(), s(ev.event_status.as_str())),
+        ("title".to_string(), s(&ev.title)),
+        ("description".to_string(), s(&ev.description)),
+        ("labels".to_string(), string_map(&ev.labels)),
+        ("event_time".to_string(), n(ev.event_time_ms / 1000)),
+        ("event_time_ms".to_string(), n(ev.event_time_ms)),
+    ]
+}
+
+/// An alert's first event, as its record holds it (with the sort key it
+/// would have had as an item: the cursor after it).
+pub fn first_event_value(
+    ev: &crate::domain::event::StandardEvent,
+    sequence: i64,
+) -> AttributeValue {
+    let mut map: Item = event_fields(ev).into_iter().collect();
+    map.insert("sk".into(), s(event_sk(ev.event_time_ms, sequence)));
+    AttributeValue::M(map)
+}
+
+/// The first event a record holds, with its sort key. Records written before
+/// first events moved onto them hold none (their first event is an item).
+pub fn first_event_of(record: &Item) -> ApiResult<Option<(String, StoredEvent)>> {
+    let Some(AttributeValue::M(map)) = record.get(FIRST_EVENT) else {
+        return Ok(None);
+    };
+    Ok(Some((get_s(map, "sk")?, item_to_event(map)?)))
 }
 
 /// A stored event, sorted by event time and then by its place in the
@@ -281,19 +343,9 @@ pub fn event_item(
     sequence: i64,
     expires_at: i64,
 ) -> Item {
-    let mut item = key(
-        events_pk(alert_id),
-        format!("{:015}#{sequence:010}", ev.event_time_ms),
-    );
-    item.extend([
-        ("event_status".to_string(), s(ev.event_status.as_str())),
-        ("title".to_string(), s(&ev.title)),
-        ("description".to_string(), s(&ev.description)),
-        ("labels".to_string(), string_map(&ev.labels)),
-        ("event_time".to_string(), n(ev.event_time_ms / 1000)),
-        ("event_time_ms".to_string(), n(ev.event_time_ms)),
-        ("expires_at".to_string(), n(expires_at)),
-    ]);
+    let mut item = key(events_pk(alert_id), event_sk(ev.event_time_ms, sequence));
+    item.extend(event_fields(ev));
+    item.insert("expires_at".to_string(), n(expires_at));
     item
 }
 

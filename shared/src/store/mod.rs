@@ -15,9 +15,9 @@
 //! | --- | --- | --- |
 //! | alert head (live state of `(channel, alert_key)`) | `AK#{channel}#{alert_key}` | `HEAD` |
 //! | incident | `INC#{incident}` | `INCIDENT` |
-//! | alert record (membership; snapshot once superseded) | `INC#{incident}` | `ALERT#{alert}` |
+//! | alert record (membership and the alert's first event; snapshot once superseded) | `INC#{incident}` | `ALERT#{alert}` |
 //! | record of an alert in no incident (silenced, inhibited) | `AK#{channel}#{alert_key}` | `ALERT#{alert}` |
-//! | stored event (TTL) | `EV#{alert}` | `{event_time_ms:015}#{fingerprint}` |
+//! | stored event after the first (TTL) | `EV#{alert}` | `{event_time_ms:015}#{sequence:010}` |
 //! | inhibition source of a rule, by its `equals` values (TTL; alerts/inhibition.rs) | `INH#{channel}#{rule}#{hash}` | `{alert_key}` |
 //! | merge group → open incident | `GRP#{channel}#{group}` | `GROUP` |
 //! | channels a key fired into via a shared integration (TTL) | `RT#{integration}#{alert_key}` | `ROUTE` |

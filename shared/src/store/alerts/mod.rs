@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnConsumedCapacity, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::Serialize;
 
@@ -658,12 +658,23 @@ impl Store {
                     )))
                     .build()
                     .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+                // The record moves to the incident's partition with the
+                // first event it holds (it never changes, so this read
+                // cannot be stale; the head's version guards the rest).
+                let first_event = self
+                    .get(
+                        alert_record_pk(current),
+                        &alert_record_sk(&current.alert_id),
+                    )
+                    .await
+                    .map_err(WriteFailure::Fatal)?
+                    .and_then(|mut record| record.remove(FIRST_EVENT));
                 let mut items = self.kept_alert_items(&next, head, ev, decision, now_ms)?;
                 items.extend(sources);
                 items.push(TransactWriteItem::builder().delete(unassigned).build());
                 items.push(
                     TransactWriteItem::builder()
-                        .put(self.plain_put(alert_record(&next, false))?)
+                        .put(self.plain_put(live_record(&next, first_event))?)
                         .build(),
                 );
                 (next, items)
@@ -828,8 +839,8 @@ impl Store {
         Ok(items)
     }
 
-    /// A new alert's own items: its head, record and first event, the
-    /// superseded alert's final record, and the route memory.
+    /// A new alert's own items: its head, its record (which holds its first
+    /// event), the superseded alert's final record, and the route memory.
     fn fresh_alert_items(
         &self,
         channel: &Channel,
@@ -839,29 +850,49 @@ impl Store {
         now_ms: i64,
         shared_integration: Option<&str>,
     ) -> Result<Vec<TransactWriteItem>, WriteFailure> {
+        let first_event = first_event_value(ev, next.event_count);
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(self.head_put(next, head)?)
                 .build(),
             TransactWriteItem::builder()
-                .put(self.plain_put(alert_record(next, false))?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(self.event_put(next, ev, now_ms)?)
+                .put(self.plain_put(live_record(next, Some(first_event)))?)
                 .build(),
         ];
         if let Some(previous) = head.filter(|p| !p.alert_id.is_empty()) {
             // The superseded alert keeps its final state in its record.
-            items.push(
-                TransactWriteItem::builder()
-                    .put(self.plain_put(alert_record(previous, true))?)
-                    .build(),
-            );
+            items.push(self.archive_record(previous)?);
         }
         if let Some(integration_id) = shared_integration {
             items.push(self.route_memory_update(integration_id, channel, ev, now_ms)?);
         }
         Ok(items)
+    }
+
+    /// The superseded alert's record takes its final snapshot: an update of
+    /// every snapshot attribute, so the first event the record holds stays.
+    fn archive_record(&self, previous: &AlertHead) -> Result<TransactWriteItem, WriteFailure> {
+        let snapshot = alert_record(previous, true);
+        let mut update = Update::builder().table_name(&self.table).set_key(Some(key(
+            alert_record_pk(previous),
+            alert_record_sk(&previous.alert_id),
+        )));
+        let mut sets = Vec::with_capacity(snapshot.len());
+        for (i, (name, value)) in snapshot
+            .into_iter()
+            .filter(|(name, _)| name != "pk" && name != "sk")
+            .enumerate()
+        {
+            sets.push(format!("#a{i} = :a{i}"));
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// An event a silence or an inhibition marks: a new alert that joins no

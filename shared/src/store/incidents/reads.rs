@@ -144,16 +144,26 @@ impl Store {
         &self,
         alert_id: &str,
     ) -> ApiResult<Option<(Alert, Option<String>)>> {
-        let Some(mut alert) = self.find_alert(alert_id).await? else {
+        let Some(record) = self.find_alert_record(alert_id).await? else {
             return Ok(None);
         };
-        let (events, next) = self.alert_events(alert_id, None, PAGE_OF_EVENTS).await?;
+        let mut alert = self.alert_from_record(&record).await?;
+        let (events, next) = self
+            .events_after(&record, alert_id, None, PAGE_OF_EVENTS)
+            .await?;
         alert.events = Some(events);
         Ok(Some((alert, next)))
     }
 
     /// The alert, found through its record's listing in gsi1.
     pub async fn find_alert(&self, alert_id: &str) -> ApiResult<Option<Alert>> {
+        match self.find_alert_record(alert_id).await? {
+            Some(record) => Ok(Some(self.alert_from_record(&record).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_alert_record(&self, alert_id: &str) -> ApiResult<Option<Item>> {
         let found = self
             .client
             .query()
@@ -168,29 +178,56 @@ impl Store {
         let Some(listed) = found.items().first() else {
             return Ok(None);
         };
-        let Some(record) = self
-            .get(get_s(listed, "pk")?, &get_s(listed, "sk")?)
-            .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(self.alert_from_record(&record).await?))
+        self.get(get_s(listed, "pk")?, &get_s(listed, "sk")?).await
     }
 
-    /// One page of an alert's stored events, oldest first, after `after`.
+    /// One page of an alert's stored events, oldest first, after `after`
+    /// (`None`: no such alert).
     pub async fn alert_events(
         &self,
         alert_id: &str,
         after: Option<&str>,
         limit: usize,
+    ) -> ApiResult<Option<(Vec<StoredEvent>, Option<String>)>> {
+        let Some(record) = self.find_alert_record(alert_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.events_after(&record, alert_id, after, limit).await?,
+        ))
+    }
+
+    /// The first event lives on the alert's record, the later ones in its
+    /// history partition; a page reads them in that order.
+    async fn events_after(
+        &self,
+        record: &Item,
+        alert_id: &str,
+        after: Option<&str>,
+        limit: usize,
     ) -> ApiResult<(Vec<StoredEvent>, Option<String>)> {
+        let mut events = Vec::new();
+        let mut after = after.map(str::to_string);
+        if after.is_none() {
+            if let Some((sk, first)) = first_event_of(record)? {
+                events.push(first);
+                after = Some(sk);
+            }
+        }
+        let room = limit.saturating_sub(events.len());
+        if room == 0 {
+            // A page of just the first event: is there more after it?
+            let (more, _) = self
+                .partition_page(events_pk(alert_id), None, after.as_deref(), 1)
+                .await?;
+            return Ok((events, after.filter(|_| !more.is_empty())));
+        }
         let (items, next) = self
-            .partition_page(events_pk(alert_id), None, after, limit)
+            .partition_page(events_pk(alert_id), None, after.as_deref(), room)
             .await?;
-        let events = items
-            .iter()
-            .map(item_to_event)
-            .collect::<ApiResult<Vec<_>>>()?;
+        for item in &items {
+            events.push(item_to_event(item)?);
+        }
         Ok((events, next))
     }
 

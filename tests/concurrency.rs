@@ -99,8 +99,12 @@ async fn fire_concurrently(
     events: &[Event],
 ) -> BTreeMap<String, i64> {
     let mut instances = vec![Arc::new(app.clone())];
-    for _ in 1..INSTANCES {
-        instances.push(Arc::new(another_instance(app).await));
+    for n in 1..INSTANCES {
+        let mut instance = another_instance(app).await;
+        // Half the instances look at heads as stale as a look can be (it
+        // sees none): their guesses must be caught by the conditional writes.
+        instance.store.stale_looks = n % 2 == 1;
+        instances.push(Arc::new(instance));
     }
     let key = Arc::new(integration_key.to_string());
 

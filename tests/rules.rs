@@ -360,6 +360,20 @@ async fn a_silenced_alert_recovers_and_a_drop_silence_stores_nothing() {
     assert_eq!(outcome(&data), "silenced");
     assert!(data["alert_id"].is_null());
     assert_eq!(heads(&app).await, before, "drop stores nothing");
+    // An instance whose look at the head is stale (sees no alert for
+    // "before") would take its events for new alerts, which the silence
+    // drops: the answer that writes nothing is confirmed by a strong read,
+    // so they update and repeat the open alert as they should.
+    let mut stale = another_instance(&app).await;
+    stale.store.stale_looks = true;
+    let mut changed = fire("before", "x", json!({}));
+    changed["description"] = json!("worse");
+    assert_eq!(outcome(&push_ok(&stale, key, &changed).await), "updated");
+    changed["event_time"] = json!(tick());
+    assert_eq!(
+        outcome(&push_ok(&stale, key, &changed).await),
+        "deduplicated"
+    );
     // The alert opened before the rule still recovers.
     assert_eq!(
         outcome(&push_ok(&app, key, &ok("before")).await),

@@ -925,7 +925,16 @@ async fn main() {
                 } else {
                     format!("dup{}", i % 64)
                 };
+                // The look at the head (eventually consistent); only a
+                // duplicate goes on to the conditional duplicate write.
                 let _ = client
+                    .get_item()
+                    .table_name(&table)
+                    .set_key(Some(key(format!("AK#bare#{}", head.alert_key), "HEAD")))
+                    .send()
+                    .await;
+                if !with_tx {
+                    let _ = client
                     .update_item()
                     .table_name(&table)
                     .set_key(Some(key(format!("AK#bare#{}", head.alert_key), "HEAD")))
@@ -952,6 +961,7 @@ async fn main() {
                     .return_values_on_condition_check_failure(OnFail::AllOld)
                     .send()
                     .await;
+                }
                 if with_tx {
                     let incident = new_incident_item(&NewIncident {
                         incident_id: &format!("bare{t}"),
@@ -1040,7 +1050,7 @@ async fn main() {
     );
     println!("\n## Throughput at concurrency {CONCURRENCY}, {EVENTS} events a run, median of {ROUNDS} alternating runs, DynamoDB Local\n");
     println!("| workload | handler events/s | bare requests floor events/s | ratio |\n| --- | ---: | ---: | ---: |");
-    println!("| new alert per event (GetItem, limiter UpdateItem, failed conditional UpdateItem, 3-item transaction) | {new_rate:.0} | {new_floor:.0} | {:.2} |", new_rate / new_floor);
-    println!("| duplicate per event (GetItem, limiter UpdateItem, conditional UpdateItem) | {dup_rate:.0} | {dup_floor:.0} | {:.2} |", dup_rate / dup_floor);
+    println!("| new alert per event (GetItem, limiter UpdateItem, eventually consistent GetItem, 3-item transaction) | {new_rate:.0} | {new_floor:.0} | {:.2} |", new_rate / new_floor);
+    println!("| duplicate per event (GetItem, limiter UpdateItem, eventually consistent GetItem, conditional UpdateItem) | {dup_rate:.0} | {dup_floor:.0} | {:.2} |", dup_rate / dup_floor);
     println!("\n{spread}");
 }

@@ -100,6 +100,17 @@ impl Store {
         }
     }
 
+    /// A single write refused by its condition. DynamoDB reports no capacity
+    /// on an error, but AWS bills it: a unit per started KB of the item as it
+    /// is (`existing`, when the refusal returned it), at least one.
+    pub(crate) fn count_refused_write(&self, existing: Option<&Item>) {
+        self.meter.requests.fetch_add(1, Ordering::Relaxed);
+        let units = existing.map_or(1, |item| item_bytes(item).div_ceil(1024).max(1));
+        self.meter
+            .billed_write_milli
+            .fetch_add(units as u64 * 1000, Ordering::Relaxed);
+    }
+
     /// A transaction's reported units, billed at `table_units` for its table writes.
     pub(crate) fn count_transaction(&self, capacity: &[ConsumedCapacity], table_units: f64) {
         self.meter.requests.fetch_add(1, Ordering::Relaxed);
@@ -126,6 +137,23 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
+            .send()
+            .await
+            .map_err(|e| storage_error("GetItem", e))?;
+        self.count(Units::Read, out.consumed_capacity());
+        Ok(out.item().cloned())
+    }
+
+    /// One eventually consistent GetItem (half the read units of [`Store::get`]):
+    /// only for a guess that a conditional write, or a confirming strong
+    /// read, checks before anything depends on it.
+    pub(crate) async fn peek(&self, pk: String, sk: &str) -> ApiResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await

@@ -108,6 +108,10 @@ pub struct Store {
     pub sweep_page: i32,
     /// The ack link signing key, once read (config/ack_secret.rs).
     pub(crate) ack_secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Tests set this to make the push path's eventually consistent look at
+    /// an alert's head see nothing, the stalest a look can be: DynamoDB Local
+    /// answers every read consistently, so staleness is never seen otherwise.
+    pub stale_looks: bool,
 }
 
 impl Store {
@@ -124,6 +128,7 @@ impl Store {
             sweep_budget: incidents::lifecycle::SWEEP_BUDGET,
             sweep_page: incidents::lifecycle::SWEEP_PAGE,
             ack_secret: Arc::default(),
+            stale_looks: false,
         }
     }
 

@@ -259,34 +259,33 @@ impl Store {
                 self.count(Units::Write, out.consumed_capacity());
                 Ok(Leased::Granted)
             }
-            Err(err) => {
-                self.meter
-                    .requests
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
-                        let old = e.item();
-                        let count = |name: &str| old.and_then(|i| get_opt_n(i, name)).unwrap_or(0);
-                        let (minute_used, second_used) = if exact {
-                            (
-                                count("am") + minute_report - 1,
-                                count(&accepted_attr) + second_report - 1,
-                            )
-                        } else {
-                            (count("m"), count(&second_attr))
-                        };
-                        let available = (per_minute - minute_used).min(per_second - second_used);
-                        if available > 0 && !exact {
-                            Ok(Leased::TooBig)
-                        } else {
-                            Ok(Leased::Full {
-                                minute_full: minute_used >= per_minute,
-                            })
-                        }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    self.count_refused_write(e.item());
+                    let old = e.item();
+                    let count = |name: &str| old.and_then(|i| get_opt_n(i, name)).unwrap_or(0);
+                    let (minute_used, second_used) = if exact {
+                        (
+                            count("am") + minute_report - 1,
+                            count(&accepted_attr) + second_report - 1,
+                        )
+                    } else {
+                        (count("m"), count(&second_attr))
+                    };
+                    let available = (per_minute - minute_used).min(per_second - second_used);
+                    if available > 0 && !exact {
+                        Ok(Leased::TooBig)
+                    } else {
+                        Ok(Leased::Full {
+                            minute_full: minute_used >= per_minute,
+                        })
                     }
-                    _ => Err(storage_error("UpdateItem", err)),
                 }
-            }
+                _ => {
+                    self.count(Units::Write, None);
+                    Err(storage_error("UpdateItem", err))
+                }
+            },
         }
     }
 }

@@ -162,10 +162,35 @@ impl Store {
                 backoff(attempt).await;
             }
             attempt += 1;
+            // Whether `head` is only a look (eventually consistent, maybe stale).
+            let mut guessed = false;
             let head = match hints.head.take() {
                 Some(head) => head,
                 None if ev.event_status.is_ok() => {
                     self.get_head(&channel.channel_id, &ev.alert_key).await?
+                }
+                None if attempt == 1 => {
+                    // A look first, at half a read unit: only an event that
+                    // looks like a duplicate tries the duplicate write (a
+                    // refused conditional write is billed a write unit).
+                    // Anything else goes on with what it saw: every write it
+                    // makes is conditional on the version seen, and an answer
+                    // that writes nothing is confirmed by a strong read.
+                    let seen = self.peek_head(&channel.channel_id, &ev.alert_key).await?;
+                    if engine::decide(seen.as_ref(), ev, &fp, now_ms) == Decision::Duplicate {
+                        match self
+                            .try_duplicate(&channel.channel_id, ev, &fp, now_ms)
+                            .await?
+                        {
+                            Ok(updated) => {
+                                return Ok(Applied::new(ev, Outcome::Deduplicated, Some(&updated)))
+                            }
+                            Err(current) => current,
+                        }
+                    } else {
+                        guessed = true;
+                        seen
+                    }
                 }
                 None => match self
                     .try_duplicate(&channel.channel_id, ev, &fp, now_ms)
@@ -180,7 +205,12 @@ impl Store {
             let decision = engine::decide(head.as_ref(), ev, &fp, now_ms);
             let mark = if engine::meets_channel_rules(head.as_ref(), decision) {
                 match self.verdict(channel, ev, rules, now_ms, &mut hints).await? {
-                    Verdict::Drop(outcome) => return Ok(Applied::new(ev, outcome, None)),
+                    Verdict::Drop(outcome) => {
+                        if guessed && !self.look_holds(channel, ev, &head, &mut hints).await? {
+                            continue;
+                        }
+                        return Ok(Applied::new(ev, outcome, None));
+                    }
                     Verdict::Mark(mark) => Some(mark),
                     Verdict::Pass => None,
                 }
@@ -190,7 +220,10 @@ impl Store {
             let lifting = head.as_ref().is_some_and(|h| h.active && h.is_marked());
             let result = match (decision, mark) {
                 (Decision::Nothing(outcome), _) => {
-                    return Ok(Applied::new(ev, outcome, head.as_ref()))
+                    if guessed && !self.look_holds(channel, ev, &head, &mut hints).await? {
+                        continue;
+                    }
+                    return Ok(Applied::new(ev, outcome, head.as_ref()));
                 }
                 (_, Some(mark)) => {
                     self.write_marked(
@@ -311,6 +344,36 @@ impl Store {
             .transpose()
     }
 
+    async fn peek_head(&self, channel_id: &str, alert_key: &str) -> ApiResult<Option<AlertHead>> {
+        if self.stale_looks {
+            self.count(Units::Read, None);
+            return Ok(None);
+        }
+        self.peek(head_pk(channel_id, alert_key), HEAD_SK)
+            .await?
+            .as_ref()
+            .map(item_to_head)
+            .transpose()
+    }
+
+    /// Before an answer that writes nothing rests on a look: whether a strong
+    /// read shows the same head. If not, the strong read is the next
+    /// attempt's head.
+    async fn look_holds(
+        &self,
+        channel: &Channel,
+        ev: &StandardEvent,
+        seen: &Option<AlertHead>,
+        hints: &mut Hints<'_>,
+    ) -> ApiResult<bool> {
+        let current = self.get_head(&channel.channel_id, &ev.alert_key).await?;
+        let same = current.as_ref().map(|h| h.version) == seen.as_ref().map(|h| h.version);
+        if !same {
+            hints.head = Some(current);
+        }
+        Ok(same)
+    }
+
     /// Layer 1 in one request: if the open alert's last event has this exact
     /// content and is older, bump the counters. Otherwise answers the current
     /// head (from the failed condition), so the slow path needs no extra read.
@@ -377,17 +440,16 @@ impl Store {
                 }
                 Ok(Ok(head))
             }
-            Err(err) => {
-                self.meter
-                    .requests
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
-                        Ok(Err(e.item().map(item_to_head).transpose()?))
-                    }
-                    _ => Err(storage_error("UpdateItem", err)),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    self.count_refused_write(e.item());
+                    Ok(Err(e.item().map(item_to_head).transpose()?))
                 }
-            }
+                _ => {
+                    self.count(Units::Write, None);
+                    Err(storage_error("UpdateItem", err))
+                }
+            },
         }
     }
 
@@ -488,14 +550,15 @@ impl Store {
         match result {
             Ok(out) => self.count(Units::Write, out.consumed_capacity()),
             Err(err) => {
-                self.meter
-                    .requests
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return match err.as_service_error() {
                     Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                        self.count_refused_write(None);
                         Err(WriteFailure::Conflict)
                     }
-                    _ => Err(WriteFailure::Fatal(storage_error("PutItem", err))),
+                    _ => {
+                        self.count(Units::Write, None);
+                        Err(WriteFailure::Fatal(storage_error("PutItem", err)))
+                    }
                 };
             }
         }

@@ -374,7 +374,7 @@ impl Store {
         Ok(same)
     }
 
-    /// Layer 1 in one request: if the open alert's last event has this exact
+    /// Layer 1 in one write: if the open alert's last event has this exact
     /// content and is older, bump the counters. Otherwise answers the current
     /// head (from the failed condition), so the slow path needs no extra read.
     async fn try_duplicate(

@@ -645,9 +645,9 @@ fn yaml_reader_handles_the_template_subset() {
 
 #[test]
 fn table_indexes_project_what_the_store_expects() {
-    // The store reads items behind its indexes (keys only, so counter
-    // updates never write to them); store::schema creates the local table
-    // the same way.
+    // The store reads items behind gsi1/gsi2 (keys only, so counter updates
+    // never write to them) and reads gsi3's projected attributes directly;
+    // store::schema creates the local table the same way.
     let entries = flatten_yaml(&read(TEMPLATE));
     let prefix = [
         "Resources",
@@ -675,11 +675,16 @@ fn table_indexes_project_what_the_store_expects() {
             current.2.push(e.value.clone());
         }
     }
+    let gsi3: Vec<String> = shared::store::GSI3_PROJECTION
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
     assert_eq!(
         indexes,
         vec![
             ("gsi1".to_string(), "KEYS_ONLY".to_string(), Vec::new()),
             ("gsi2".to_string(), "KEYS_ONLY".to_string(), Vec::new()),
+            ("gsi3".to_string(), "INCLUDE".to_string(), gsi3),
             (
                 shared::store::retries::GSI4.to_string(),
                 "KEYS_ONLY".to_string(),

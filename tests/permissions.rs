@@ -276,8 +276,8 @@ async fn the_recorder_breaks_transactions_into_their_parts() {
             "dynamodb:ConditionCheckItem"
         ]
     );
-    let query = iam::needs("Query", &json!({"IndexName": "gsi4"}));
-    assert_eq!(query[0].to_string(), "dynamodb:Query on index gsi4");
+    let query = iam::needs("Query", &json!({"IndexName": "gsi3"}));
+    assert_eq!(query[0].to_string(), "dynamodb:Query on index gsi3");
 }
 
 /// A request the policy does not grant is refused, as in AWS, and the

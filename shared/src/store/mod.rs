@@ -46,6 +46,9 @@
 //! `INTEGRATIONS`, app keys by `APPKEYS`, members by `MEMBERS`, schedules by `SCHEDULES`,
 //! deliveries newest first by `DLV#{webhook}`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.
+//! `gsi3`: no longer written or read (inhibition sources are items of their
+//! own, see alerts/inhibition.rs); still declared, since one stack update may
+//! create or delete only one index and this release creates gsi4.
 //! `gsi4` (gsi4pk, gsi4sk): the due index, sparse, keys only: what waits for
 //! a time, by `DUE#{kind}` and due time: deliveries (retries.rs), incidents
 //! whose escalation chain is due and emails to send (escalations.rs).
@@ -71,6 +74,17 @@ pub use db::{client_from_env, Meter, Units};
 
 pub const GSI1: &str = "gsi1";
 pub const GSI2: &str = "gsi2";
+pub const GSI3: &str = "gsi3";
+/// What `gsi3` projects besides its keys.
+pub const GSI3_PROJECTION: &[&str] = &[
+    "alert_id",
+    "incident_id",
+    "alert_key",
+    "severity",
+    "title",
+    "description",
+    "labels",
+];
 
 #[derive(Clone)]
 pub struct Store {

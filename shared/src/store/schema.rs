@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{build_error, storage_error, GSI1, GSI2};
+use super::{build_error, storage_error, GSI1, GSI2, GSI3, GSI3_PROJECTION};
 use crate::error::ApiResult;
 
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -40,14 +40,29 @@ fn key_schema(hash: &str, range: &str) -> ApiResult<Vec<KeySchemaElement>> {
 /// counters, a delivery's status) never write to it, and lists read the items
 /// it names with one BatchGetItem.
 fn gsi(name: &str, hash: &str, range: &str) -> ApiResult<GlobalSecondaryIndex> {
+    gsi_projecting(name, hash, range, None)
+}
+
+/// An index projecting `include` besides the keys, or the keys only.
+fn gsi_projecting(
+    name: &str,
+    hash: &str,
+    range: &str,
+    include: Option<&[&str]>,
+) -> ApiResult<GlobalSecondaryIndex> {
+    let projection = match include {
+        Some(names) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(names.iter().map(|n| n.to_string()).collect()))
+            .build(),
+        None => Projection::builder()
+            .projection_type(ProjectionType::KeysOnly)
+            .build(),
+    };
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .set_key_schema(Some(key_schema(hash, range)?))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build(),
-        )
+        .projection(projection)
         .build()
         .map_err(build_error)
 }
@@ -83,12 +98,20 @@ pub async fn create_table_with(client: &Client, table: &str, stream: bool) -> Ap
             attr("gsi1sk")?,
             attr("gsi2pk")?,
             attr("gsi2sk")?,
+            attr("gsi3pk")?,
+            attr("gsi3sk")?,
             attr("gsi4pk")?,
             attr("gsi4sk")?,
         ]))
         .set_key_schema(Some(key_schema("pk", "sk")?))
         .global_secondary_indexes(gsi(GSI1, "gsi1pk", "gsi1sk")?)
         .global_secondary_indexes(gsi(GSI2, "gsi2pk", "gsi2sk")?)
+        .global_secondary_indexes(gsi_projecting(
+            GSI3,
+            "gsi3pk",
+            "gsi3sk",
+            Some(GSI3_PROJECTION),
+        )?)
         .global_secondary_indexes(gsi(super::retries::GSI4, "gsi4pk", "gsi4sk")?)
         // The notify function's feed (SPEC 11): every change with both images.
         .set_stream_specification(if stream {

@@ -131,29 +131,23 @@ impl Store {
     }
     /// One strongly consistent, metered GetItem.
     pub(crate) async fn get(&self, pk: String, sk: &str) -> ApiResult<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(|e| storage_error("GetItem", e))?;
-        self.count(Units::Read, out.consumed_capacity());
-        Ok(out.item().cloned())
+        self.get_item(pk, sk, true).await
     }
 
     /// One eventually consistent GetItem (half the read units of [`Store::get`]):
     /// only for a guess that a conditional write, or a confirming strong
     /// read, checks before anything depends on it.
     pub(crate) async fn peek(&self, pk: String, sk: &str) -> ApiResult<Option<Item>> {
+        self.get_item(pk, sk, false).await
+    }
+
+    async fn get_item(&self, pk: String, sk: &str, consistent: bool) -> ApiResult<Option<Item>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
+            .consistent_read(consistent)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
             .send()
             .await

@@ -1052,3 +1052,45 @@ async fn the_first_event_lives_on_the_alert_record_and_pages_like_the_rest() {
     assert_eq!(new_alert["events"].as_array().unwrap().len(), 1);
     assert_eq!(new_alert["events"][0]["description"], "again");
 }
+
+/// A record written before records became pointers is a full snapshot of the
+/// head at the time; when its alert is superseded, the final snapshot
+/// replaces it whole: nothing of the old snapshot (here a silence mark the
+/// alert has since lost) outlives it.
+#[tokio::test]
+async fn a_superseded_alert_of_an_older_record_shows_only_its_final_state() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    let base = shared::store::now_ms() / 1000 - 3600;
+    let event = |status: &str, t: i64| {
+        json!({"title_rule": "disk full", "event_status": status, "alert_key": "old", "event_time": base + t})
+    };
+    let first = push_ok(&app, &s.integration_key, &event("Critical", 0)).await;
+    let alert_id = first["alert_id"].as_str().unwrap().to_string();
+    // The record as the code before pointer records wrote it, with a mark.
+    let head = app
+        .store
+        .get_head(&s.channel_id, "old")
+        .await
+        .unwrap()
+        .expect("head");
+    let mut old_record = shared::store::items::alert_record(&head, false);
+    old_record.insert(
+        "silenced_by".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S("rule-gone".into()),
+    );
+    app.store
+        .client()
+        .put_item()
+        .table_name(app.store.table())
+        .set_item(Some(old_record))
+        .send()
+        .await
+        .unwrap();
+    push_ok(&app, &s.integration_key, &event("Ok", 1)).await;
+    push_ok(&app, &s.integration_key, &event("Critical", 2)).await;
+    let old = api_ok(&app, "GET", &format!("/api/alerts/{alert_id}"), None).await;
+    assert_eq!(old["active"], false, "{old}");
+    assert_eq!(old["silenced"], false, "{old}");
+    assert!(old["silenced_by"].is_null(), "{old}");
+}

@@ -546,13 +546,16 @@ impl Store {
                 .expression_attribute_values(":v", n(p.version)),
             None => request.condition_expression("attribute_not_exists(pk)"),
         };
-        let result = request.send().await;
+        let result = request
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
         match result {
             Ok(out) => self.count(Units::Write, out.consumed_capacity()),
             Err(err) => {
                 return match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => {
-                        self.count_refused_write(None);
+                    Some(PutItemError::ConditionalCheckFailedException(e)) => {
+                        self.count_refused_write(e.item());
                         Err(WriteFailure::Conflict)
                     }
                     _ => {
@@ -936,6 +939,7 @@ impl Store {
     /// every snapshot attribute, so the first event the record holds stays.
     fn archive_record(&self, previous: &AlertHead) -> Result<TransactWriteItem, WriteFailure> {
         let snapshot = alert_record(previous, true);
+        let snapshot_names: std::collections::HashSet<String> = snapshot.keys().cloned().collect();
         let mut update = Update::builder().table_name(&self.table).set_key(Some(key(
             alert_record_pk(previous),
             alert_record_sk(&previous.alert_id),
@@ -951,8 +955,24 @@ impl Store {
                 .expression_attribute_names(format!("#a{i}"), name)
                 .expression_attribute_values(format!(":a{i}"), value);
         }
+        // A record written before records became pointers is a full snapshot:
+        // what the final one lacks must go, or an old mark would outlive it.
+        let mut removes = Vec::new();
+        for (i, name) in ["closed_at", "silenced_by", "inhibited_by", "source_keys"]
+            .into_iter()
+            .filter(|name| !snapshot_names.contains(*name))
+            .enumerate()
+        {
+            removes.push(format!("#r{i}"));
+            update = update.expression_attribute_names(format!("#r{i}"), name);
+        }
+        let expression = if removes.is_empty() {
+            format!("SET {}", sets.join(", "))
+        } else {
+            format!("SET {} REMOVE {}", sets.join(", "), removes.join(", "))
+        };
         let update = update
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(expression)
             .build()
             .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
         Ok(TransactWriteItem::builder().update(update).build())
@@ -1035,8 +1055,14 @@ impl Store {
                 Ok(true)
             }
             Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(storage_error("PutItem", err)),
+                Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                    self.count_refused_write(None);
+                    Ok(false)
+                }
+                _ => {
+                    self.count(Units::Write, None);
+                    Err(storage_error("PutItem", err))
+                }
             },
         }
     }

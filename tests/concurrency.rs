@@ -101,9 +101,14 @@ async fn fire_concurrently(
     let mut instances = vec![Arc::new(app.clone())];
     for n in 1..INSTANCES {
         let mut instance = another_instance(app).await;
-        // Half the instances look at heads as stale as a look can be (it
-        // sees none): their guesses must be caught by the conditional writes.
-        instance.store.stale_looks = n % 2 == 1;
+        // Stale looks at heads: one instance sees none, one sees each key's
+        // head as it first saw it (older versions once others write); their
+        // guesses must be caught by the conditional writes.
+        instance.store.stale_looks = match n {
+            1 => shared::store::StaleLooks::Nothing,
+            3 => shared::store::StaleLooks::Frozen,
+            _ => shared::store::StaleLooks::Off,
+        };
         instances.push(Arc::new(instance));
     }
     let key = Arc::new(integration_key.to_string());

@@ -1062,9 +1062,7 @@ async fn a_superseded_alert_of_an_older_record_shows_only_its_final_state() {
     let app = test_app().await;
     let s = standard_setup(&app).await;
     let base = shared::store::now_ms() / 1000 - 3600;
-    let event = |status: &str, t: i64| {
-        json!({"title_rule": "disk full", "event_status": status, "alert_key": "old", "event_time": base + t})
-    };
+    let event = |status: &str, t: i64| json!({"title_rule": "disk full", "event_status": status, "alert_key": "old", "event_time": base + t});
     let first = push_ok(&app, &s.integration_key, &event("Critical", 0)).await;
     let alert_id = first["alert_id"].as_str().unwrap().to_string();
     // The record as the code before pointer records wrote it, with a mark.

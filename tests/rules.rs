@@ -365,7 +365,7 @@ async fn a_silenced_alert_recovers_and_a_drop_silence_stores_nothing() {
     // drops: the answer that writes nothing is confirmed by a strong read,
     // so they update and repeat the open alert as they should.
     let mut stale = another_instance(&app).await;
-    stale.store.stale_looks = true;
+    stale.store.stale_looks = shared::store::StaleLooks::Nothing;
     let mut changed = fire("before", "x", json!({}));
     changed["description"] = json!("worse");
     assert_eq!(outcome(&push_ok(&stale, key, &changed).await), "updated");

@@ -109,9 +109,25 @@ pub struct Store {
     /// The ack link signing key, once read (config/ack_secret.rs).
     pub(crate) ack_secret: Arc<tokio::sync::OnceCell<Vec<u8>>>,
     /// Tests set this to make the push path's eventually consistent look at
-    /// an alert's head see nothing, the stalest a look can be: DynamoDB Local
-    /// answers every read consistently, so staleness is never seen otherwise.
-    pub stale_looks: bool,
+    /// an alert's head stale: DynamoDB Local answers every read consistently,
+    /// so staleness is never seen otherwise.
+    pub stale_looks: StaleLooks,
+    /// For [`StaleLooks::Frozen`]: each key's head as this instance first saw it.
+    pub(crate) frozen_looks:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Option<items::Item>>>>,
+}
+
+/// How stale the push path's look at a head is (tests only; see `Store::stale_looks`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StaleLooks {
+    /// As DynamoDB answers.
+    #[default]
+    Off,
+    /// Sees no head at all, as if the key's first write had not shown yet.
+    Nothing,
+    /// Sees each key's head as this instance first looked at it: an older
+    /// version once others have written.
+    Frozen,
 }
 
 impl Store {
@@ -128,7 +144,8 @@ impl Store {
             sweep_budget: incidents::lifecycle::SWEEP_BUDGET,
             sweep_page: incidents::lifecycle::SWEEP_PAGE,
             ack_secret: Arc::default(),
-            stale_looks: false,
+            stale_looks: StaleLooks::Off,
+            frozen_looks: Arc::default(),
         }
     }
 

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::store::db::{backoff, Cancelled};
 use crate::store::items::*;
-use crate::store::{build_error, storage_error, Store, Units};
+use crate::store::{build_error, storage_error, StaleLooks, Store, Units};
 use merge::Joiner;
 
 pub mod inhibition;
@@ -345,15 +345,32 @@ impl Store {
     }
 
     async fn peek_head(&self, channel_id: &str, alert_key: &str) -> ApiResult<Option<AlertHead>> {
-        if self.stale_looks {
-            self.count(Units::Read, None);
-            return Ok(None);
-        }
-        self.peek(head_pk(channel_id, alert_key), HEAD_SK)
-            .await?
-            .as_ref()
-            .map(item_to_head)
-            .transpose()
+        let pk = head_pk(channel_id, alert_key);
+        let item = match self.stale_looks {
+            StaleLooks::Off => self.peek(pk, HEAD_SK).await?,
+            StaleLooks::Nothing => {
+                self.count(Units::Read, None);
+                None
+            }
+            StaleLooks::Frozen => {
+                let first_seen = self
+                    .frozen_looks
+                    .lock()
+                    .ok()
+                    .and_then(|seen| seen.get(&pk).cloned());
+                match first_seen {
+                    Some(item) => item,
+                    None => {
+                        let item = self.peek(pk.clone(), HEAD_SK).await?;
+                        if let Ok(mut seen) = self.frozen_looks.lock() {
+                            seen.insert(pk, item.clone());
+                        }
+                        item
+                    }
+                }
+            }
+        };
+        item.as_ref().map(item_to_head).transpose()
     }
 
     /// Before an answer that writes nothing rests on a look: whether a strong

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
+use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -131,27 +134,31 @@ impl Store {
     }
     /// One strongly consistent, metered GetItem.
     pub(crate) async fn get(&self, pk: String, sk: &str) -> ApiResult<Option<Item>> {
-        self.get_item(pk, sk, true).await
+        let out = self.get_request(pk, sk, true).send().await;
+        self.got(out)
     }
 
     /// One eventually consistent GetItem (half the read units of [`Store::get`]):
     /// only for a guess that a conditional write, or a confirming strong
     /// read, checks before anything depends on it.
     pub(crate) async fn peek(&self, pk: String, sk: &str) -> ApiResult<Option<Item>> {
-        self.get_item(pk, sk, false).await
+        let out = self.get_request(pk, sk, false).send().await;
+        self.got(out)
     }
 
-    async fn get_item(&self, pk: String, sk: &str, consistent: bool) -> ApiResult<Option<Item>> {
-        let out = self
-            .client
+    // Not an async fn of its own: every read of the push path would nest one
+    // more future, and the handler's future is deep already.
+    fn get_request(&self, pk: String, sk: &str, consistent: bool) -> GetItemFluentBuilder {
+        self.client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(pk, sk)))
             .consistent_read(consistent)
             .return_consumed_capacity(ReturnConsumedCapacity::Indexes)
-            .send()
-            .await
-            .map_err(|e| storage_error("GetItem", e))?;
+    }
+
+    fn got(&self, out: Result<GetItemOutput, SdkError<GetItemError>>) -> ApiResult<Option<Item>> {
+        let out = out.map_err(|e| storage_error("GetItem", e))?;
         self.count(Units::Read, out.consumed_capacity());
         Ok(out.item().cloned())
     }

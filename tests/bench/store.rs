@@ -986,7 +986,11 @@ async fn main() {
                     };
                     let items = vec![
                         put(head_to_item(&head)),
-                        put(live_record(&head, Some(first_event_value(&sample_new, 1)))),
+                        put(live_record(
+                            &head,
+                            Some(first_event_value(&sample_new, 1)),
+                            None,
+                        )),
                         put(incident),
                     ];
                     let _ = client

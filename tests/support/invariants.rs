@@ -205,6 +205,52 @@ pub async fn check(app: &App) -> (Projection, Totals) {
         totals.alerts += 1;
         let _ = get_s(r, "incident_id").expect("record names its incident (empty: none)");
     }
+    // Each alert of an incident has one opening entry (`i_new` or `a_merge`)
+    // in its timeline, which reads in order across pages whether the entry is
+    // an item of its own or carried by the alert's record.
+    for incident_id in incidents.keys() {
+        let mut cursor: Option<String> = None;
+        let mut seen = BTreeSet::new();
+        let mut opened = Vec::new();
+        let mut last_key = String::new();
+        loop {
+            let (page, next) = app
+                .store
+                .timeline(incident_id, 9, cursor.as_deref())
+                .await
+                .expect("timeline page");
+            for entry in &page {
+                assert!(
+                    seen.insert(entry.entry_id.clone()),
+                    "incident {incident_id}: entry {} served twice",
+                    entry.entry_id
+                );
+                if entry.kind == "i_new" || entry.kind == "a_merge" {
+                    opened.push(entry.detail["alert_id"].as_str().unwrap_or("").to_string());
+                }
+            }
+            match next {
+                Some(c) => {
+                    assert!(c > last_key, "incident {incident_id}: cursor goes back");
+                    last_key = c.clone();
+                    cursor = Some(c);
+                }
+                None => break,
+            }
+        }
+        let mut members: Vec<String> = records
+            .get(incident_id)
+            .into_iter()
+            .flatten()
+            .map(|r| s_of(r, "alert_id"))
+            .collect();
+        members.sort();
+        opened.sort();
+        assert_eq!(
+            opened, members,
+            "incident {incident_id}: one opening entry per alert"
+        );
+    }
     (
         Projection {
             alerts,

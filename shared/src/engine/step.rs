@@ -47,10 +47,13 @@ impl TimelineEntry {
 }
 
 /// What an alert's opening records: `i_new` for a new incident or
-/// `a_merge` for a join, then `i_m_flapping` when its key flaps.
+/// `a_merge` for a join, then `i_m_flapping` when its key flaps. `on_record`:
+/// the new alert's record carries the first entry, whose id is then the
+/// alert's own (one entry per alert, and it sorts with the record).
 pub fn opening_entries(
     new_incident: bool,
     alert_id: &str,
+    on_record: bool,
     flapping: bool,
     now_ms: i64,
 ) -> ApiResult<Vec<TimelineEntry>> {
@@ -59,12 +62,11 @@ pub fn opening_entries(
     } else {
         Transition::Merge
     };
-    let mut entries = vec![TimelineEntry::new(
-        transition,
-        json!({ "alert_id": alert_id }),
-        now_ms,
-        0,
-    )?];
+    let mut first = TimelineEntry::new(transition, json!({ "alert_id": alert_id }), now_ms, 0)?;
+    if on_record {
+        first.id = alert_id.to_string();
+    }
+    let mut entries = vec![first];
     if flapping {
         entries.push(TimelineEntry::new(
             Transition::Flapping,
@@ -607,13 +609,17 @@ mod tests {
 
     #[test]
     fn an_opening_records_i_new_or_a_merge_then_flapping() {
-        let new = opening_entries(true, "a", true, 1).unwrap();
+        let new = opening_entries(true, "a", false, true, 1).unwrap();
         assert_eq!(
             new.iter().map(|e| e.kind).collect::<Vec<_>>(),
             ["i_new", "i_m_flapping"]
         );
-        let join = opening_entries(false, "a", false, 1).unwrap();
+        assert_ne!(new[0].id, "a");
+        let join = opening_entries(false, "a", true, true, 1).unwrap();
         assert_eq!(join[0].kind, "a_merge");
         assert_eq!(join[0].detail, json!({"alert_id": "a"}));
+        // Carried by the record: the alert's id; the flapping mark keeps its own.
+        assert_eq!(join[0].id, "a");
+        assert_ne!(join[1].id, "a");
     }
 }

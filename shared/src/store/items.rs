@@ -270,18 +270,29 @@ pub fn alert_record(h: &AlertHead, archived: bool) -> Item {
     item
 }
 
+/// A record is listed in gsi1 by its alert's id unless that id names the
+/// incident whose partition holds it (ids::new_alert_id): one index write
+/// fewer per new alert.
 fn record_keys(h: &AlertHead) -> Item {
     let mut item = key(alert_record_pk(h), alert_record_sk(&h.alert_id));
-    item.insert("gsi1pk".into(), s(format!("ALERT#{}", h.alert_id)));
-    item.insert("gsi1sk".into(), s("ALERT"));
+    if !crate::ids::is_alert_of(&h.alert_id, &h.incident_id) {
+        item.insert("gsi1pk".into(), s(format!("ALERT#{}", h.alert_id)));
+        item.insert("gsi1sk".into(), s("ALERT"));
+    }
     item
 }
 
 /// The record of a live alert: where its head is (reads follow it there),
 /// and its first event (`first_event`), which is therefore not an item of
 /// its own: one item fewer in the transaction that opens an alert. Later
-/// events are items of the alert's history partition.
-pub fn live_record(h: &AlertHead, first_event: Option<AttributeValue>) -> Item {
+/// events are items of the alert's history partition. `opening_entry`: the
+/// timeline entry of its opening (`i_new` or `a_merge`), carried here instead
+/// of as an item of the timeline (incidents/timeline.rs reads it from here).
+pub fn live_record(
+    h: &AlertHead,
+    first_event: Option<AttributeValue>,
+    opening_entry: Option<AttributeValue>,
+) -> Item {
     let mut item = record_keys(h);
     item.extend([
         ("channel_id".to_string(), s(&h.channel_id)),
@@ -293,8 +304,14 @@ pub fn live_record(h: &AlertHead, first_event: Option<AttributeValue>) -> Item {
     if let Some(first) = first_event {
         item.insert(FIRST_EVENT.into(), first);
     }
+    if let Some(entry) = opening_entry {
+        item.insert(OPENING_ENTRY.into(), entry);
+    }
     item
 }
+
+/// The attribute of a record that holds its alert's opening timeline entry.
+pub const OPENING_ENTRY: &str = "opening_entry";
 
 /// The attribute of a record that holds its alert's first event.
 pub const FIRST_EVENT: &str = "first_event";

@@ -15,7 +15,7 @@
 //! | --- | --- | --- |
 //! | alert head (live state of `(channel, alert_key)`) | `AK#{channel}#{alert_key}` | `HEAD` |
 //! | incident | `INC#{incident}` | `INCIDENT` |
-//! | alert record (membership and the alert's first event; snapshot once superseded) | `INC#{incident}` | `ALERT#{alert}` |
+//! | alert record (membership, the alert's first event and its opening's timeline entry; snapshot once superseded) | `INC#{incident}` | `ALERT#{alert}` |
 //! | record of an alert in no incident (silenced, inhibited) | `AK#{channel}#{alert_key}` | `ALERT#{alert}` |
 //! | stored event after the first (TTL) | `EV#{alert}` | `{event_time_ms:015}#{sequence:010}` |
 //! | inhibition source of a rule, by its `equals` values (TTL; alerts/inhibition.rs) | `INH#{channel}#{rule}#{hash}` | `{alert_key}` |
@@ -42,7 +42,8 @@
 //! | ack link signing key (config/ack_secret.rs) | `CONFIG` | `ACK_LINK_SECRET` |
 //!
 //! `gsi1` (gsi1pk, gsi1sk): incidents by `INC#{channel}#{status}`, alert
-//! records by `ALERT#{alert}`, channels by `CHANNELS`, integrations by
+//! records by `ALERT#{alert}` (only those whose id does not name their
+//! incident: ids::new_alert_id), channels by `CHANNELS`, integrations by
 //! `INTEGRATIONS`, app keys by `APPKEYS`, members by `MEMBERS`, schedules by `SCHEDULES`,
 //! deliveries newest first by `DLV#{webhook}`.
 //! `gsi2` (gsi2pk, gsi2sk): incidents by `INC#*#{status}` across channels.

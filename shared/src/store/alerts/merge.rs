@@ -44,6 +44,10 @@ pub(crate) struct Joiner {
     pub bytes: usize,
     /// Its timeline entries (`a_merge`, maybe `i_m_flapping`): the incident's `changes`.
     pub entries: Vec<TimelineEntry>,
+    /// The entry its new record carries (its id is the alert's): not
+    /// written to the timeline again, and no second join of that id in one
+    /// transaction (an id made twice must fail its record's condition).
+    pub on_record: Option<String>,
     /// Its key flaps: the incident is marked.
     pub flapping: bool,
     pub channel_id: String,
@@ -115,17 +119,19 @@ impl Store {
                 let mut later = VecDeque::new();
                 let (mut items, mut bytes) = (1, 0);
                 while let Some(next) = queue.waiting.pop_front() {
-                    let count = next.joiner.items.len() + next.joiner.entries.len();
+                    let count = next.joiner.items.len() + next.joiner.entries.len()
+                        - usize::from(next.joiner.on_record.is_some());
                     let fits = items + count <= MAX_TRANSACTION_ITEMS
                         && bytes + next.joiner.bytes <= MAX_TRANSACTION_BYTES;
                     if !fits && !batch.is_empty() {
                         queue.waiting.push_front(next);
                         break;
                     }
-                    if batch
-                        .iter()
-                        .any(|w| w.joiner.head_pk == next.joiner.head_pk)
-                    {
+                    if batch.iter().any(|w| {
+                        w.joiner.head_pk == next.joiner.head_pk
+                            || (w.joiner.on_record.is_some()
+                                && w.joiner.on_record == next.joiner.on_record)
+                    }) {
                         later.push_back(next);
                         continue;
                     }
@@ -222,7 +228,11 @@ impl Store {
                 .collect(),
             now_ms,
         );
-        self.step_items(&step)
+        let carried: Vec<&str> = batch
+            .iter()
+            .filter_map(|w| w.joiner.on_record.as_deref())
+            .collect();
+        self.step_items_but(&step, &carried)
     }
 }
 

@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::types::{
 use serde::Serialize;
 
 use crate::store::db::{backoff, Cancelled};
+use crate::store::incidents::timeline::entry_value;
 use crate::store::items::*;
 use crate::store::{build_error, storage_error, StaleLooks, Store, Units};
 use merge::Joiner;
@@ -32,10 +33,9 @@ pub mod route_memory;
 use crate::domain::event::StandardEvent;
 use crate::domain::mark::Mark;
 use crate::engine::escalation::{self, CompiledEscalation};
-use crate::engine::step;
+use crate::engine::step::{self, TimelineEntry};
 use crate::engine::{self, Decision, Fingerprint, NewAlert, Outcome};
 use crate::error::{ApiError, ApiResult};
-use crate::hashing::random_hex;
 use crate::model::{AlertHead, Channel, IncidentStatus};
 use crate::rules::channel::{CompiledInhibit, Verdict};
 
@@ -710,16 +710,42 @@ impl Store {
         };
         let incident_id = match &existing {
             Some(id) => id.clone(),
-            None => random_hex(16).map_err(WriteFailure::Fatal)?,
+            None => crate::ids::new_incident_id().map_err(WriteFailure::Fatal)?,
         };
-        let (next, mut items) = match plan {
+        // SPEC 11: whether the key flaps (only a new alert counts).
+        let (flap_state, flapping) = match plan {
+            OpenPlan::Fresh => self
+                .flapping_on_open(channel, &ev.alert_key, now_ms)
+                .await
+                .map_err(WriteFailure::Fatal)?,
+            OpenPlan::Lift(_) => (None, false),
+        };
+        let (next, mut items, entries) = match plan {
             OpenPlan::Fresh => {
                 let mut next = self.fresh_alert(channel, head, ev, fp, now_ms, &incident_id)?;
+                // What the timeline records; a new alert whose id names the
+                // incident carries the opening's entry on its record.
+                let on_record = crate::ids::is_alert_of(&next.alert_id, &incident_id);
+                let entries = step::opening_entries(
+                    existing.is_none(),
+                    &next.alert_id,
+                    on_record,
+                    flapping,
+                    now_ms,
+                )
+                .map_err(WriteFailure::Fatal)?;
                 let sources = self.source_writes(hints.sources, head, &mut next)?;
-                let mut items =
-                    self.fresh_alert_items(channel, head, &next, ev, now_ms, shared_integration)?;
+                let mut items = self.fresh_alert_items(
+                    channel,
+                    head,
+                    &next,
+                    ev,
+                    now_ms,
+                    shared_integration,
+                    entries.first().filter(|_| on_record),
+                )?;
                 items.extend(sources);
-                (next, items)
+                (next, items, entries)
             }
             OpenPlan::Lift(decision) => {
                 // The alert's mark lifts: it keeps its id and history and
@@ -757,22 +783,20 @@ impl Store {
                 items.push(TransactWriteItem::builder().delete(unassigned).build());
                 items.push(
                     TransactWriteItem::builder()
-                        .put(self.plain_put(live_record(&next, first_event))?)
+                        .put(self.plain_put(live_record(&next, first_event, None))?)
                         .build(),
                 );
-                (next, items)
+                let entries =
+                    step::opening_entries(existing.is_none(), &next.alert_id, false, false, now_ms)
+                        .map_err(WriteFailure::Fatal)?;
+                (next, items, entries)
             }
         };
-        // SPEC 11: whether the key flaps (only a new alert counts), and what the timeline records.
-        let (flap_state, flapping) = match plan {
-            OpenPlan::Fresh => self
-                .flapping_on_open(channel, &ev.alert_key, now_ms)
-                .await
-                .map_err(WriteFailure::Fatal)?,
-            OpenPlan::Lift(_) => (None, false),
-        };
-        let entries = step::opening_entries(existing.is_none(), &next.alert_id, flapping, now_ms)
-            .map_err(WriteFailure::Fatal)?;
+        // The entry a record carries is not written to the timeline again.
+        let on_record: Option<String> = entries
+            .first()
+            .filter(|e| e.id == next.alert_id)
+            .map(|e| e.id.clone());
         items.extend(flap_state);
         if let Some(id) = &existing {
             let bytes = 2 * item_bytes(&head_to_item(&next)) + 2 * 1024;
@@ -787,6 +811,7 @@ impl Store {
                         severity: ev.event_status,
                         bytes,
                         entries,
+                        on_record,
                         flapping,
                         channel_id: channel.channel_id.clone(),
                     },
@@ -835,7 +860,11 @@ impl Store {
                     chain,
                     responders: None,
                 }));
-        items.extend(self.step_items(&opens).map_err(WriteFailure::Fatal)?);
+        let carried: Vec<&str> = on_record.iter().map(String::as_str).collect();
+        items.extend(
+            self.step_items_but(&opens, &carried)
+                .map_err(WriteFailure::Fatal)?,
+        );
         if let Some(g) = &group {
             let mut pointer = key(group_pk(&channel.channel_id, g), "GROUP");
             pointer.insert("incident_id".into(), s(&incident_id));
@@ -882,7 +911,8 @@ impl Store {
         now_ms: i64,
         incident_id: &str,
     ) -> Result<AlertHead, WriteFailure> {
-        let alert_id = random_hex(16).map_err(WriteFailure::Fatal)?;
+        let alert_id =
+            crate::ids::new_alert_id(incident_id, now_ms).map_err(WriteFailure::Fatal)?;
         engine::next_head(
             head,
             &channel.channel_id,
@@ -923,7 +953,9 @@ impl Store {
     }
 
     /// A new alert's own items: its head, its record (which holds its first
-    /// event), the superseded alert's final record, and the route memory.
+    /// event, and `opening_entry` when given), the superseded alert's final
+    /// record, and the route memory.
+    #[allow(clippy::too_many_arguments)]
     fn fresh_alert_items(
         &self,
         channel: &Channel,
@@ -932,15 +964,23 @@ impl Store {
         ev: &StandardEvent,
         now_ms: i64,
         shared_integration: Option<&str>,
+        opening_entry: Option<&TimelineEntry>,
     ) -> Result<Vec<TransactWriteItem>, WriteFailure> {
         let first_event = first_event_value(ev, next.event_count);
+        let record = live_record(next, Some(first_event), opening_entry.map(entry_value));
+        // A new record never exists: an id made twice (ids::new_alert_id has
+        // 20 random bits per millisecond) refuses the write, which is tried again.
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| WriteFailure::Fatal(build_error(e)))?;
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(self.head_put(next, head)?)
                 .build(),
-            TransactWriteItem::builder()
-                .put(self.plain_put(live_record(next, Some(first_event)))?)
-                .build(),
+            TransactWriteItem::builder().put(record).build(),
         ];
         if let Some(previous) = head.filter(|p| !p.alert_id.is_empty()) {
             // The superseded alert keeps its final state in its record.
@@ -1019,7 +1059,7 @@ impl Store {
             next.mark = Some(mark);
             let sources = self.source_writes(hints.sources, head, &mut next)?;
             let mut items =
-                self.fresh_alert_items(channel, head, &next, ev, now_ms, shared_integration)?;
+                self.fresh_alert_items(channel, head, &next, ev, now_ms, shared_integration, None)?;
             items.extend(sources);
             (next, items)
         } else {

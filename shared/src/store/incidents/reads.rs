@@ -164,6 +164,17 @@ impl Store {
     }
 
     async fn find_alert_record(&self, alert_id: &str) -> ApiResult<Option<Item>> {
+        // An id that names its incident: the record is in that partition
+        // (one GetItem); other ids (and a random id that only looks so) are
+        // listed in gsi1.
+        if let Some(incident_id) = crate::ids::incident_named_by(alert_id) {
+            let record = self
+                .get(incident_pk(incident_id), &alert_record_sk(alert_id))
+                .await?;
+            if record.is_some() {
+                return Ok(record);
+            }
+        }
         let found = self
             .client
             .query()

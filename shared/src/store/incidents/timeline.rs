@@ -65,21 +65,20 @@ fn entry_item(entry: &TimelineEntry, incident_id: &str, channel_id: &str) -> Ite
 
 /// The incident item's `changes`: the entries its latest write made.
 pub fn changes_value(entries: &[TimelineEntry]) -> AttributeValue {
-    AttributeValue::L(
-        entries
-            .iter()
-            .map(|e| {
-                AttributeValue::M(
-                    [
-                        ("id".to_string(), s(&e.id)),
-                        ("type".to_string(), s(e.kind)),
-                        ("at_ms".to_string(), n(e.at_ms)),
-                        ("detail".to_string(), s(e.detail.to_string())),
-                    ]
-                    .into(),
-                )
-            })
-            .collect(),
+    AttributeValue::L(entries.iter().map(entry_value).collect())
+}
+
+/// One entry as a map: in `changes`, and on the record of the alert whose
+/// opening it records (`opening_entry`).
+pub fn entry_value(e: &TimelineEntry) -> AttributeValue {
+    AttributeValue::M(
+        [
+            ("id".to_string(), s(&e.id)),
+            ("type".to_string(), s(e.kind)),
+            ("at_ms".to_string(), n(e.at_ms)),
+            ("detail".to_string(), s(e.detail.to_string())),
+        ]
+        .into(),
     )
 }
 
@@ -136,6 +135,78 @@ pub fn is_timeline_cursor(cursor: &str) -> bool {
         if ms.len() == 15 && ms.bytes().all(|b| b.is_ascii_digit())
             && idx.len() == 2 && idx.bytes().all(|b| b.is_ascii_digit())
             && id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Entries of one source, in sort-key order, from a cursor on; `complete`:
+/// nothing of this source comes after the last of them.
+struct Source {
+    complete: bool,
+    entries: Vec<(String, TimelineItem)>,
+}
+
+/// A timeline sort key's millisecond, place and entry id.
+fn parse_entry_sk(sk: &str) -> Option<(i64, u8, &str)> {
+    let rest = sk.strip_prefix(TIMELINE_PREFIX)?;
+    let mut parts = rest.splitn(3, '#');
+    let ms = parts.next()?.parse().ok()?;
+    let index = parts.next()?.parse().ok()?;
+    Some((ms, index, parts.next()?))
+}
+
+/// The opening entry a record carries, with the sort key it has in the timeline.
+fn carried_entry(record: &Item) -> Option<(String, TimelineItem)> {
+    let Some(AttributeValue::M(m)) = record.get(OPENING_ENTRY) else {
+        return None;
+    };
+    let id = get_opt_s(m, "id")?;
+    let at_ms = get_opt_n(m, "at_ms")?;
+    let sk = format!("{TIMELINE_PREFIX}{at_ms:015}#00#{id}");
+    let item = TimelineItem {
+        kind: get_opt_s(m, "type")?,
+        at: at_ms.div_euclid(1000),
+        detail: get_opt_s(m, "detail")
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or_else(|| json!({})),
+        entry_id: id,
+    };
+    Some((sk, item))
+}
+
+/// Up to `limit` entries of both sources in sort-key order, and the cursor
+/// after them when either source may have more. An entry is served only
+/// when the other source is known to hold nothing before it.
+fn merge_sources(
+    own: Source,
+    carried: Source,
+    limit: usize,
+) -> (Vec<TimelineItem>, Option<String>) {
+    let mut own_entries = own.entries.into_iter().peekable();
+    let mut carried_entries = carried.entries.into_iter().peekable();
+    let mut page = Vec::new();
+    let mut last = None;
+    while page.len() < limit {
+        let from_own = match (own_entries.peek(), carried_entries.peek()) {
+            (Some((a, _)), Some((b, _))) => a < b,
+            // One source has nothing read: the other's next entry is next
+            // only when that source holds nothing more.
+            (Some(_), None) if carried.complete => true,
+            (None, Some(_)) if own.complete => false,
+            _ => break,
+        };
+        let next = if from_own {
+            own_entries.next()
+        } else {
+            carried_entries.next()
+        };
+        let Some((sk, item)) = next else { break };
+        last = Some(sk);
+        page.push(item);
+    }
+    let more = own_entries.peek().is_some()
+        || carried_entries.peek().is_some()
+        || !own.complete
+        || !carried.complete;
+    (page, if more { last } else { None })
 }
 
 impl Store {
@@ -208,7 +279,12 @@ impl Store {
     }
 
     /// One page of an incident's timeline, oldest first, after `cursor` (the
-    /// sort key of the last entry of the previous page).
+    /// sort key of the last entry of the previous page). Two sources in one
+    /// order: the timeline's own items, and the opening entries that new
+    /// alerts' records carry (incidents since 2026-12-05, whose alerts' ids
+    /// sort by opening time: ids::new_alert_id). Each is read from the
+    /// cursor on and they are merged by the entries' sort keys; the cursor
+    /// is the last key served, whichever source it came from.
     pub async fn timeline(
         &self,
         incident_id: &str,
@@ -226,21 +302,84 @@ impl Store {
             .consistent_read(true)
             .limit(limit as i32 + 1);
         if let Some(c) = cursor {
-            query = query.set_exclusive_start_key(Some(key(pk, c)));
+            query = query.set_exclusive_start_key(Some(key(pk.clone(), c)));
         }
         let page = query.send().await.map_err(|e| storage_error("Query", e))?;
-        let items = page.items();
-        let next = if items.len() > limit {
-            items.get(limit - 1).and_then(|i| get_opt_s(i, "sk"))
-        } else {
-            None
+        let own = Source {
+            complete: page.items().len() <= limit,
+            entries: page
+                .items()
+                .iter()
+                .map(|i| Ok((get_s(i, "sk")?, timeline_item(i)?)))
+                .collect::<ApiResult<Vec<_>>>()?,
         };
-        let list = items
-            .iter()
-            .take(limit)
-            .map(timeline_item)
-            .collect::<ApiResult<Vec<_>>>()?;
-        Ok((list, next))
+        let carried = self
+            .carried_entries(incident_id, &pk, limit, cursor)
+            .await?;
+        Ok(merge_sources(own, carried, limit))
+    }
+
+    /// The opening entries new alerts' records carry, from `cursor` on.
+    async fn carried_entries(
+        &self,
+        incident_id: &str,
+        pk: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> ApiResult<Source> {
+        let mut source = Source {
+            complete: true,
+            entries: Vec::new(),
+        };
+        if incident_id.len() != crate::ids::INCIDENT_ID_CHARS {
+            return Ok(source);
+        }
+        // Where to start: right after the record whose entry the cursor is;
+        // else at the cursor's millisecond (records sort by their opening
+        // time), skipping those of that millisecond that sort before it.
+        let parsed = cursor.and_then(parse_entry_sk);
+        let mut start = parsed
+            .filter(|(_, _, id)| crate::ids::is_alert_of(id, incident_id))
+            .map(|(_, _, id)| alert_record_sk(id));
+        let from = match parsed {
+            Some((ms, index, _)) if start.is_none() => {
+                let ms = if index == 0 { ms } else { ms + 1 };
+                format!("ALERT#{incident_id}{ms:011x}")
+            }
+            _ => format!("ALERT#{incident_id}"),
+        };
+        let fetch = limit + 1;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":from", s(&from))
+                .expression_attribute_values(":to", s(format!("ALERT#{incident_id}~")))
+                .projection_expression("pk, sk, #entry")
+                .expression_attribute_names("#entry", OPENING_ENTRY)
+                .set_exclusive_start_key(start.take().map(|sk| key(pk.to_string(), sk)))
+                .consistent_read(true)
+                .limit(fetch as i32)
+                .send()
+                .await
+                .map_err(|e| storage_error("Query", e))?;
+            source.complete = page.items().len() < fetch;
+            source.entries.extend(
+                page.items()
+                    .iter()
+                    .filter_map(carried_entry)
+                    .filter(|(sk, _)| cursor.is_none_or(|c| sk.as_str() > c)),
+            );
+            // Every record read sorted before the cursor (one millisecond
+            // holds the whole page: a large push): read on from the last.
+            if !source.entries.is_empty() || source.complete {
+                return Ok(source);
+            }
+            start = page.items().last().and_then(|i| get_opt_s(i, "sk"));
+        }
     }
 
     /// Add `i_comm` to an incident's timeline (`extra`: who wrote it).
@@ -310,6 +449,59 @@ mod tests {
         assert!(!is_timeline_cursor("TL#1#00#x"));
         assert!(!is_timeline_cursor("ALERT#abc"));
         assert_eq!(a.detail, json!({"alert_id": "a"}));
+    }
+
+    fn source(keys: &[&str], complete: bool) -> Source {
+        Source {
+            complete,
+            entries: keys
+                .iter()
+                .map(|k| {
+                    let item = TimelineItem {
+                        kind: "x".into(),
+                        at: 0,
+                        detail: json!({}),
+                        entry_id: (*k).into(),
+                    };
+                    ((*k).to_string(), item)
+                })
+                .collect(),
+        }
+    }
+
+    fn ids(page: &[TimelineItem]) -> Vec<&str> {
+        page.iter().map(|i| i.entry_id.as_str()).collect()
+    }
+
+    #[test]
+    fn two_sources_merge_in_key_order_and_page_without_gaps() {
+        // Both read to the end: one page in order, no cursor.
+        let (page, next) = merge_sources(source(&["a", "c"], true), source(&["b", "d"], true), 10);
+        assert_eq!(ids(&page), ["a", "b", "c", "d"]);
+        assert_eq!(next, None);
+        // A full page: the cursor is the last key served, whichever source.
+        let (page, next) = merge_sources(source(&["a", "c"], true), source(&["b", "d"], true), 3);
+        assert_eq!(ids(&page), ["a", "b", "c"]);
+        assert_eq!(next.as_deref(), Some("c"));
+        // A source read only up to "c" may hold more after it: nothing of the
+        // other source beyond "c" is served before it is known.
+        let (page, next) = merge_sources(source(&["a", "c"], false), source(&["b", "e"], true), 10);
+        assert_eq!(ids(&page), ["a", "b", "c"]);
+        assert_eq!(next.as_deref(), Some("c"));
+        let (page, next) = merge_sources(source(&["b"], true), source(&["a", "d"], false), 10);
+        assert_eq!(ids(&page), ["a", "b", "d"]);
+        assert_eq!(next.as_deref(), Some("d"));
+    }
+
+    #[test]
+    fn a_cursor_names_its_millisecond_place_and_entry() {
+        let e = TimelineEntry::new(Transition::Ack, json!({}), 1_780_000_000_123, 1).unwrap();
+        let sk = entry_sk(&e);
+        assert_eq!(
+            parse_entry_sk(&sk),
+            Some((1_780_000_000_123, 1, e.id.as_str()))
+        );
+        assert_eq!(parse_entry_sk("ALERT#x"), None);
     }
 
     #[test]

@@ -336,8 +336,25 @@ impl Store {
 
     /// The step's whole write: the incident item first, then its timeline entries.
     pub(crate) fn step_items(&self, step: &IncidentStep) -> ApiResult<Vec<TransactWriteItem>> {
+        self.step_items_but(step, &[])
+    }
+
+    /// [`Self::step_items`] without the timeline items of the entries whose
+    /// ids are in `on_records`: new alerts' records carry those (they are
+    /// still the incident's `changes`).
+    pub(crate) fn step_items_but(
+        &self,
+        step: &IncidentStep,
+        on_records: &[&str],
+    ) -> ApiResult<Vec<TransactWriteItem>> {
         let mut items = vec![self.incident_write(step)?];
-        items.extend(self.timeline_puts(&step.incident_id, &step.channel_id, &step.entries)?);
+        let own: Vec<_> = step
+            .entries
+            .iter()
+            .filter(|e| !on_records.contains(&e.id.as_str()))
+            .cloned()
+            .collect();
+        items.extend(self.timeline_puts(&step.incident_id, &step.channel_id, &own)?);
         Ok(items)
     }
 

@@ -1053,6 +1053,75 @@ async fn the_first_event_lives_on_the_alert_record_and_pages_like_the_rest() {
     assert_eq!(new_alert["events"][0]["description"], "again");
 }
 
+/// The `Ok` that closes an alert is held on its head, then on its record
+/// once a new alert supersedes it, not as an item of its own: every page
+/// size walks the whole history in order, ending with it.
+#[tokio::test]
+async fn the_closing_event_lives_on_the_head_then_the_record_and_pages_last() {
+    let app = test_app().await;
+    let s = standard_setup(&app).await;
+    let base = shared::store::now_ms() / 1000 - 3600;
+    let event = |description: &str, status: &str, t: i64| {
+        json!({"title_rule": "disk full", "event_status": status, "alert_key": "db",
+               "description": description, "event_time": base + t})
+    };
+    let first = push_ok(&app, &s.integration_key, &event("one", "Critical", 0)).await;
+    let alert_id = first["alert_id"].as_str().unwrap().to_string();
+    push_ok(&app, &s.integration_key, &event("two", "Warning", 1)).await;
+    push_ok(&app, &s.integration_key, &event("closed", "Ok", 2)).await;
+    let history_items = scan_all(&app)
+        .await
+        .iter()
+        .filter(|i| {
+            i["pk"]
+                .as_s()
+                .is_ok_and(|pk| pk == &format!("EV#{alert_id}"))
+        })
+        .count();
+    assert_eq!(history_items, 1, "only the second event is an item");
+
+    let walk = |limit: usize| {
+        let app = &app;
+        let alert_id = alert_id.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..10 {
+                let query = match &cursor {
+                    Some(c) => format!("?limit={limit}&cursor={c}"),
+                    None => format!("?limit={limit}"),
+                };
+                let page = api_ok(
+                    app,
+                    "GET",
+                    &format!("/api/alerts/{alert_id}/events{query}"),
+                    None,
+                )
+                .await;
+                for e in page["items"].as_array().unwrap() {
+                    seen.push(e["description"].as_str().unwrap().to_string());
+                }
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            seen
+        }
+    };
+    for limit in [1, 2, 3, 100] {
+        assert_eq!(walk(limit).await, ["one", "two", "closed"], "limit {limit}");
+    }
+    // Superseded: the final snapshot on the record holds it.
+    push_ok(&app, &s.integration_key, &event("again", "Critical", 3)).await;
+    for limit in [1, 2, 100] {
+        assert_eq!(walk(limit).await, ["one", "two", "closed"], "limit {limit}");
+    }
+    let old = api_ok(&app, "GET", &format!("/api/alerts/{alert_id}"), None).await;
+    assert_eq!(old["event_count"], 3);
+    assert_eq!(old["events"].as_array().unwrap().len(), 3);
+}
+
 /// A record written before records became pointers is a full snapshot of the
 /// head at the time; when its alert is superseded, the final snapshot
 /// replaces it whole: nothing of the old snapshot (here a silence mark the

@@ -180,6 +180,17 @@ pub struct Alert {
     pub events: Option<Vec<StoredEvent>>,
 }
 
+/// The event that closed an alert (its `Ok`), the last of its history: kept
+/// on its head, then on its record once superseded, instead of as an item
+/// of its own (one item fewer in a recovery's transaction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosingEvent {
+    pub event: StoredEvent,
+    pub event_time_ms: i64,
+    /// Its place in the alert's history (`event_count` once it applied).
+    pub sequence: i64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredEvent {
     pub event_status: EventStatus,
@@ -230,6 +241,8 @@ pub struct AlertHead {
     /// source (one per inhibit rule whose `source_if` it matches): decided by
     /// the store at each write, so that the next write can withdraw them.
     pub source_keys: Vec<String>,
+    /// The `Ok` that closed it, once one has.
+    pub closing_event: Option<ClosingEvent>,
 }
 
 impl AlertHead {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::event::{EventStatus, StandardEvent};
 use crate::hashing::{absorb, short_hex, Sha256};
-use crate::model::AlertHead;
+use crate::model::{AlertHead, ClosingEvent, StoredEvent};
 
 pub use crate::domain::outcome::Outcome;
 
@@ -210,6 +210,7 @@ pub fn next_head(
             version,
             mark: None,
             source_keys: Vec::new(),
+            closing_event: None,
         }),
         (Decision::Duplicate, Some(h), _) => Some(AlertHead {
             last_time_ms: ev.event_time_ms,
@@ -260,6 +261,17 @@ pub fn next_head(
                 last_event_at: now_s,
                 closed_at: Some(now_s),
                 version,
+                closing_event: Some(ClosingEvent {
+                    event: StoredEvent {
+                        event_status: ev.event_status,
+                        title: ev.title.clone(),
+                        description: ev.description.clone(),
+                        labels: ev.labels.clone(),
+                        event_time: ev.event_time_ms / 1000,
+                    },
+                    event_time_ms: ev.event_time_ms,
+                    sequence: h.event_count + 1,
+                }),
                 ..h.clone()
             })
         }
@@ -296,6 +308,7 @@ pub fn next_head(
             version,
             mark: None,
             source_keys: Vec::new(),
+            closing_event: None,
         }),
         _ => None,
     }

@@ -233,6 +233,7 @@ mod tests {
             version: events,
             mark: None,
             source_keys: Vec::new(),
+            closing_event: None,
         }
     }
 

@@ -7,7 +7,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::domain::event::EventStatus;
 use crate::domain::mark::Mark;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Alert, AlertHead, Channel, Grouping, Incident, IncidentStatus, StoredEvent};
+use crate::model::{
+    Alert, AlertHead, Channel, ClosingEvent, Grouping, Incident, IncidentStatus, StoredEvent,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -210,7 +212,46 @@ pub fn head_to_item(h: &AlertHead) -> Item {
     if !h.source_keys.is_empty() {
         item.insert("source_keys".into(), string_list(&h.source_keys));
     }
+    if let Some(c) = &h.closing_event {
+        item.insert(CLOSING_EVENT.into(), closing_event_value(c));
+    }
     item
+}
+
+/// The attribute of a head (then of its record) that holds the `Ok` that
+/// closed its alert.
+pub const CLOSING_EVENT: &str = "closing_event";
+
+fn closing_event_value(c: &ClosingEvent) -> AttributeValue {
+    AttributeValue::M(
+        [
+            ("event_status".to_string(), s(c.event.event_status.as_str())),
+            ("title".to_string(), s(&c.event.title)),
+            ("description".to_string(), s(&c.event.description)),
+            ("labels".to_string(), string_map(&c.event.labels)),
+            ("event_time".to_string(), n(c.event.event_time)),
+            ("event_time_ms".to_string(), n(c.event_time_ms)),
+            ("sequence".to_string(), n(c.sequence)),
+        ]
+        .into(),
+    )
+}
+
+fn closing_event_of(item: &Item) -> ApiResult<Option<ClosingEvent>> {
+    let Some(AttributeValue::M(map)) = item.get(CLOSING_EVENT) else {
+        return Ok(None);
+    };
+    Ok(Some(ClosingEvent {
+        event: item_to_event(map)?,
+        event_time_ms: get_n(map, "event_time_ms")?,
+        sequence: get_n(map, "sequence")?,
+    }))
+}
+
+/// The closing event a head or record holds, with the sort key it would
+/// have had as an item of the history (so pages continue after it).
+pub fn closing_event_entry(item: &Item) -> ApiResult<Option<(String, StoredEvent)>> {
+    Ok(closing_event_of(item)?.map(|c| (event_sk(c.event_time_ms, c.sequence), c.event)))
 }
 
 pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
@@ -256,6 +297,7 @@ pub fn item_to_head(item: &Item) -> ApiResult<AlertHead> {
             (None, None) => None,
         },
         source_keys: get_list(item, "source_keys"),
+        closing_event: closing_event_of(item)?,
     })
 }
 

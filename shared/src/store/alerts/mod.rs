@@ -610,6 +610,7 @@ impl Store {
         };
         let sources = self.source_writes(hints.sources, head, &mut next)?;
         let mut items = self.kept_alert_items(&next, head, ev, Decision::Update, now_ms)?;
+        let incident_index = items.len();
         // Always conditional on the incident being open: an alert whose
         // incident was closed by hand must not take state changes.
         let step = step::alert_changed(
@@ -620,7 +621,7 @@ impl Store {
         );
         items.push(self.incident_write(&step).map_err(WriteFailure::Fatal)?);
         items.extend(sources);
-        self.transact(items, Some(2)).await?;
+        self.transact(items, Some(incident_index)).await?;
         Ok(Applied::new(ev, Outcome::Updated, Some(&next)))
     }
 
@@ -674,9 +675,10 @@ impl Store {
         )
         .map_err(WriteFailure::Fatal)?;
         let mut items = self.kept_alert_items(&next, head, ev, Decision::Recover, now_ms)?;
+        let incident_index = items.len();
         items.extend(self.step_items(&step).map_err(WriteFailure::Fatal)?);
         items.extend(sources);
-        self.transact(items, Some(2)).await?;
+        self.transact(items, Some(incident_index)).await?;
         Ok(Applied::new(ev, Outcome::Recovered, Some(&next)))
     }
 
@@ -929,8 +931,8 @@ impl Store {
     }
 
     /// An existing alert's items for `decision`: its head, and the event when
-    /// the decision stores one (an update or a recovery; not a duplicate or a
-    /// refresh).
+    /// the decision stores one as an item (an update; a recovery's event is
+    /// held by the head, `closing_event`; a duplicate or a refresh stores none).
     fn kept_alert_items(
         &self,
         next: &AlertHead,
@@ -942,7 +944,7 @@ impl Store {
         let mut items = vec![TransactWriteItem::builder()
             .put(self.head_put(next, head)?)
             .build()];
-        if matches!(decision, Decision::Update | Decision::Recover) {
+        if decision == Decision::Update {
             items.push(
                 TransactWriteItem::builder()
                     .put(self.event_put(next, ev, now_ms)?)

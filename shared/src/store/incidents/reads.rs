@@ -209,7 +209,8 @@ impl Store {
     }
 
     /// The first event lives on the alert's record, the later ones in its
-    /// history partition; a page reads them in that order.
+    /// history partition, and the `Ok` that closed it on its head (on its
+    /// record once superseded); a page reads them in that order.
     async fn events_after(
         &self,
         record: &Item,
@@ -218,28 +219,62 @@ impl Store {
         limit: usize,
     ) -> ApiResult<(Vec<StoredEvent>, Option<String>)> {
         let mut events = Vec::new();
-        let mut after = after.map(str::to_string);
+        let mut last = after.map(str::to_string);
         if after.is_none() {
             if let Some((sk, first)) = first_event_of(record)? {
                 events.push(first);
-                after = Some(sk);
+                last = Some(sk);
             }
         }
         let room = limit.saturating_sub(events.len());
+        let (items, next) = self
+            .partition_page(events_pk(alert_id), None, last.as_deref(), room.max(1))
+            .await?;
         if room == 0 {
             // A page of just the first event: is there more after it?
-            let (more, _) = self
-                .partition_page(events_pk(alert_id), None, after.as_deref(), 1)
-                .await?;
-            return Ok((events, after.filter(|_| !more.is_empty())));
+            let more = !items.is_empty() || self.closing_event(record).await?.is_some();
+            return Ok((events, last.filter(|_| more)));
         }
-        let (items, next) = self
-            .partition_page(events_pk(alert_id), None, after.as_deref(), room)
-            .await?;
         for item in &items {
             events.push(item_to_event(item)?);
+            last = get_opt_s(item, "sk");
         }
-        Ok((events, next))
+        if next.is_some() {
+            return Ok((events, next));
+        }
+        // The history items are read to the end: the closing event is last.
+        let closing = self
+            .closing_event(record)
+            .await?
+            .filter(|(sk, _)| last.as_deref().is_none_or(|l| sk.as_str() > l));
+        match closing {
+            Some((_, event)) if events.len() < limit => {
+                events.push(event);
+                Ok((events, None))
+            }
+            Some(_) => Ok((events, last)),
+            None => Ok((events, None)),
+        }
+    }
+
+    /// The `Ok` that closed the alert of `record`, with its sort key: on
+    /// the record once superseded, else on the head while it is the head's.
+    async fn closing_event(&self, record: &Item) -> ApiResult<Option<(String, StoredEvent)>> {
+        if get_bool(record, "archived").unwrap_or(false) {
+            return closing_event_entry(record);
+        }
+        let head = self
+            .get(
+                head_pk(&get_s(record, "channel_id")?, &get_s(record, "alert_key")?),
+                HEAD_SK,
+            )
+            .await?;
+        match head {
+            Some(h) if get_opt_s(&h, "alert_id") == get_opt_s(record, "alert_id") => {
+                closing_event_entry(&h)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Newest first, across the given statuses, `limit` at most. `bounds`

@@ -801,7 +801,12 @@ impl Store {
             .map(|e| e.id.clone());
         items.extend(flap_state);
         if let Some(id) = &existing {
-            let bytes = 2 * item_bytes(&head_to_item(&next)) + 2 * 1024;
+            // The head, the record (its first event is the head's size again)
+            // and the superseded alert's snapshot (its head, with its
+            // closing event), against the transaction's size limit.
+            let bytes = 2 * item_bytes(&head_to_item(&next))
+                + head.map_or(0, |h| item_bytes(&head_to_item(h)))
+                + 2 * 1024;
             let joined = self
                 .join_incident(
                     id,

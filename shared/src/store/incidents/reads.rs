@@ -273,7 +273,17 @@ impl Store {
             Some(h) if get_opt_s(&h, "alert_id") == get_opt_s(record, "alert_id") => {
                 closing_event_entry(&h)
             }
-            _ => Ok(None),
+            // The head moved on since the record was read: a new alert
+            // superseded this one, and its snapshot took the closing event.
+            _ => match self
+                .get(get_s(record, "pk")?, &get_s(record, "sk")?)
+                .await?
+            {
+                Some(now) if get_bool(&now, "archived").unwrap_or(false) => {
+                    closing_event_entry(&now)
+                }
+                _ => Ok(None),
+            },
         }
     }
 

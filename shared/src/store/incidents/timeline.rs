@@ -153,6 +153,30 @@ fn parse_entry_sk(sk: &str) -> Option<(i64, u8, &str)> {
     Some((ms, index, parts.next()?))
 }
 
+/// Where an incident's records are read from after a timeline cursor: the
+/// lowest sort key, and the record to start right after. Records sort by
+/// their alert ids, which begin with the incident's id and the opening
+/// millisecond, as their entries' keys do: right after the record whose
+/// entry the cursor is; else within the cursor's millisecond, after the
+/// cursor's own entry (records' entries come first in a millisecond at
+/// place 00, then by id).
+fn records_from(incident_id: &str, cursor: Option<&str>) -> (String, Option<String>) {
+    match cursor.and_then(parse_entry_sk) {
+        None => (format!("ALERT#{incident_id}"), None),
+        Some((_, 0, id)) if crate::ids::is_alert_of(id, incident_id) => {
+            (format!("ALERT#{incident_id}"), Some(alert_record_sk(id)))
+        }
+        Some((ms, index, id)) => {
+            let in_ms = format!("{incident_id}{ms:011x}");
+            if index == 0 && id < in_ms.as_str() {
+                (format!("ALERT#{in_ms}"), None)
+            } else {
+                (format!("ALERT#{incident_id}{:011x}", ms + 1), None)
+            }
+        }
+    }
+}
+
 /// The opening entry a record carries, with the sort key it has in the timeline.
 fn carried_entry(record: &Item) -> Option<(String, TimelineItem)> {
     let Some(AttributeValue::M(m)) = record.get(OPENING_ENTRY) else {
@@ -306,7 +330,7 @@ impl Store {
         }
         let page = query.send().await.map_err(|e| storage_error("Query", e))?;
         let own = Source {
-            complete: page.items().len() <= limit,
+            complete: page.last_evaluated_key().is_none(),
             entries: page
                 .items()
                 .iter()
@@ -334,52 +358,34 @@ impl Store {
         if incident_id.len() != crate::ids::INCIDENT_ID_CHARS {
             return Ok(source);
         }
-        // Where to start: right after the record whose entry the cursor is;
-        // else at the cursor's millisecond (records sort by their opening
-        // time), skipping those of that millisecond that sort before it.
-        let parsed = cursor.and_then(parse_entry_sk);
-        let mut start = parsed
-            .filter(|(_, _, id)| crate::ids::is_alert_of(id, incident_id))
-            .map(|(_, _, id)| alert_record_sk(id));
-        let from = match parsed {
-            Some((ms, index, _)) if start.is_none() => {
-                let ms = if index == 0 { ms } else { ms + 1 };
-                format!("ALERT#{incident_id}{ms:011x}")
-            }
-            _ => format!("ALERT#{incident_id}"),
-        };
+        let (from, start) = records_from(incident_id, cursor);
         let fetch = limit + 1;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":from", s(&from))
-                .expression_attribute_values(":to", s(format!("ALERT#{incident_id}~")))
-                .projection_expression("pk, sk, #entry")
-                .expression_attribute_names("#entry", OPENING_ENTRY)
-                .set_exclusive_start_key(start.take().map(|sk| key(pk.to_string(), sk)))
-                .consistent_read(true)
-                .limit(fetch as i32)
-                .send()
-                .await
-                .map_err(|e| storage_error("Query", e))?;
-            source.complete = page.items().len() < fetch;
-            source.entries.extend(
-                page.items()
-                    .iter()
-                    .filter_map(carried_entry)
-                    .filter(|(sk, _)| cursor.is_none_or(|c| sk.as_str() > c)),
-            );
-            // Every record read sorted before the cursor (one millisecond
-            // holds the whole page: a large push): read on from the last.
-            if !source.entries.is_empty() || source.complete {
-                return Ok(source);
-            }
-            start = page.items().last().and_then(|i| get_opt_s(i, "sk"));
-        }
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(&from))
+            .expression_attribute_values(":to", s(format!("ALERT#{incident_id}~")))
+            .projection_expression("pk, sk, #entry")
+            .expression_attribute_names("#entry", OPENING_ENTRY)
+            .set_exclusive_start_key(start.map(|sk| key(pk.to_string(), sk)))
+            .consistent_read(true)
+            .limit(fetch as i32)
+            .send()
+            .await
+            .map_err(|e| storage_error("Query", e))?;
+        // A page ends at `fetch` items or at 1 MB read (records are large):
+        // only no LastEvaluatedKey says there is nothing more.
+        source.complete = page.last_evaluated_key().is_none();
+        source.entries = page
+            .items()
+            .iter()
+            .filter_map(carried_entry)
+            .filter(|(sk, _)| cursor.is_none_or(|c| sk.as_str() > c))
+            .collect();
+        Ok(source)
     }
 
     /// Add `i_comm` to an incident's timeline (`extra`: who wrote it).
@@ -491,6 +497,38 @@ mod tests {
         let (page, next) = merge_sources(source(&["b"], true), source(&["a", "d"], false), 10);
         assert_eq!(ids(&page), ["a", "b", "d"]);
         assert_eq!(next.as_deref(), Some("d"));
+    }
+
+    #[test]
+    fn records_are_read_from_right_after_the_cursor() {
+        let incident = "0123456789abcdef";
+        let at = 1_780_000_000_000i64;
+        let alert = crate::ids::new_alert_id(incident, at).unwrap();
+        let key = |index: u8, id: &str| format!("TL#{at:015}#{index:02}#{id}");
+        assert_eq!(
+            records_from(incident, None),
+            (format!("ALERT#{incident}"), None)
+        );
+        // A carried entry: right after its record.
+        assert_eq!(
+            records_from(incident, Some(&key(0, &alert))),
+            (format!("ALERT#{incident}"), Some(format!("ALERT#{alert}")))
+        );
+        // An own entry at place 00 whose id sorts before the millisecond's
+        // records: all of them come after it; after them: none.
+        let in_ms = format!("{incident}{at:011x}");
+        assert_eq!(
+            records_from(incident, Some(&key(0, &"0".repeat(32)))),
+            (format!("ALERT#{in_ms}"), None)
+        );
+        let next_ms = format!("ALERT#{incident}{:011x}", at + 1);
+        assert_eq!(
+            records_from(incident, Some(&key(0, &"f".repeat(32)))).0,
+            next_ms
+        );
+        // Place 01 (a flapping mark): after every record of its millisecond.
+        assert_eq!(records_from(incident, Some(&key(1, &alert))).0, next_ms);
+        assert!(alert.as_str() > in_ms.as_str() && format!("ALERT#{alert}") < next_ms);
     }
 
     #[test]

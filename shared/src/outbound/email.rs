@@ -13,6 +13,10 @@
 //!
 //! The caller (the escalation tick) records each send: `Ok` as `sent`, a
 //! [`SendFailure`] as `failed` with its reason, retried when transient.
+//!
+//! Why one file of about 600 lines before its tests: the configuration, the
+//! message and the send share the rule that no secret reaches a log or an
+//! error, which is easier to check in one place.
 
 use std::collections::BTreeMap;
 use std::fmt;

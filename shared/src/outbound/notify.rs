@@ -21,6 +21,11 @@
 //! Every delivery's history entry is written before the batch answers; if
 //! one cannot be written, its record and every later one is retried by the
 //! stream, and what succeeded is not sent again.
+//!
+//! Why one file of about 600 lines: the batch's lanes, the quick attempts
+//! and the move to `pending` share one per-batch state (which receivers are
+//! down, what is already delivered); the kinds' bodies, the HTTP send and the
+//! retry queue are modules of their own.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,11 @@
 //!
 //! A tick finds due chains with one Query of the due index
 //! (`gsi4pk = DUE#escalation AND gsi4sk <= now`), never a scan.
+//!
+//! Why one file of about 500 lines: the rules, the chains' due reads and
+//! the notification items share the due index's sort-key layout
+//! (`chain_due_keys`, which the incident writer also uses, and
+//! `notification_due_sk`), defined here once.
 
 use std::collections::{BTreeSet, HashMap};
 

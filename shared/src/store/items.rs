@@ -1,4 +1,9 @@
 //! Item codecs: domain records to DynamoDB attribute maps and back.
+//!
+//! Why one file of about 570 lines: it is the table's layout, every key
+//! (`head_pk`, `incident_pk`, ...) and every item's attributes, read and
+//! written by the same pair of functions, so a change to the layout is made
+//! and reviewed in one place.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -15,6 +15,11 @@
 //! BatchGetItem of its members and one transaction (the schedule and a
 //! reference bump per member); `oncall` and `shifts` one GetItem; the feed a
 //! GetItem and a BatchGetItem of the members it shows.
+//!
+//! Why one file of about 570 lines: members and schedules refer to each other
+//! (a schedule names members, a member in use by a schedule cannot be
+//! deleted), and the feed serves a schedule; splitting them would put the
+//! "in use" checks on both sides of a file boundary.
 
 use std::collections::HashMap;
 

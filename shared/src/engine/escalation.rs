@@ -6,6 +6,11 @@
 //! condition, so two instances running the same tick notify a level once.
 //!
 //! Times are unix milliseconds, as in the rest of the engine.
+//!
+//! Why one file of about 670 lines before its tests: the rules' types, their
+//! compiled form and the state machine that reads them change together (a
+//! new rule field is a new branch of `advance_if_due`), and the property and
+//! unit tests of the machine sit beside it.
 
 use std::collections::{BTreeMap, HashMap};
 

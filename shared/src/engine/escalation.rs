@@ -9,8 +9,8 @@
 //!
 //! Why one file of about 670 lines before its tests: the rules' types, their
 //! compiled form and the state machine that reads them change together (a
-//! new rule field is a new branch of `advance_if_due`), and the property and
-//! unit tests of the machine sit beside it.
+//! new rule field is a new branch of `advance_if_due`), and the unit tests of
+//! the machine sit beside it.
 
 use std::collections::{BTreeMap, HashMap};
 

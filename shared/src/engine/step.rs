@@ -211,16 +211,6 @@ impl IncidentStep {
         self.chain = chain;
         self
     }
-
-    /// The status the incident has after this step, when the step sets one.
-    pub fn status_after(&self) -> Option<IncidentStatus> {
-        match &self.effect {
-            Effect::Open(_) => Some(IncidentStatus::Triggered),
-            Effect::Close(_) => Some(IncidentStatus::Closed),
-            Effect::SetStatus { to, .. } => Some(*to),
-            _ => None,
-        }
-    }
 }
 
 /// A new alert opens an incident of its own (the first of its group, or
@@ -503,7 +493,6 @@ mod tests {
         assert_eq!(closing.entries.len(), 1);
         assert_eq!(closing.entries[0].kind, "i_rslv");
         assert_eq!(closing.entries[0].detail, json!({"by": "auto"}));
-        assert_eq!(closing.status_after(), Some(IncidentStatus::Closed));
 
         let staying = alert_recovered("i", "c", 3, true, 5_000).unwrap();
         assert_eq!(staying.effect, Effect::AlertRecovered);

@@ -27,6 +27,10 @@
 //!   `NewStateReason`; labels alarm name, account, region, namespace, metric,
 //!   the dimensions, the old and new states, the topic. Event time
 //!   `StateChangeTime` (`+0000` offsets as CloudWatch writes them).
+//!
+//! Why one file of about 500 lines before its tests: the envelope, the
+//! signature, the topic and replay checks all read the one SNS message and
+//! must run in this order before the alarm is mapped.
 
 use serde::Deserialize;
 use serde_json::Value;

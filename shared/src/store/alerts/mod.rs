@@ -5,7 +5,7 @@
 //! touches several items is one transaction. When a condition fails, the
 //! state is read again and the engine asked again, a bounded number of times.
 //!
-//! Why one file of about 1,000 lines: the retry loop of `apply_event_via`
+//! Why one file of about 1,200 lines: the retry loop of `apply_event_via`
 //! and the writes it chooses between (head only, update, recover, open or
 //! join, marked) share the private `Hints` and `WriteFailure` that carry what
 //! a refused write taught the next attempt; inhibition, merges and route

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    check_name, json_body, not_found, path_id, MIN_APP_KEY_CHARS, MIN_APP_KEY_DISTINCT_CHARS,
+    json_body, not_found, path_id, required_name, MIN_APP_KEY_CHARS, MIN_APP_KEY_DISTINCT_CHARS,
 };
 use crate::app::App;
 use crate::domain::time::now_ms;
@@ -64,12 +64,7 @@ struct AppKeyBody {
 
 pub(super) async fn create(app: &App, req: &Inbound) -> ApiResult<Value> {
     let body: AppKeyBody = from_value(json_body(req)?)?;
-    let name = check_name(
-        "name",
-        body.name
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("name: required"))?,
-    )?;
+    let name = required_name(body.name.as_deref())?;
     let role = body
         .role
         .as_deref()

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    check_name, json_body, lifecycle, not_found, path_id, MAX_KEYS_PER_GROUP, MAX_WINDOW_MINUTES,
+    check_name, json_body, lifecycle, not_found, path_id, required_name, MAX_KEYS_PER_GROUP,
+    MAX_WINDOW_MINUTES,
 };
 use crate::app::App;
 use crate::domain::event::is_valid_label_key;
@@ -63,12 +64,7 @@ struct ChannelBody {
 
 pub(super) async fn create(app: &App, req: &Inbound) -> ApiResult<Value> {
     let body: ChannelBody = from_value(json_body(req)?)?;
-    let name = check_name(
-        "name",
-        body.name
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("name: required"))?,
-    )?;
+    let name = required_name(body.name.as_deref())?;
     let grouping = body.grouping.unwrap_or_default();
     validate_grouping(&grouping)?;
     let channel = Channel {

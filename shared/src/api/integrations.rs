@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_name, json_body, not_found, path_id};
+use super::{json_body, not_found, path_id, required_name};
 use crate::app::App;
 use crate::domain::time::now_ms;
 use crate::error::{ApiError, ApiResult};
@@ -69,12 +69,7 @@ fn route_channel_places(routes: &Routes) -> Vec<(String, &str)> {
 
 pub(super) async fn create(app: &App, req: &Inbound) -> ApiResult<Value> {
     let body: IntegrationBody = from_value(json_body(req)?)?;
-    let name = check_name(
-        "name",
-        body.name
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("name: required"))?,
-    )?;
+    let name = required_name(body.name.as_deref())?;
     let kind_slug = body
         .kind
         .ok_or_else(|| ApiError::invalid("kind: required"))?;

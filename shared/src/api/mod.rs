@@ -479,3 +479,11 @@ fn check_name(field: &str, name: &str) -> ApiResult<String> {
     }
     Ok(name.to_string())
 }
+
+/// The `name` a create call must send: present, then [`check_name`]'s rule.
+fn required_name(name: Option<&str>) -> ApiResult<String> {
+    check_name(
+        "name",
+        name.ok_or_else(|| ApiError::invalid("name: required"))?,
+    )
+}
